@@ -1,0 +1,180 @@
+"""Typed configuration dataclasses.
+
+Attribute docstrings (the string literal under each field) are read by jsonargparse, so they
+become the ``--help`` text of ``lm-core fit``. Every YAML under ``configs/lm`` mirrors these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the field."""
+
+
+def _check(cond: bool, field_name: str, expected: str, got: object) -> None:
+    if not cond:
+        raise ConfigError(f"{field_name}: expected {expected}, got {got!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the Transformer denoiser (dense, pre-norm, RMSNorm, SwiGLU, RoPE, GQA)."""
+
+    vocab_size: int = 260
+    """Number of token ids the embedding holds (including the reserved MASK/EOS/PAD ids)."""
+    d_model: int = 256
+    """Width of the residual stream."""
+    n_layers: int = 4
+    """Number of Transformer blocks."""
+    n_heads: int = 4
+    """Number of query heads."""
+    n_kv_heads: int | None = None
+    """Number of key/value heads (grouped-query attention); None means equal to n_heads."""
+    ffn_hidden: int | None = None
+    """Hidden width of the SwiGLU MLP; None means 8/3 * d_model rounded up to a multiple of 64."""
+    max_seq_len: int = 512
+    """Longest sequence (tokens) the model accepts."""
+    rope_theta: float = 10000.0
+    """RoPE base frequency."""
+    norm_eps: float = 1e-5
+    """RMSNorm epsilon."""
+    tie_embeddings: bool = True
+    """Share the input embedding matrix with the output projection."""
+    causal: bool = False
+    """Causal (autoregressive) attention; False gives the bidirectional diffusion denoiser."""
+    time_conditioning: bool = False
+    """Add an embedding of the noise level t to every position (off for LLaDA; on for flow)."""
+    init_std: float = 0.02
+    """Standard deviation of the normal initialisation of linear and embedding weights."""
+    attn_backend: Literal["auto", "flash", "varlen", "sdpa"] = "auto"
+    """Attention kernel: auto picks flash-attn, then torch varlen (CUDA), then SDPA."""
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.ffn_hidden is None:
+            self.ffn_hidden = 64 * ((int(8 * self.d_model / 3) + 63) // 64)
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "ffn_hidden"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v > 0, f"model.{name}", "a positive integer", v)
+        _check(
+            self.d_model % self.n_heads == 0,
+            "model.d_model",
+            f"a multiple of model.n_heads={self.n_heads}",
+            self.d_model,
+        )
+        _check(
+            (self.d_model // self.n_heads) % 2 == 0,
+            "model.d_model / model.n_heads",
+            "an even head dimension (RoPE rotates pairs)",
+            self.d_model // self.n_heads,
+        )
+        _check(
+            isinstance(self.n_kv_heads, int)
+            and self.n_kv_heads > 0
+            and self.n_heads % self.n_kv_heads == 0,
+            "model.n_kv_heads",
+            f"a positive divisor of model.n_heads={self.n_heads}",
+            self.n_kv_heads,
+        )
+        _check(self.rope_theta > 0, "model.rope_theta", "a positive number", self.rope_theta)
+        _check(
+            self.attn_backend in ("auto", "flash", "varlen", "sdpa"),
+            "model.attn_backend",
+            "one of auto, flash, varlen, sdpa",
+            self.attn_backend,
+        )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"model: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+
+def illada_8b() -> ModelConfig:
+    """The iLLaDA-8B shape: 32 layers, d 4096, 32 heads / 8 KV heads, FFN 14336, vocab 155136."""
+    return ModelConfig(
+        vocab_size=155136,
+        d_model=4096,
+        n_layers=32,
+        n_heads=32,
+        n_kv_heads=8,
+        ffn_hidden=14336,
+        max_seq_len=8192,
+        rope_theta=500000.0,
+        tie_embeddings=True,
+    )
+
+
+@dataclass
+class CorruptionConfig:
+    """Masked-diffusion forward process (t = 0 clean, t = 1 all masked)."""
+
+    eps: float = 1e-3
+    """Floor of the masking probability: p = (1 - eps) t + eps."""
+    stratified: bool = False
+    """Stratify t across the batch (one draw per equal-width stratum) to cut loss variance."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.eps < 1.0, "corruption.eps", "a number in [0, 1)", self.eps)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a warmup-stable-decay schedule."""
+
+    lr: float = 3e-4
+    """Peak learning rate."""
+    weight_decay: float = 0.1
+    """AdamW weight decay (not applied to norms and embeddings)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    warmup_steps: int = 100
+    """Linear warmup length in optimiser steps."""
+    decay_fraction: float = 0.2
+    """Share of max_steps spent in the final cosine decay (WSD's decay tail)."""
+    min_lr_ratio: float = 0.1
+    """Learning rate at the end of the decay, as a fraction of lr."""
+    grad_clip: float = 1.0
+    """Gradient-norm clipping threshold (0 disables)."""
+    ema_decay: float = 0.0
+    """Exponential moving average of weights (0 disables); the EMA weights are saved for inference."""
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", "a positive number", self.lr)
+        _check(self.warmup_steps >= 0, "optim.warmup_steps", "a non-negative integer", self.warmup_steps)
+        _check(
+            0.0 <= self.decay_fraction <= 1.0,
+            "optim.decay_fraction",
+            "a number in [0, 1]",
+            self.decay_fraction,
+        )
+        _check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay", "a number in [0, 1)", self.ema_decay)
+        _check(self.grad_clip >= 0, "optim.grad_clip", "a non-negative number", self.grad_clip)
+
+
+@dataclass
+class ObjectiveConfig:
+    """Which loss trains the Transformer."""
+
+    kind: Literal["masked", "ar"] = "masked"
+    """masked: the masked-diffusion ELBO (LLaDA); ar: causal next-token loss (matched baseline)."""
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    """Forward-process settings (masked objective only)."""

@@ -1,0 +1,200 @@
+"""The block denoiser: a dense pre-norm Transformer, bidirectional by default.
+
+Reads top to bottom: Attention -> Block -> Transformer. Shapes use B (batch), T (tokens),
+d (d_model), H / Hkv (query / key-value heads), D (head dim), V (vocabulary).
+
+The same module serves masked diffusion (bidirectional), the autoregressive baseline
+(``causal=True``), flow models (``time_conditioning=True``, fed ``inputs_embeds``) and tsdiff,
+which feeds its own numeric embeddings through ``inputs_embeds`` and reads ``hidden`` states.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lm_core.config import ModelConfig
+from lm_core.nn.attention import attention, document_ids
+from lm_core.nn.layers import RMSNorm, RotaryEmbedding, SwiGLU, TimeEmbedding
+
+KV = tuple[Tensor, Tensor]
+
+
+class Attention(nn.Module):
+    """Grouped-query self-attention with RoPE and no biases."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * D, bias=False)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * D, bias=False)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * D, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * D, cfg.d_model, bias=False)
+
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        *,
+        cu_seqlens: Tensor | None,
+        attn_mask: Tensor | None,
+        kv_prefix: KV | None = None,
+    ) -> tuple[Tensor, KV]:
+        """x: [B, T, d] -> ([B, T, d], (k, v) each [B, T, Hkv, D] with RoPE applied)."""
+        B, T, _ = x.shape
+        D = self.cfg.head_dim
+        q = self.q_proj(x).view(B, T, self.cfg.n_heads, D)
+        k = self.k_proj(x).view(B, T, self.cfg.n_kv_heads, D)
+        v = self.v_proj(x).view(B, T, self.cfg.n_kv_heads, D)
+        q = RotaryEmbedding.apply(q, cos, sin)
+        k = RotaryEmbedding.apply(k, cos, sin)
+        k_all, v_all = k, v
+        if kv_prefix is not None:
+            k_all = torch.cat([kv_prefix[0].to(k.dtype), k], dim=1)
+            v_all = torch.cat([kv_prefix[1].to(v.dtype), v], dim=1)
+        out = attention(
+            q,
+            k_all,
+            v_all,
+            causal=self.cfg.causal,
+            cu_seqlens=cu_seqlens,
+            attn_mask=attn_mask,
+            backend=self.cfg.attn_backend,
+        )
+        return self.o_proj(out.reshape(B, T, -1)), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
+
+    def forward(self, x, cos, sin, *, cu_seqlens, attn_mask, kv_prefix=None):
+        h, kv = self.attn(
+            self.attn_norm(x), cos, sin, cu_seqlens=cu_seqlens, attn_mask=attn_mask, kv_prefix=kv_prefix
+        )
+        x = x + h
+        x = x + self.mlp(self.mlp_norm(x))
+        return x, kv
+
+
+class Transformer(nn.Module):
+    """Token embedding -> n_layers Blocks -> RMSNorm -> vocabulary logits."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
+        if not torch.empty(0).is_meta:
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        std = self.cfg.init_std
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                # GPT-2 style: scale residual output projections by depth
+                scale = (2 * self.cfg.n_layers) ** -0.5 if name.endswith(("o_proj.weight", "down.weight")) else 1.0
+                nn.init.normal_(p, mean=0.0, std=std * scale)
+            elif name.endswith("weight") and "norm" in name:
+                nn.init.ones_(p)
+            else:
+                nn.init.zeros_(p)
+
+    # ------------------------------------------------------------------ helpers
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.tok_emb.weight.numel()
+        return n
+
+    def default_positions(self, B: int, T: int, device, cu_seqlens: Tensor | None) -> Tensor:
+        """Positions [B, T]: 0..T-1 per row, or restarting at 0 in each packed document."""
+        pos = torch.arange(T, device=device)
+        if cu_seqlens is not None:
+            doc = document_ids(cu_seqlens.to(device), T)
+            pos = pos - cu_seqlens.to(device).long()[doc]
+        return pos[None].expand(B, T)
+
+    def output_logits(self, hidden: Tensor) -> Tensor:
+        """Final hidden states [B, T, d] (already normed) -> logits [B, T, V]."""
+        w = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
+        return hidden @ w.t()
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        *,
+        inputs_embeds: Tensor | None = None,
+        positions: Tensor | None = None,
+        cu_seqlens: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        t: Tensor | None = None,
+        kv_prefix: list[KV] | None = None,
+        return_hidden: bool = False,
+        return_kv: bool = False,
+    ):
+        """Run the denoiser.
+
+        Args:
+            input_ids: [B, T] token ids (or give ``inputs_embeds`` [B, T, d] instead, e.g. soft
+                embeddings or tsdiff's numeric cell embeddings).
+            positions: [B, T] integer RoPE positions; default 0..T-1 (reset per packed document).
+            cu_seqlens: int32 [N + 1] packed-document boundaries (B must be 1); attention never
+                crosses documents.
+            attn_mask: bool [B, T, S] or [B, 1, T, S], True = may attend (S = prefix + T).
+            t: [B] noise level in [0, 1], required when ``time_conditioning`` is on.
+            kv_prefix: per-layer cached (k, v) [B, P, Hkv, D] that every position may attend to
+                (e.g. an encoded context reused across sampling steps).
+            return_hidden: return the final normed hidden states [B, T, d] instead of logits.
+            return_kv: also return the per-layer (k, v) of these T positions.
+
+        Returns:
+            logits [B, T, V] (or hidden [B, T, d]); with ``return_kv`` a tuple (out, kvs).
+        """
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("give input_ids or inputs_embeds")
+            if input_ids.shape[-1] > self.cfg.max_seq_len:
+                raise ValueError(
+                    f"sequence of {input_ids.shape[-1]} tokens is longer than "
+                    f"model.max_seq_len={self.cfg.max_seq_len}"
+                )
+            x = self.tok_emb(input_ids)
+        else:
+            x = inputs_embeds
+        B, T, _ = x.shape
+        if self.time_emb is not None:
+            if t is None:
+                raise ValueError("this model has time_conditioning=True: pass t [B]")
+            x = x + self.time_emb(t.reshape(-1).expand(B) if t.numel() == 1 else t)[:, None, :].to(x.dtype)
+        if positions is None:
+            positions = self.default_positions(B, T, x.device, cu_seqlens)
+        cos, sin = self.rope.cos_sin(positions)
+        kvs = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(
+                x,
+                cos,
+                sin,
+                cu_seqlens=cu_seqlens,
+                attn_mask=attn_mask,
+                kv_prefix=None if kv_prefix is None else kv_prefix[i],
+            )
+            if return_kv:
+                kvs.append(kv)
+        h = self.norm_f(x)
+        out = h if return_hidden else self.output_logits(h)
+        return (out, kvs) if return_kv else out

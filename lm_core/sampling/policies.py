@@ -1,0 +1,122 @@
+"""Commit policies: given the denoiser's logits, propose values and choose which cells to commit.
+
+Every policy has ``step(logits, active, n_commit, generator) -> (x0, commit)``:
+
+- ``logits``: [B, L, V] noise-free logits of the current canvas.
+- ``active``: bool [B, L], cells still hidden in the active block.
+- ``n_commit``: long [B], how many cells the step schedule asks for in this step (fixed-count
+  policies obey it; threshold policies use it only as the fallback minimum).
+- returns ``x0`` [B, L] proposed values and ``commit`` bool [B, L] (a subset of ``active``).
+
+Confidence scores (higher = commit earlier):
+
+- ``prob``: probability of the drawn value x0 (LLaDA low-confidence remasking). It depends on
+  the value drawn, which is right for text but pulls numeric sample paths toward the mode.
+- ``margin``: p1 - p2 of the two most probable values.
+- ``entropy``: negative entropy of the predictive distribution (Dream); computed before sampling,
+  so the order does not depend on the value drawn.
+- ``random``: uniform random order (the control).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+CONFIDENCES = ("prob", "margin", "entropy", "random")
+
+
+def gumbel_sample(logits: Tensor, temperature: float, generator=None) -> Tensor:
+    """Gumbel-max draw at ``temperature`` computed in float64 (argmax when temperature == 0).
+
+    logits [..., V] -> ids [...]. Float64 matters: low-precision Gumbel noise is visibly biased.
+    """
+    if temperature <= 0:
+        return logits.argmax(-1)
+    lf = logits.double() / temperature
+    u = torch.rand(lf.shape, dtype=torch.float64, device=lf.device, generator=generator)
+    g = -torch.log(-torch.log(u.clamp_min(1e-300)))
+    return (lf + g).argmax(-1)
+
+
+def confidence_scores(
+    logits: Tensor, x0: Tensor, kind: str, generator: torch.Generator | None = None
+) -> Tensor:
+    """Confidence of each cell, [B, L] float32, from noise-free logits [B, L, V] and draws x0."""
+    if kind == "random":
+        return torch.rand(x0.shape, device=x0.device, generator=generator)
+    probs = torch.softmax(logits.float(), dim=-1)
+    if kind == "prob":
+        return probs.gather(-1, x0[..., None]).squeeze(-1)
+    if kind == "margin":
+        top2 = probs.topk(2, dim=-1).values
+        return top2[..., 0] - top2[..., 1]
+    if kind == "entropy":
+        return (probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+    raise ValueError(f"confidence: expected one of {CONFIDENCES}, got {kind!r}")
+
+
+def top_k_mask(score: Tensor, active: Tensor, k: Tensor) -> Tensor:
+    """bool [B, L]: the k[b] highest-scoring active cells of each row."""
+    s = score.masked_fill(~active, float("-inf"))
+    order = s.argsort(dim=-1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(s.shape[-1], device=s.device).expand_as(order))
+    return (rank < k[:, None]) & active
+
+
+@dataclass
+class LowConfidence:
+    """Fixed-count commitment (LLaDA): each step commits the n_commit most confident cells."""
+
+    temperature: float = 0.0
+    confidence: str = "prob"
+
+    #: a fixed-count policy follows the step schedule exactly
+    dynamic = False
+
+    def __post_init__(self) -> None:
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(f"confidence: expected one of {CONFIDENCES}, got {self.confidence!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature: expected >= 0, got {self.temperature}")
+
+    def step(self, logits, active, n_commit, generator=None):
+        x0 = gumbel_sample(logits, self.temperature, generator)
+        score = confidence_scores(logits, x0, self.confidence, generator)
+        return x0, top_k_mask(score, active, n_commit)
+
+
+def RandomRemasking(temperature: float = 0.0) -> LowConfidence:  # noqa: N802
+    """The control: fixed counts, uniformly random order."""
+    return LowConfidence(temperature=temperature, confidence="random")
+
+
+@dataclass
+class Threshold:
+    """Confidence-threshold parallel decoding (Fast-dLLM).
+
+    Commits every active cell whose confidence is at least ``tau``, and at least one cell (the most
+    confident) per step, so every step makes progress.
+    """
+
+    tau: float = 0.9
+    temperature: float = 0.0
+    confidence: str = "prob"
+
+    dynamic = True
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.tau <= 1.0):
+            raise ValueError(f"tau: expected a number in (0, 1], got {self.tau}")
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(f"confidence: expected one of {CONFIDENCES}, got {self.confidence!r}")
+
+    def step(self, logits, active, n_commit, generator=None):
+        x0 = gumbel_sample(logits, self.temperature, generator)
+        score = confidence_scores(logits, x0, self.confidence, generator)
+        commit = (score >= self.tau) & active
+        at_least_one = top_k_mask(score, active, torch.ones_like(n_commit))
+        return x0, commit | at_least_one
