@@ -115,7 +115,7 @@ def _read_records(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin_named(name: str) -> tuple[tuple[str, str], ...]:
     """All documents of a built-in corpus as (stable name, text), in a fixed order."""
     if name == "shakespeare":
@@ -133,7 +133,9 @@ def _builtin_named(name: str) -> tuple[tuple[str, str], ...]:
 def _stdlib_docs(root: Path) -> list[tuple[str, str]]:
     docs = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("test"))
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("test")
+        )
         for fn in sorted(filenames):
             if not fn.endswith(".py") or fn.startswith("test_"):
                 continue

@@ -217,8 +217,12 @@ def build_tokenizer(
         return ByteTokenizer()
     if kind == "bpe":
         if texts is None:
-            raise TokenizerError("texts: expected training texts for tokenizer kind 'bpe', got None")
+            raise TokenizerError(
+                "texts: expected training texts for tokenizer kind 'bpe', got None"
+            )
         if vocab_size is None:
-            raise TokenizerError("vocab_size: expected an integer for tokenizer kind 'bpe', got None")
+            raise TokenizerError(
+                "vocab_size: expected an integer for tokenizer kind 'bpe', got None"
+            )
         return BPETokenizer.train(texts, vocab_size)
     raise TokenizerError(f"kind: expected one of {KINDS}, got {kind!r}")

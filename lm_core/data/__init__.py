@@ -1,0 +1,50 @@
+"""Text data: tokenizers with reserved EOS/PAD/MASK, corpora, packing into variable-length batches.
+
+Batches are dicts: packed ``{"input_ids": [1, T], "cu_seqlens": int32 [n + 1]}`` or padded
+``{"input_ids": [B, L], "valid": bool [B, L]}``. The Lightning ``TextDataModule`` lives in
+``lm_core.data.datamodule`` (imported lazily here so that plain use does not import Lightning).
+"""
+
+from lm_core.data.corpora import BUILTIN, CorpusError, chunk_text, holdout, load_corpus, split_of
+from lm_core.data.packing import (
+    PackedDataset,
+    collate_single,
+    pack_documents,
+    pad_documents,
+    plan_batches,
+)
+from lm_core.data.tokenizers import (
+    BPETokenizer,
+    ByteTokenizer,
+    TokenizerError,
+    build_tokenizer,
+    load_tokenizer,
+)
+
+__all__ = [
+    "BUILTIN",
+    "BPETokenizer",
+    "ByteTokenizer",
+    "CorpusError",
+    "PackedDataset",
+    "TextDataModule",
+    "TokenizerError",
+    "build_tokenizer",
+    "chunk_text",
+    "collate_single",
+    "holdout",
+    "load_corpus",
+    "load_tokenizer",
+    "pack_documents",
+    "pad_documents",
+    "plan_batches",
+    "split_of",
+]
+
+
+def __getattr__(name: str):
+    if name == "TextDataModule":
+        from lm_core.data.datamodule import TextDataModule
+
+        return TextDataModule
+    raise AttributeError(f"module 'lm_core.data' has no attribute {name!r}")
