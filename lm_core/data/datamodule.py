@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lm_core.data.corpora import holdout, is_builtin, load_corpus
+from lm_core.data.corpora import holdout, is_builtin, load_corpus, split_of
 from lm_core.data.packing import PackedDataset, collate_single, pad_documents
 from lm_core.data.tokenizers import BPETokenizer, ByteTokenizer, build_tokenizer
 
@@ -25,7 +25,8 @@ class TextDataModule(L.LightningDataModule):
         train: training corpus: a built-in name (``shakespeare``, ``kjv``, ``stdlib``), a path or
             glob (``.txt``, ``.jsonl``, ``path.jsonl:field``), or a list of them.
         val: validation corpus in the same forms. None: the fixed ``val`` split of a built-in
-            ``train``, or for files a fixed 5 % of the training documents held out by hash.
+            ``train``, or for files a fixed 5 % of the training documents held out by a hash of their
+            text (:func:`lm_core.data.corpora.split_of`); the rest is trained on.
         tokenizer: ``byte`` (259 ids) or ``bpe`` (byte-level BPE trained on the train corpus in
             ``setup``).
         bpe_vocab_size: total ids of the BPE tokenizer, specials included.
@@ -88,7 +89,8 @@ class TextDataModule(L.LightningDataModule):
         elif is_builtin(self.train_spec):
             val = load_corpus(self.train_spec, "val")
         else:
-            train, val = holdout(train, "train"), holdout(train, "val")
+            val = holdout(train, "val")
+            train = [d for d in train if split_of(d) != "val"]
             if not val:
                 raise ValueError(
                     f"val: {self.train_spec!r} has too few documents to hold out 5 %; give val"
