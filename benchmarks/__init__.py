@@ -1,0 +1,1 @@
+"""Benchmark scripts, real-data loaders and peer forecasters (not part of the installed packages)."""

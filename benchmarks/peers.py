@@ -1,0 +1,286 @@
+"""Peer forecasters on the benchmark windows: seasonal naive, ETS (statsmodels), DeepAR and
+PatchTST (GluonTS torch).
+
+Every peer takes the long frame and :class:`~benchmarks.datasets.Protocol` of a loader, forecasts
+the windows of :func:`~benchmarks.datasets.window_splits` (same order) and returns a
+:class:`PeerResult` with sample paths ``[N_windows, S, H, C]`` plus fit and predict wall-clock.
+Multichannel targets are handled channel by channel (one univariate model per channel for ETS,
+one global model over all (item, channel) series with the channel as a static category for the
+GluonTS models), so their channels are sampled independently. ``quick=True`` shrinks every fit
+for smoke tests; its numbers are not benchmark results.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.datasets import Protocol, window_splits
+
+ETS_CANDIDATES = [  # (trend, damped, seasonal); additive errors throughout
+    (None, False, None),
+    ("add", False, None),
+    ("add", True, None),
+    (None, False, "add"),
+    ("add", False, "add"),
+    ("add", True, "add"),
+]
+
+
+@dataclass
+class PeerResult:
+    """samples: ``[N, S, H, C]``; seconds of wall-clock spent fitting and forecasting."""
+
+    name: str
+    samples: np.ndarray
+    fit_seconds: float
+    predict_seconds: float
+
+
+def _origin_positions(df: pd.DataFrame, protocol: Protocol) -> list[tuple[str, pd.DataFrame, list]]:
+    """Per item: its rows and the row positions of its test origins (window order)."""
+    _, windows = window_splits(df, protocol)
+    out, by_item = [], {}
+    for _, future in windows:
+        by_item.setdefault(future["item_id"].iloc[0], []).append(future["timestamp"].iloc[0])
+    for item_id, rows in df.groupby("item_id", sort=False):
+        rows = rows.reset_index(drop=True)
+        pos = list(rows["timestamp"].searchsorted(pd.DatetimeIndex(by_item[item_id])))
+        out.append((item_id, rows, pos))
+    return out
+
+
+def seasonal_naive(df: pd.DataFrame, protocol: Protocol, n_samples: int = 100) -> PeerResult:
+    """Repeat the last season before each origin; all ``S`` paths equal the point forecast."""
+    t0 = time.perf_counter()
+    m, h = protocol.season_length, protocol.prediction_length
+    paths = []
+    for _, rows, positions in _origin_positions(df, protocol):
+        y = rows[list(protocol.target_columns)].to_numpy(np.float64)
+        for p in positions:
+            idx = p - m + (np.arange(h) % m) - m * (np.arange(h) // m)
+            paths.append(np.broadcast_to(y[idx], (n_samples, h, y.shape[1])))
+    return PeerResult("seasonal_naive", np.stack(paths), 0.0, time.perf_counter() - t0)
+
+
+def _fit_ets(y: np.ndarray, m: int, candidates):
+    """Fit each candidate ETS spec to ``y`` ``[T]``; keep the lowest AICc. -> (spec, params)."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    best = None
+    for trend, damped, seasonal in candidates:
+        if seasonal and len(y) < 2 * m + 2:
+            continue
+        model = ETSModel(
+            y, error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
+            seasonal_periods=m if seasonal else None,
+        )  # fmt: skip
+        res = model.fit(disp=False, maxiter=200)
+        if best is None or res.aicc < best[2]:
+            best = ((trend, damped, seasonal), res.params, res.aicc)
+    return best[0], best[1]
+
+
+def ets(
+    df: pd.DataFrame,
+    protocol: Protocol,
+    n_samples: int = 100,
+    seed: int = 0,
+    spec: str | tuple = "auto",
+    max_fit_length: int | None = None,
+    quick: bool = False,
+) -> PeerResult:
+    """ETS by statsmodels ``ETSModel`` with additive errors, one model per (item, channel).
+
+    Parameters are estimated once on the training part (data before the item's first origin;
+    only its last ``max_fit_length`` points if given). For each origin the fixed-parameter model
+    is run over the data up to it and ``simulate(H, anchor=origin, repetitions=S)`` draws the
+    sample paths (coherent over the horizon).
+
+    Args:
+        spec: ``"auto"``: AICc selection over trend {none, additive, damped} x season {none,
+            additive} for monthly data (us_employment, as DATA.md), ETS(A,Ad,A) with
+            ``m = season_length`` otherwise; ``"aicc"`` forces the selection; or one
+            ``(trend, damped, seasonal)`` tuple.
+        quick: fit on the last ``10 m`` points at most, only ETS(A,N,A).
+    """
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    m = protocol.season_length
+    if quick:
+        candidates, max_fit_length = [(None, False, "add")], min(max_fit_length or 10**9, 10 * m)
+    elif spec == "aicc" or (spec == "auto" and protocol.freq in ("MS", "M", "ME")):
+        candidates = ETS_CANDIDATES
+    else:
+        candidates = [spec if isinstance(spec, tuple) else ("add", True, "add")]
+    rng = np.random.default_rng(seed)
+    fit_s = pred_s = 0.0
+    per_window: list[list[np.ndarray]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _, rows, positions in _origin_positions(df, protocol):
+            start = max(0, positions[0] - max_fit_length) if max_fit_length else 0
+            chans = []
+            for col in protocol.target_columns:
+                y = rows[col].to_numpy(np.float64)
+                t0 = time.perf_counter()
+                (trend, damped, seasonal), params = _fit_ets(y[start : positions[0]], m, candidates)
+                t1 = time.perf_counter()
+                model = ETSModel(
+                    y[start : positions[-1]],
+                    error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
+                    seasonal_periods=m if seasonal else None,
+                )  # fmt: skip
+                res = model.smooth(params)
+                sims = []
+                for p in positions:
+                    anchor = "end" if p - start == model.nobs else p - start
+                    sim = res.simulate(
+                        protocol.prediction_length, anchor=anchor, repetitions=n_samples, rng=rng
+                    )
+                    sims.append(np.asarray(sim, dtype=np.float64).T)  # [S, H]
+                chans.append(sims)
+                fit_s += t1 - t0
+                pred_s += time.perf_counter() - t1
+            per_window += [list(w) for w in zip(*chans, strict=True)]
+    samples = np.stack([np.stack(w, axis=-1) for w in per_window])
+    return PeerResult("ets", samples, fit_s, pred_s)
+
+
+def _time_features(freq: str):
+    """GluonTS default calendar features, without day-of-year for hourly and finer data (a model
+    trained on under a year never sees the test days' values: the DATA.md trap)."""
+    from gluonts.time_feature import time_features_from_frequency_str
+
+    feats = time_features_from_frequency_str(freq)
+    if pd.Timedelta(pd.tseries.frequencies.to_offset(freq).nanos, "ns") < pd.Timedelta("1D"):
+        feats = [f for f in feats if getattr(f, "__name__", "") != "day_of_year"]
+    return feats
+
+
+def _entries(df, protocol, use_covariates: bool):
+    """GluonTS entries: training series (``horizon_ends=False``) or one per window and channel."""
+    cols = list(protocol.known_covariates) if use_covariates else []
+    h = protocol.prediction_length
+    train, test = [], []
+    for _, rows, positions in _origin_positions(df, protocol):
+        start = pd.Period(rows["timestamp"].iloc[0], freq=protocol.freq)
+        cov = rows[cols].to_numpy(np.float32).T
+        for c, col in enumerate(protocol.target_columns):
+            y = rows[col].to_numpy(np.float32)
+            base = {"start": start, "feat_static_cat": [c]}
+            train.append(
+                {**base, "target": y[: positions[0]], "feat_dynamic_real": cov[:, : positions[0]]}
+            )
+            for k, p in enumerate(positions):
+                test.append(({**base, "target": y[:p], "feat_dynamic_real": cov[:, : p + h]}, k, c))
+    return train, test
+
+
+def _gluonts_peer(name, estimator_cls, df, protocol, n_samples, seed, use_covariates, kwargs):
+    """Train one GluonTS torch estimator on all (item, channel) series, forecast every window."""
+    import lightning.pytorch as pl
+    from gluonts.dataset.common import ListDataset
+
+    pl.seed_everything(seed, workers=True, verbose=False)
+    train, test = _entries(df, protocol, use_covariates)
+    if not use_covariates:
+        for e in train + [t[0] for t in test]:
+            e.pop("feat_dynamic_real")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="peer_") as tmp:  # lightning checkpoints land here
+        kwargs["trainer_kwargs"] = {**kwargs["trainer_kwargs"], "default_root_dir": tmp}
+        predictor = estimator_cls(**kwargs).train(ListDataset(train, freq=protocol.freq))
+    t1 = time.perf_counter()
+    fcs = list(
+        predictor.predict(
+            ListDataset([t[0] for t in test], freq=protocol.freq), num_samples=n_samples
+        )
+    )
+    n_windows, n_ch = len(test) // len(protocol.target_columns), len(protocol.target_columns)
+    samples = np.empty((n_windows, n_samples, protocol.prediction_length, n_ch))
+    per_channel: dict[int, list] = {}
+    for (_, _, c), fc in zip(test, fcs, strict=True):  # test is ordered item -> channel -> window
+        if not hasattr(fc, "samples"):  # PatchTST: per-step marginals, not coherent paths
+            fc = fc.to_sample_forecast(n_samples)
+        per_channel.setdefault(c, []).append(fc.samples)
+    for c in range(n_ch):
+        samples[..., c] = np.stack(per_channel[c])
+    return PeerResult(name, samples, t1 - t0, time.perf_counter() - t1)
+
+
+def _trainer_kwargs(max_epochs: int) -> dict:
+    return {
+        "max_epochs": max_epochs,
+        "accelerator": "cpu",
+        "devices": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+    }
+
+
+def deepar(
+    df: pd.DataFrame,
+    protocol: Protocol,
+    n_samples: int = 100,
+    seed: int = 0,
+    max_epochs: int = 30,
+    use_covariates: bool = False,
+    quick: bool = False,
+    **estimator_kwargs,
+) -> PeerResult:
+    """GluonTS torch DeepAR (Student-t), trained once on the data before the first origins.
+
+    ``use_covariates`` feeds the protocol's known covariates as ``feat_dynamic_real``; calendar
+    features per :func:`_time_features`; the channel index is a static category.
+    """
+    from gluonts.torch.model.deepar import DeepAREstimator
+
+    kwargs = dict(
+        freq=protocol.freq, prediction_length=protocol.prediction_length,
+        context_length=protocol.context_length, time_features=_time_features(protocol.freq),
+        num_feat_dynamic_real=len(protocol.known_covariates) if use_covariates else 0,
+        num_feat_static_cat=1, cardinality=[len(protocol.target_columns)],
+        trainer_kwargs=_trainer_kwargs(1 if quick else max_epochs),
+    )  # fmt: skip
+    if quick:
+        kwargs.update(num_batches_per_epoch=3, hidden_size=8, num_layers=1, dropout_rate=0.0)
+    kwargs.update(estimator_kwargs)
+    name = "deepar+cov" if use_covariates else "deepar"
+    return _gluonts_peer(
+        name, DeepAREstimator, df, protocol, n_samples, seed, use_covariates, kwargs
+    )
+
+
+def patchtst(
+    df: pd.DataFrame,
+    protocol: Protocol,
+    n_samples: int = 100,
+    seed: int = 0,
+    max_epochs: int = 30,
+    quick: bool = False,
+    **estimator_kwargs,
+) -> PeerResult:
+    """GluonTS torch PatchTST (univariate per channel, no covariates), patch = season or 16."""
+    from gluonts.torch.model.patch_tst import PatchTSTEstimator
+
+    patch = min(protocol.season_length, 16, protocol.context_length)
+    kwargs = dict(
+        prediction_length=protocol.prediction_length, context_length=protocol.context_length,
+        patch_len=patch, stride=patch, trainer_kwargs=_trainer_kwargs(1 if quick else max_epochs),
+    )  # fmt: skip
+    if quick:
+        kwargs.update(num_batches_per_epoch=3, d_model=16, nhead=2, num_encoder_layers=1)
+    kwargs.update(estimator_kwargs)
+    return _gluonts_peer(
+        "patchtst", PatchTSTEstimator, df, protocol, n_samples, seed, False, kwargs
+    )
+
+
+PEERS = {"seasonal_naive": seasonal_naive, "ets": ets, "deepar": deepar, "patchtst": patchtst}
