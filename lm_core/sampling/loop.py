@@ -5,6 +5,10 @@ The loop works on any canvas: a [B, L] tensor of ids with an ``editable`` mask o
 blocks of ``block_length``; blocks are filled left to right (semi-autoregressive), each in
 ``steps // n_blocks`` steps for fixed-count policies, or until empty for dynamic ones.
 Extra conditioning (covariates, attention masks, positions) is passed to ``model_fn`` untouched.
+
+Randomness comes only from the policy, through ``generator``: one ``torch.Generator`` or a list
+of per-row generators (see :mod:`lm_core.sampling.policies`), which makes each row's result
+independent of the rest of the batch.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ def denoise(
     steps: int,
     block_length: int | None = None,
     cond: dict | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     on_block_end: Callable[[Tensor, Tensor, int], bool] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, SampleStats]:
@@ -98,7 +102,11 @@ def denoise(
             they stop when the block is full).
         block_length: editable cells per block (default: all in one block).
         cond: extra keyword inputs for model_fn, passed through untouched.
+        generator: one generator, or a list of B per-row generators (batch-independent draws).
         on_block_end: ``f(x, editable, block) -> stop``; lets callers end early (e.g. on EOS).
+            It may write into ``x`` in place: cells it sets to a value other than ``mask_id``
+            are no longer hidden, so later blocks skip them (e.g. a finished row's remaining
+            cells filled with EOS).
 
     Returns:
         the filled canvas [B, L] and :class:`SampleStats`.
