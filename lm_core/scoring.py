@@ -40,6 +40,11 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _wide(t: Tensor) -> Tensor:
+    """At least float32 (half-precision logits are widened; float64 stays float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def stratified_mask_counts(L: int, n: int, generator: torch.Generator) -> Tensor:
     """Mask counts k_j in 1..L for n samples, spread evenly with one random offset: [n] long."""
     u = torch.rand((), generator=generator).item()
@@ -54,9 +59,9 @@ def _elbo_terms(model, prompt: Tensor, cont: Tensor, k: Tensor, mask_id: int, ge
     masked = (order < k[:, None]).to(cont.device)  # [n, L], exactly k_j True in row j
     x = torch.cat([prompt.expand(n, -1), cont.expand(n, -1)], dim=1)
     x[:, prompt.numel() :] = torch.where(masked, mask_id, x[:, prompt.numel() :])
-    logits = model(x)[:, prompt.numel() :].float()
+    logits = _wide(model(x)[:, prompt.numel() :])
     logp = -F.cross_entropy(logits.transpose(1, 2), cont.expand(n, -1), reduction="none")  # [n, L]
-    weight = (L / k.to(logp.device, torch.float32))[:, None]
+    weight = (L / k.to(logp.device, logp.dtype))[:, None]
     return (logp * masked * weight).sum(-1)
 
 
@@ -189,7 +194,7 @@ def ar_perplexity(
         doc = list(doc)
         for a, s, e in rolling_chunks(len(doc), window, context):
             x = torch.tensor(doc[a:e], dtype=torch.long, device=dev)[None]
-            logits = model(x)[0, s - a - 1 : e - a - 1].float()
+            logits = _wide(model(x)[0, s - a - 1 : e - a - 1])
             nll += float(F.cross_entropy(logits, x[0, s - a :], reduction="sum"))
             n_tok += e - s
     return _ppl(nll, 0.0, n_tok, exact=True)
@@ -217,7 +222,7 @@ def confidence_score(
     hidden = torch.ones(L, dtype=torch.bool, device=dev)
     total = 0.0
     for _ in range(L):
-        logp = torch.log_softmax(model(x)[0, P:].float(), -1).gather(-1, c[:, None]).squeeze(-1)
+        logp = torch.log_softmax(_wide(model(x)[0, P:]), -1).gather(-1, c[:, None]).squeeze(-1)
         i = int(logp.masked_fill(~hidden, float("-inf")).argmax())
         total += float(logp[i])
         x[0, P + i] = c[i]
