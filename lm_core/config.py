@@ -24,8 +24,9 @@ def _check(cond: bool, field_name: str, expected: str, got: object) -> None:
 class ModelConfig:
     """Shape of the Transformer denoiser (dense, pre-norm, RMSNorm, SwiGLU, RoPE, GQA)."""
 
-    vocab_size: int = 260
-    """Number of token ids the embedding holds (including the reserved MASK/EOS/PAD ids)."""
+    vocab_size: int | None = 260
+    """Number of token ids the embedding holds (including the reserved MASK/EOS/PAD ids); null
+    lets ``lm-core fit`` take it from the tokenizer."""
     d_model: int = 256
     """Width of the residual stream."""
     n_layers: int = 4
@@ -61,7 +62,8 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "ffn_hidden"):
+        names = ("d_model",) if self.vocab_size is None else ("vocab_size", "d_model")
+        for name in (*names, "n_layers", "n_heads", "max_seq_len", "ffn_hidden"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v > 0, f"model.{name}", "a positive integer", v)
         _check(
@@ -159,7 +161,12 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "optim.lr", "a positive number", self.lr)
-        _check(self.warmup_steps >= 0, "optim.warmup_steps", "a non-negative integer", self.warmup_steps)
+        _check(
+            self.warmup_steps >= 0,
+            "optim.warmup_steps",
+            "a non-negative integer",
+            self.warmup_steps,
+        )
         _check(
             0.0 <= self.decay_fraction <= 1.0,
             "optim.decay_fraction",
