@@ -30,7 +30,12 @@ CALIBRATION_STEPS = 20
 
 
 class TimeBudget(L.Callback):
-    """Re-sets max_steps (and the WSD decay tail) to fit ``seconds`` after calibration steps."""
+    """Fits max_steps (and so the WSD decay tail) to ``seconds`` of wall clock.
+
+    Every 10 steps until the decay tail begins, the step count is re-estimated from the average
+    time per step so far (the machine may be shared, so one early measurement is not enough);
+    once decaying, the plan is frozen so the cosine tail runs to its end.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -40,17 +45,21 @@ class TimeBudget(L.Callback):
         self.t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-        if trainer.global_step != CALIBRATION_STEPS:
+        step = trainer.global_step
+        f = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
+        if step < CALIBRATION_STEPS or step % 10 or step >= f.max_steps - f.decay_steps:
             return
-        per_step = (time.perf_counter() - self.t0) / CALIBRATION_STEPS
-        n = max(CALIBRATION_STEPS + 10, int(self.seconds / per_step))
+        per_step = (time.perf_counter() - self.t0) / step
+        n = max(step + 10, int(self.seconds / per_step))
+        if n == f.max_steps:
+            return
         trainer.fit_loop.epoch_loop.max_steps = n
         pl_module.max_steps = n
-        f = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
         f.__init__(n, f.warmup_steps, pl_module.optim.decay_fraction, f.min_lr_ratio)
-        pl_module.print(
-            f"time budget {self.seconds:.0f}s: {per_step * 1e3:.0f} ms/step -> {n} steps"
-        )
+        if step == CALIBRATION_STEPS:
+            pl_module.print(
+                f"time budget {self.seconds:.0f}s: {per_step * 1e3:.0f} ms/step -> {n} steps"
+            )
 
 
 def demo_config(out: Path, seconds: float):

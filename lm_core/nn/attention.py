@@ -133,8 +133,27 @@ def attention(
     if backend == "flash":
         out = _flash_varlen(qf, kf, vf, cu, cu, max_len, max_len, causal=causal)
     else:
-        window = (-1, 0) if causal else (-1, -1)
-        out = _torch_varlen(
-            qf, kf, vf, cu, cu, max_len, max_len, window_size=window, enable_gqa=kf.shape[1] != H
-        )
+        out = _call_torch_varlen(qf, kf, vf, cu, max_len, causal)
     return out.reshape(B, T, H, D)
+
+
+def _call_torch_varlen(qf, kf, vf, cu, max_len, causal):
+    """``varlen_attn`` across torch versions: ``enable_gqa`` / ``window_size`` (2.13) or
+    ``is_causal`` and equal head counts (older)."""
+    import inspect
+
+    params = inspect.signature(_torch_varlen).parameters
+    kw = {}
+    if kf.shape[1] != qf.shape[1]:
+        if "enable_gqa" in params:
+            kw["enable_gqa"] = True
+        else:
+            rep = qf.shape[1] // kf.shape[1]
+            kf, vf = kf.repeat_interleave(rep, dim=1), vf.repeat_interleave(rep, dim=1)
+    if "window_size" in params:
+        kw["window_size"] = (-1, 0) if causal else (-1, -1)
+    elif "is_causal" in params:
+        kw["is_causal"] = causal
+    elif causal:
+        raise ValueError("this torch's varlen_attn has no causal mode; use attn_backend=sdpa")
+    return _torch_varlen(qf, kf, vf, cu, cu, max_len, max_len, **kw)
