@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lm_core.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=180.0, help="training wall-clock budget")
     ap.add_argument("--out", type=Path, default=Path("demo_out/lm"))
-    ap.add_argument("--eval-docs", type=int, default=24, help="held-out documents to score")
+    ap.add_argument("--eval-docs", type=int, default=8, help="held-out documents to score")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.perf_counter()
