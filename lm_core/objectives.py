@@ -18,7 +18,9 @@ def _per_row_t(input_ids: Tensor, cu_seqlens: Tensor | None, stratified: bool, g
     """A noise level per sequence: [B, 1] for a padded batch, [1, T] (one t per document) if packed."""
     B, T = input_ids.shape
     if cu_seqlens is None:
-        return sample_t(B, stratified=stratified, device=input_ids.device, generator=generator)[:, None]
+        return sample_t(B, stratified=stratified, device=input_ids.device, generator=generator)[
+            :, None
+        ]
     n_docs = cu_seqlens.numel() - 1
     t_doc = sample_t(n_docs, stratified=stratified, device=input_ids.device, generator=generator)
     return t_doc[document_ids(cu_seqlens.to(input_ids.device), T)][None]
@@ -70,6 +72,8 @@ def masked_diffusion_loss(
         loss = weighted.sum() / maskable.sum().clamp(min=1)
     else:
         raise ValueError(f"normalise: expected 'tokens' or 'answer', got {normalise!r}")
+    if not masked.any():  # nothing masked (tiny batch, small t): keep the graph for backward/DDP
+        loss = loss + 0.0 * logits.sum()
     n_masked = masked.sum().clamp(min=1)
     stats = {
         "masked_frac": (masked.sum() / maskable.sum().clamp(min=1)).detach(),

@@ -101,3 +101,14 @@ def test_ar_loss_needs_causal_model_and_respects_valid():
     logits = model(ids[:, :4])
     ref = F.cross_entropy(logits[0, :3], ids[0, 1:4])
     assert float(loss) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_batch_with_nothing_masked_still_backpropagates():
+    model = Transformer(ModelConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2))
+    ids = torch.randint(0, MASK, (1, 3))
+    loss, stats = masked_diffusion_loss(
+        model, ids, mask_id=MASK, t=torch.zeros(()), generator=torch.Generator().manual_seed(0)
+    )
+    assert float(stats["masked_frac"]) == 0.0 and float(loss) == 0.0
+    loss.backward()  # no "does not require grad" error
+    assert model.tok_emb.weight.grad is not None
