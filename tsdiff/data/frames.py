@@ -1,0 +1,168 @@
+"""Long pandas DataFrames in, validated per-item arrays out.
+
+A long frame has one row per (item, timestamp) with one or more target columns side by side
+(a wide frame per item), plus optional covariate columns::
+
+    item_id | timestamp           | demand | temp  | workday
+    a       | 2014-01-01 00:00:00 | 3.9    | 18.1  | 0
+    a       | 2014-01-01 00:30:00 | 3.7    | 17.9  | 0
+
+Documented handling of messy input:
+
+- unsorted rows are sorted by (item, timestamp);
+- gaps (timestamps missing on the ``freq`` grid) become rows with NaN targets, i.e. unobserved
+  cells that the model never treats as zeros;
+- NaN targets are unobserved; an item whose target is all NaN is an error;
+- duplicate timestamps within an item, timestamps off the ``freq`` grid, infinite values,
+  non-numeric targets, unknown columns: a :class:`DataError` naming the item / column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tsdiff.features import parse_freq, time_features
+
+
+class DataError(ValueError):
+    """A user's data does not fit what was asked; the message names the column or item."""
+
+
+@dataclass
+class Series:
+    """One item, on a regular ``freq`` grid.
+
+    Attributes:
+        target: [T, C] float32, NaN where unobserved.
+        time_feat: [T, F] calendar features.
+        past_cov: [T, Cp] past-only covariates (NaN where unobserved).
+        future_cov: [T, Cf] known-future covariates.
+        static_real: [Sr]; static_cat: [Sc] int64 codes.
+    """
+
+    item_id: str
+    index: pd.DatetimeIndex
+    target: np.ndarray
+    time_feat: np.ndarray
+    past_cov: np.ndarray
+    future_cov: np.ndarray
+    static_real: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    static_cat: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass
+class Columns:
+    """Which columns of the long frame play which role."""
+
+    targets: list[str]
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+    past_covariates: list[str] = field(default_factory=list)
+    future_covariates: list[str] = field(default_factory=list)
+    static_real: list[str] = field(default_factory=list)
+    static_cat: list[str] = field(default_factory=list)
+
+    def all(self) -> list[str]:
+        return [
+            self.item_id,
+            self.timestamp,
+            *self.targets,
+            *self.past_covariates,
+            *self.future_covariates,
+            *self.static_real,
+            *self.static_cat,
+        ]
+
+
+def _check_columns(df: pd.DataFrame, cols: Columns) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"data: expected a pandas DataFrame, got {type(df).__name__}")
+    if not cols.targets:
+        raise DataError("target: name at least one target column")
+    missing = [c for c in cols.all() if c not in df.columns]
+    if missing:
+        raise DataError(f"unknown column(s) {missing}; the frame has {list(df.columns)}")
+    numeric = [*cols.targets, *cols.past_covariates, *cols.future_covariates, *cols.static_real]
+    for c in numeric:
+        if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            if pd.api.types.is_bool_dtype(df[c]):
+                continue
+            raise DataError(f"column {c!r}: expected numbers, got dtype {df[c].dtype}")
+        vals = df[c].to_numpy(dtype=np.float64)
+        if np.isinf(vals).any():
+            raise DataError(f"column {c!r}: contains infinite values; use NaN for missing")
+
+
+def _timestamps(df: pd.DataFrame, col: str) -> pd.Series:
+    try:
+        ts = pd.to_datetime(df[col])
+    except (ValueError, TypeError) as e:
+        raise DataError(f"column {col!r}: cannot parse as timestamps ({e})") from None
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert(None)
+    return ts
+
+
+def _regular_index(item, ts: pd.Series, freq: str, col: str) -> pd.DatetimeIndex:
+    if ts.duplicated().any():
+        dup = ts[ts.duplicated()].iloc[:3].tolist()
+        raise DataError(f"item {item!r}: duplicate timestamps in {col!r}, e.g. {dup}")
+    full = pd.date_range(ts.iloc[0], ts.iloc[-1], freq=parse_freq(freq))
+    off_grid = ~ts.isin(full)
+    if off_grid.any():
+        bad = ts[off_grid].iloc[:3].tolist()
+        raise DataError(
+            f"item {item!r}: timestamps {bad} do not fall on the freq={freq!r} grid "
+            f"starting at {ts.iloc[0]}"
+        )
+    return full
+
+
+def frame_to_series(
+    df: pd.DataFrame, cols: Columns, freq: str, min_length: int = 1
+) -> list[Series]:
+    """Validate a long frame and split it into regular per-item :class:`Series`."""
+    _check_columns(df, cols)
+    parse_freq(freq)
+    if len(df) == 0:
+        raise DataError("data: the frame has no rows")
+    df = df.copy()
+    df[cols.timestamp] = _timestamps(df, cols.timestamp)
+    df = df.sort_values([cols.item_id, cols.timestamp], kind="stable")
+    out = []
+    for item, g in df.groupby(cols.item_id, sort=False):
+        index = _regular_index(item, g[cols.timestamp].reset_index(drop=True), freq, cols.timestamp)
+        g = g.set_index(cols.timestamp).reindex(index)
+
+        def arr(names, g=g):
+            if not names:
+                return np.zeros((len(index), 0), np.float32)
+            return g[names].to_numpy(dtype=np.float32)
+
+        target = arr(cols.targets)
+        if np.isnan(target).all():
+            raise DataError(f"item {item!r}: every target value is missing (NaN)")
+        if len(index) < min_length:
+            raise DataError(
+                f"item {item!r}: {len(index)} time steps, fewer than the {min_length} required"
+            )
+        first = g.iloc[0]
+        out.append(
+            Series(
+                item_id=str(item),
+                index=index,
+                target=target,
+                time_feat=time_features(index, freq),
+                past_cov=arr(cols.past_covariates),
+                future_cov=arr(cols.future_covariates),
+                static_real=np.asarray([first[c] for c in cols.static_real], np.float32),
+                static_cat=np.zeros(len(cols.static_cat), np.int64),
+            )
+        )
+    return out

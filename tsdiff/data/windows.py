@@ -1,0 +1,119 @@
+"""Windows: (context, horizon) slices of :class:`~tsdiff.data.frames.Series`, as tensors.
+
+A window ending at ``end`` has context steps ``[end - L, end)`` and horizon steps
+``[end, end + H)``. A context that starts before the series is left-padded with unobserved cells
+(observed = False), never with zeros passed off as data. Batch shapes (B windows):
+
+    ctx, ctx_obs         [B, L, C]     target values (0 where unobserved) and observed mask
+    fut, fut_obs         [B, H, C]     horizon targets (training / backtests only)
+    tf_ctx, tf_fut       [B, L|H, F]   calendar features
+    pcov_ctx, pcov_obs   [B, L, Cp]    past-only covariates
+    fcov_ctx, fcov_fut   [B, L|H, Cf]  known-future covariates
+    static_real          [B, Sr]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from tsdiff.data.frames import DataError, Series
+from tsdiff.features import parse_freq, time_features
+
+
+def _slice(a: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of a [T, K] array, NaN-padded outside [0, T)."""
+    T, K = a.shape
+    out = np.full((stop - start, K), np.nan, dtype=np.float32)
+    lo, hi = max(start, 0), min(stop, T)
+    if hi > lo:
+        out[lo - start : hi - start] = a[lo:hi]
+    return out
+
+
+def future_index(series: Series, H: int, freq: str) -> pd.DatetimeIndex:
+    """The H timestamps after the series' end."""
+    return pd.date_range(series.index[-1], periods=H + 1, freq=parse_freq(freq))[1:]
+
+
+def make_window(series: Series, end: int, L: int, H: int, freq: str) -> dict:
+    """Arrays of one window (see module docstring; no batch dimension)."""
+    ctx = _slice(series.target, end - L, end)
+    fut = _slice(series.target, end, end + H)
+    T = len(series)
+    tf = series.time_feat
+    if end + H > T:  # horizon beyond the data: calendar features of the future timestamps
+        extra = future_index(series, end + H - T, freq)
+        tf = np.concatenate([tf, time_features(extra, freq)], axis=0)
+    tf_ctx = np.nan_to_num(_slice(tf, end - L, end))
+    tf_fut = np.nan_to_num(_slice(tf, end, end + H))
+    pcov = _slice(series.past_cov, end - L, end)
+    fcov_ctx = _slice(series.future_cov, end - L, end)
+    fcov_fut = _slice(series.future_cov, end, end + H)
+    return {
+        "ctx": np.nan_to_num(ctx),
+        "ctx_obs": ~np.isnan(ctx),
+        "fut": np.nan_to_num(fut),
+        "fut_obs": ~np.isnan(fut),
+        "tf_ctx": tf_ctx,
+        "tf_fut": tf_fut,
+        "pcov_ctx": np.nan_to_num(pcov),
+        "pcov_obs": ~np.isnan(pcov),
+        "fcov_ctx": np.nan_to_num(fcov_ctx),
+        "fcov_fut": np.nan_to_num(fcov_fut),
+        "static_real": series.static_real.astype(np.float32),
+    }
+
+
+def collate(windows: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack window dicts into batch tensors."""
+    return {k: torch.from_numpy(np.stack([w[k] for w in windows])) for k in windows[0]}
+
+
+class TrainWindows(Dataset):
+    """Random training windows, reproducible: item ``i`` of epoch ``e`` is a fixed draw.
+
+    Windows end at any step that leaves at least ``min_context`` context steps and a full
+    horizon with at least one observed target; items are drawn with probability proportional to
+    their number of valid windows.
+    """
+
+    def __init__(
+        self,
+        series: list[Series],
+        L: int,
+        H: int,
+        freq: str,
+        n_windows: int = 10_000,
+        seed: int = 0,
+        min_context: int = 1,
+    ) -> None:
+        self.series, self.L, self.H, self.freq = series, L, H, freq
+        self.n_windows, self.seed, self.epoch = n_windows, seed, 0
+        self.ranges = [(min_context, len(s) - H) for s in series]
+        counts = np.array([max(hi - lo + 1, 0) for lo, hi in self.ranges], dtype=np.float64)
+        if counts.sum() == 0:
+            raise DataError(
+                f"no training window fits: every series is shorter than "
+                f"prediction_length + {min_context} = {H + min_context} steps"
+            )
+        self.p = counts / counts.sum()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_windows
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        for _ in range(20):
+            k = int(rng.choice(len(self.series), p=self.p))
+            lo, hi = self.ranges[k]
+            end = int(rng.integers(lo, hi + 1))
+            w = make_window(self.series[k], end, self.L, self.H, self.freq)
+            if w["fut_obs"].any():
+                return w
+        return w

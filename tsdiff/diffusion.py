@@ -1,0 +1,127 @@
+"""Masked diffusion on numeric horizons: lm_core's objective and sampler loop, reused unchanged.
+
+Training is :func:`lm_core.objectives.masked_diffusion_loss` with the horizon cells as the
+maskable part (unobserved targets are never maskable and never scored). Forecasting is
+:func:`lm_core.sampling.denoise` over a canvas of H * C hidden cells, the context's keys/values
+computed once per window and shared by all S paths and all steps.
+
+Commitment order: the ``order`` rule ranks hidden cells by a property of their predictive
+distribution computed *before* the value is drawn (``entropy``: lowest entropy first; ``margin``),
+or at random (``random``). ``prob`` (the probability of the drawn value, LLaDA's rule for text)
+is kept for comparison only: it depends on the draw and pulls paths toward the mode.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lm_core.objectives import masked_diffusion_loss
+from lm_core.sampling import LowConfidence, SampleStats, denoise
+from tsdiff.model import NumericDenoiser
+
+ORDERS = ("entropy", "margin", "random", "prob")
+
+
+def horizon_loss(
+    model: NumericDenoiser, batch: dict, *, eps: float = 1e-3, generator=None
+) -> tuple[Tensor, dict]:
+    """Masked-diffusion ELBO over horizon cells of a batch of windows (see windows.py shapes)."""
+    s = model.scale_batch(batch)
+    kvs = model.encode_context(s)
+    static = model.horizon_static(s)
+    B = static.shape[0]
+    pos = model.horizon_positions(B, static.device)
+    tokens, obs = model.target_tokens(s)
+
+    def model_fn(x_t: Tensor, **_) -> Tensor:
+        return model.horizon_logits(x_t, static, kvs, pos)
+
+    return masked_diffusion_loss(
+        model_fn, tokens, mask_id=model.encoder.mask_id, maskable=obs, eps=eps, generator=generator
+    )
+
+
+def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None):
+    """(steps, block_length in cells) with defaults: one block, steps = H (one time step a call)."""
+    n = H * C
+    block_length = n if block_length is None else block_length * C
+    steps = H if steps is None else steps
+    n_blocks = max(n // block_length, 1)
+    if steps % n_blocks:
+        steps = n_blocks * max(1, round(steps / n_blocks))
+    return steps, block_length
+
+
+@torch.no_grad()
+def sample_paths(
+    model: NumericDenoiser,
+    batch: dict,
+    num_samples: int,
+    *,
+    order: str = "entropy",
+    steps: int | None = None,
+    block_length: int | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    max_rows: int = 4096,
+) -> tuple[Tensor, SampleStats]:
+    """Draw sample paths for a batch of windows.
+
+    Args:
+        batch: window tensors (windows.py); ``fut``/``fut_obs`` are not needed.
+        num_samples: S paths per window, drawn in one batched call (chunked by ``max_rows``).
+        order: commitment order rule, one of ``ORDERS``.
+        steps: network evaluations per path (NFE); default H. ``steps = H * C`` commits one cell
+            per step; fewer steps commit several cells per step.
+        block_length: horizon time steps per semi-autoregressive block (default: whole horizon).
+        temperature: softmax temperature of the cell distributions (1 = the model's predictive
+            distribution; the forecaster may set a calibrated value fitted on validation windows).
+
+    Returns:
+        samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
+    if temperature <= 0:
+        raise ValueError(f"temperature: expected a positive number, got {temperature}")
+    cfg = model.cfg
+    H, C = cfg.prediction_length, cfg.n_channels
+    steps, bl = resolve_schedule(H, C, steps, block_length)
+    s = model.scale_batch(batch)
+    kvs = model.encode_context(s)
+    static = model.horizon_static(s)
+    B = static.shape[0]
+    policy = LowConfidence(temperature=1.0, confidence=order)
+    per_chunk = max(1, max_rows // num_samples)
+    outs, total = [], SampleStats(rows=0)
+    for b0 in range(0, B, per_chunk):
+        b1 = min(B, b0 + per_chunk)
+        n = (b1 - b0) * num_samples
+        kv = model.repeat_kv([(k[b0:b1], v[b0:b1]) for k, v in kvs], num_samples)
+        st = static[b0:b1].repeat_interleave(num_samples, 0)
+        pos = model.horizon_positions(n, st.device)
+
+        def model_fn(x: Tensor, kv=kv, st=st, pos=pos) -> Tensor:
+            return model.horizon_logits(x, st, kv, pos) / temperature
+
+        canvas = torch.full((n, H * C), model.encoder.mask_id, dtype=torch.long, device=st.device)
+        editable = torch.ones_like(canvas, dtype=torch.bool)
+        ids, stats = denoise(
+            model_fn,
+            canvas,
+            editable,
+            mask_id=model.encoder.mask_id,
+            policy=policy,
+            steps=steps,
+            block_length=bl,
+            generator=generator,
+        )
+        outs.append(model.encoder.decode(ids, generator=generator).view(b1 - b0, num_samples, H, C))
+        total.nfe = stats.nfe
+        total.committed += stats.committed
+        total.rows += stats.rows
+        total.seconds += stats.seconds
+    z = torch.cat(outs, 0)
+    samples = z * s["scale"][:, None] + s["loc"][:, None]
+    return samples, total

@@ -1,0 +1,378 @@
+"""``tsdiff.Forecaster``: fit on a long DataFrame, predict sample paths, save and load.
+
+    >>> f = Forecaster(prediction_length=24, context_length=168, freq="h")
+    >>> f.fit(df, target=["ghi", "temp_air"])                  # doctest: +SKIP
+    >>> fc = f.predict(df, num_samples=100)                     # doctest: +SKIP
+    >>> fc.samples.shape   # [items, samples, horizon, channels]  # doctest: +SKIP
+
+Training runs on Lightning (CPU here; GPUs via ``accelerator``/``devices``); inference needs no
+Trainer. After training, a softmax temperature for the cell distributions is fitted on held-out
+validation windows (the last horizon of every training series, excluded from training) by
+minimising CRPS: the "calibrated" part of the default sampler. Set ``calibrate=False`` to skip.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from lm_core.checkpoint import atomic_write_dir
+from tsdiff.data.frames import Columns, DataError, Series, frame_to_series
+from tsdiff.data.windows import TrainWindows, collate, future_index, make_window
+from tsdiff.diffusion import ORDERS, sample_paths
+from tsdiff.features import feature_names, parse_freq
+from tsdiff.forecast import Forecast
+from tsdiff.lightning import TSDiffModule
+from tsdiff.metrics import crps_from_samples
+from tsdiff.model import NumericDenoiser, TSModelConfig
+
+
+@dataclass
+class ForecasterConfig:
+    """Everything that defines a forecaster run (mirrored by configs/ts/*.yaml)."""
+
+    prediction_length: int = 24
+    """Horizon H in steps."""
+    context_length: int = 168
+    """Context L in steps."""
+    freq: str = "h"
+    """pandas frequency string of the series (e.g. h, 30min, D, MS)."""
+    patch_size: int = 8
+    """Context steps per context token."""
+    n_bins: int = 256
+    """Value bins of the masked mode."""
+    d_model: int = 128
+    n_layers: int = 3
+    n_heads: int = 4
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_steps: int = 2000
+    """Optimiser steps (the WSD schedule's length)."""
+    max_time_s: float | None = None
+    """Stop training after this many seconds (None: run max_steps)."""
+    seed: int = 0
+    order: str = "entropy"
+    """Commitment order: entropy (default), margin, random, or prob (mode-seeking; comparison only)."""
+    steps: int | None = None
+    """Sampler steps = NFE per path; None = prediction_length."""
+    block_length: int | None = None
+    """Horizon steps per semi-autoregressive block; None = one block."""
+    calibrate: bool = True
+    """Fit the sampling temperature on held-out validation windows after training."""
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    precision: str = "32-true"
+    progress: bool = True
+    past_covariates: list[str] = field(default_factory=list)
+    future_covariates: list[str] = field(default_factory=list)
+    static_covariates: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "prediction_length",
+            "context_length",
+            "batch_size",
+            "max_steps",
+            "patch_size",
+        ):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order: expected one of {ORDERS}, got {self.order!r}")
+        parse_freq(self.freq)
+
+
+class Forecaster:
+    """Probabilistic multivariate forecaster on lm_core's block denoiser (masked mode)."""
+
+    def __init__(self, config: ForecasterConfig | None = None, **kwargs) -> None:
+        known = {f.name for f in fields(ForecasterConfig)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"Forecaster: unknown argument(s) {unknown}; known: {sorted(known)}")
+        self.config = config or ForecasterConfig(**kwargs)
+        self.model: NumericDenoiser | None = None
+        self.columns: Columns | None = None
+        self.temperature = 1.0
+        self.history: dict = {}
+
+    # ------------------------------------------------------------------ data
+    def _series(self, df: pd.DataFrame, min_length: int = 1) -> list[Series]:
+        return frame_to_series(df, self.columns, self.config.freq, min_length=min_length)
+
+    def _model_config(self, series: list[Series]) -> TSModelConfig:
+        c = self.config
+        s = series[0]
+        return TSModelConfig(
+            context_length=c.context_length,
+            prediction_length=c.prediction_length,
+            n_channels=s.target.shape[1],
+            patch_size=min(c.patch_size, c.context_length),
+            n_bins=c.n_bins,
+            d_model=c.d_model,
+            n_layers=c.n_layers,
+            n_heads=c.n_heads,
+            n_time_features=len(feature_names(c.freq)),
+            n_past_covariates=s.past_cov.shape[1],
+            n_future_covariates=s.future_cov.shape[1],
+            n_static_real=len(s.static_real),
+        )
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        target: str | list[str] | None = None,
+        item_id: str = "item_id",
+        timestamp: str = "timestamp",
+    ) -> Forecaster:
+        """Train on every window of ``df`` (a long frame; see tsdiff.data.frames)."""
+        c = self.config
+        if target is None:
+            reserved = {
+                item_id,
+                timestamp,
+                *c.past_covariates,
+                *c.future_covariates,
+                *c.static_covariates,
+            }
+            target = [col for col in df.columns if col not in reserved]
+        targets = [target] if isinstance(target, str) else list(target)
+        self.columns = Columns(
+            targets=targets,
+            item_id=item_id,
+            timestamp=timestamp,
+            past_covariates=list(c.past_covariates),
+            future_covariates=list(c.future_covariates),
+            static_real=list(c.static_covariates),
+        )
+        series = self._series(df, min_length=c.prediction_length + 1)
+        H = c.prediction_length
+        L.seed_everything(c.seed, workers=True, verbose=False)
+        train_series, val = series, []
+        if c.calibrate:
+            train_series = [self._truncate(s, len(s) - H) for s in series if len(s) > 2 * H]
+            val = [
+                make_window(s, len(s) - H, c.context_length, H, c.freq)
+                for s in series
+                if len(s) > 2 * H
+            ]
+            if not train_series:
+                train_series, val = series, []
+        mcfg = self._model_config(series)
+        module = TSDiffModule(
+            mcfg.to_dict(), lr=c.lr, max_steps=c.max_steps, warmup_steps=min(100, c.max_steps // 10)
+        )
+        data = TrainWindows(
+            train_series,
+            c.context_length,
+            H,
+            c.freq,
+            n_windows=c.max_steps * c.batch_size,
+            seed=c.seed,
+        )
+        loader = DataLoader(data, batch_size=c.batch_size, collate_fn=collate, shuffle=False)
+        trainer = L.Trainer(
+            max_steps=c.max_steps,
+            max_time={"seconds": c.max_time_s} if c.max_time_s else None,
+            accelerator=c.accelerator,
+            devices=c.devices,
+            precision=c.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=c.progress,
+            enable_model_summary=False,
+            gradient_clip_val=1.0,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            trainer.fit(module, loader)
+        self.model = module.model.cpu().eval()
+        self.history = {"steps": int(trainer.global_step)}
+        self.temperature = self._calibrate(val) if val else 1.0
+        return self
+
+    @staticmethod
+    def _truncate(s: Series, n: int) -> Series:
+        return Series(
+            s.item_id,
+            s.index[:n],
+            s.target[:n],
+            s.time_feat[:n],
+            s.past_cov[:n],
+            s.future_cov[:n],
+            s.static_real,
+            s.static_cat,
+        )
+
+    def _calibrate(
+        self, val: list[dict], grid=(0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6), n: int = 64
+    ) -> float:
+        """Temperature minimising CRPS on validation windows (same random numbers for each)."""
+        rng = np.random.default_rng(self.config.seed)
+        if len(val) > n:
+            val = [val[i] for i in rng.choice(len(val), n, replace=False)]
+        batch = collate(val)
+        y = batch["fut"].numpy()
+        obs = batch["fut_obs"].numpy()
+        scores = []
+        for temp in grid:
+            g = torch.Generator().manual_seed(self.config.seed)
+            s, _ = sample_paths(
+                self.model,
+                batch,
+                32,
+                order=self.config.order,
+                steps=self.config.steps,
+                block_length=self.config.block_length,
+                temperature=temp,
+                generator=g,
+            )
+            crps = crps_from_samples(s.numpy(), y, axis=1)
+            scores.append(float((crps * obs).sum()))
+        self.history["calibration"] = dict(zip(map(str, grid), scores, strict=False))
+        return float(grid[int(np.argmin(scores))])
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted(self) -> None:
+        if self.model is None:
+            raise RuntimeError("this Forecaster is not fitted: call fit() or Forecaster.load()")
+
+    def predict(
+        self, df: pd.DataFrame, num_samples: int = 100, *, seed: int = 0, **sampler
+    ) -> Forecast:
+        """Sample paths for the H steps after the end of every item in ``df``."""
+        self._check_fitted()
+        series = self._series(df)
+        windows = [
+            make_window(
+                s,
+                len(s),
+                self.config.context_length,
+                self.config.prediction_length,
+                self.config.freq,
+            )
+            for s in series
+        ]
+        samples, stats = self._sample(windows, num_samples, seed, **sampler)
+        starts = [future_index(s, 1, self.config.freq)[0] for s in series]
+        return Forecast(
+            samples,
+            [s.item_id for s in series],
+            starts,
+            self.config.freq,
+            self.columns.targets,
+            stats.nfe,
+        )
+
+    def _sample(self, windows: list[dict], num_samples: int, seed: int, **sampler):
+        if num_samples < 1:
+            raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
+        opts = {
+            "order": self.config.order,
+            "steps": self.config.steps,
+            "block_length": self.config.block_length,
+            "temperature": self.temperature,
+        }
+        opts.update(sampler)
+        g = torch.Generator().manual_seed(seed)
+        samples, stats = sample_paths(
+            self.model, collate(windows), num_samples, generator=g, **opts
+        )
+        return samples.numpy(), stats
+
+    def backtest(
+        self,
+        df: pd.DataFrame,
+        windows: int = 1,
+        num_samples: int = 100,
+        *,
+        seed: int = 0,
+        **sampler,
+    ) -> dict:
+        """Rolling-origin backtest over the last ``windows`` horizons of every item.
+
+        Returns {"samples": [N, S, H, C], "y": [N, H, C], "observed": bool [N, H, C],
+        "insample": list of [T_i, C] arrays (history before each origin), "items", "origins"}.
+        """
+        self._check_fitted()
+        H, Lc = self.config.prediction_length, self.config.context_length
+        series = self._series(df)
+        ws, insample, items, origins = [], [], [], []
+        for s in series:
+            for k in range(windows, 0, -1):
+                end = len(s) - k * H
+                if end < 1:
+                    raise DataError(
+                        f"item {s.item_id!r}: too short for {windows} backtest windows of {H} steps"
+                    )
+                ws.append(make_window(s, end, Lc, H, self.config.freq))
+                insample.append(s.target[:end])
+                items.append(s.item_id)
+                origins.append(s.index[end])
+        samples, stats = self._sample(ws, num_samples, seed, **sampler)
+        batch = collate(ws)
+        return {
+            "samples": samples,
+            "y": batch["fut"].numpy(),
+            "observed": batch["fut_obs"].numpy(),
+            "insample": insample,
+            "items": items,
+            "origins": origins,
+            "nfe": stats.nfe,
+            "seconds": stats.seconds,
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write config.json and model.safetensors into directory ``path`` (atomically)."""
+        self._check_fitted()
+        meta = {
+            "format": "tsdiff",
+            "forecaster": asdict(self.config),
+            "model": self.model.cfg.to_dict(),
+            "columns": asdict(self.columns),
+            "temperature": self.temperature,
+            "history": self.history,
+        }
+        state = {k: v.contiguous() for k, v in self.model.state_dict().items()}
+
+        def write(tmp: Path) -> None:
+            save_file(state, str(tmp / "model.safetensors"))
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2, default=str))
+
+        return atomic_write_dir(Path(path), write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        """Load a forecaster saved by :meth:`save` (safetensors: no code is executed)."""
+        path = Path(path)
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(
+                f"{path}: not a tsdiff checkpoint (expected config.json and model.safetensors)"
+            )
+        try:
+            meta = json.loads((path / "config.json").read_text())
+            if meta.get("format") != "tsdiff":
+                raise ValueError(f"format {meta.get('format')!r}")
+            f = cls(ForecasterConfig(**meta["forecaster"]))
+            f.columns = Columns(**meta["columns"])
+            f.model = NumericDenoiser(TSModelConfig(**meta["model"]))
+            f.model.load_state_dict(load_file(str(path / "model.safetensors")))
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise ValueError(f"{path}: corrupt tsdiff checkpoint ({e})") from e
+        f.model.eval()
+        f.temperature = float(meta.get("temperature", 1.0))
+        f.history = meta.get("history", {})
+        return f

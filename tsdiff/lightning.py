@@ -1,0 +1,63 @@
+"""Thin LightningModule for the numeric denoiser: steps, logging, optimiser. No algorithms inside.
+
+The loss is :func:`tsdiff.diffusion.horizon_loss` (lm_core's masked-diffusion ELBO over horizon
+cells); the optimiser is AdamW with lm_core's warmup-stable-decay schedule.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from lm_core.schedule import wsd_scheduler
+from tsdiff.diffusion import horizon_loss
+from tsdiff.model import NumericDenoiser, TSModelConfig
+
+
+class TSDiffModule(L.LightningModule):
+    """Trains a :class:`NumericDenoiser` on batches of windows (tsdiff.data.windows shapes)."""
+
+    def __init__(
+        self,
+        model_config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        max_steps: int = 1000,
+        warmup_steps: int = 50,
+        eps: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = NumericDenoiser(TSModelConfig(**model_config))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, stats = horizon_loss(self.model, batch, eps=self.hparams.eps)
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0])
+        self.log("masked_frac", stats["masked_frac"], batch_size=batch["ctx"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        g = torch.Generator(device=batch["ctx"].device).manual_seed(batch_idx)
+        loss, _ = horizon_loss(self.model, batch, eps=self.hparams.eps, generator=g)
+        self.log("val_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0], sync_dist=True)
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.lr,
+            betas=(0.9, 0.95),
+        )
+        sched = wsd_scheduler(
+            opt,
+            max_steps=self.hparams.max_steps,
+            warmup_steps=self.hparams.warmup_steps,
+            decay_fraction=0.3,
+            min_lr_ratio=0.05,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,207 @@
+"""The numeric denoiser: lm_core's Transformer plus numeric embeddings and a bin head.
+
+Layout (see ../shared/ARCHITECTURE.md): the context is cut, per channel, into patches of
+``patch_size`` steps, one token each (continuous input: scaled values + observed flags + calendar
+and covariate features). The horizon has one token per (time, channel) cell, time-major
+(cell ``h * C + c``), holding a value bin id or MASK. Context tokens attend only among
+themselves; horizon tokens attend to everything. So the context is encoded once per window
+(:meth:`encode_context`) and its per-layer keys/values are reused by every sample path and every
+sampling step (:meth:`horizon_logits`). RoPE positions are time steps; channels are told apart by a
+learned channel embedding, so channels attend to each other and the joint over channels is modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lm_core.config import ModelConfig
+from lm_core.nn.transformer import KV, Transformer
+from tsdiff.encoding import BinEncoder, context_scale
+
+
+@dataclass
+class TSModelConfig:
+    """Shape of the numeric denoiser and its value encoding."""
+
+    context_length: int = 96
+    """Context steps L the model sees."""
+    prediction_length: int = 24
+    """Horizon steps H the model is trained to fill."""
+    n_channels: int = 1
+    """Target channels C (modelled jointly)."""
+    patch_size: int = 8
+    """Context steps per context token (1 = no patching)."""
+    n_bins: int = 256
+    """Value tokens (bins in asinh space of the context-scaled value)."""
+    z_max: float = 20.0
+    """Clip range of scaled values, in context standard deviations."""
+    d_model: int = 128
+    n_layers: int = 3
+    n_heads: int = 4
+    n_kv_heads: int | None = None
+    n_time_features: int = 0
+    n_past_covariates: int = 0
+    n_future_covariates: int = 0
+    n_static_real: int = 0
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("context_length", "prediction_length", "n_channels", "patch_size", "n_bins"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+    @property
+    def n_patches(self) -> int:
+        return -(-self.context_length // self.patch_size)
+
+    def backbone(self) -> ModelConfig:
+        max_len = self.n_patches * self.n_channels + self.prediction_length * self.n_channels
+        return ModelConfig(
+            vocab_size=self.n_bins + 1,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            n_kv_heads=self.n_kv_heads,
+            max_seq_len=max(max_len, 16),
+            tie_embeddings=True,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def squash(z: Tensor, z_max: float) -> Tensor:
+    """asinh squashing of scaled values for network inputs (bounded, monotone)."""
+    return torch.asinh(z.clamp(-z_max, z_max)) / 3.0
+
+
+class NumericDenoiser(nn.Module):
+    """Context patches + horizon value tokens -> logits over value bins for horizon cells."""
+
+    def __init__(self, cfg: TSModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = BinEncoder(cfg.n_bins, cfg.z_max)
+        self.backbone = Transformer(cfg.backbone())
+        P, d = cfg.patch_size, cfg.d_model
+        F, Cp, Cf = cfg.n_time_features, cfg.n_past_covariates, cfg.n_future_covariates
+        # per patch: values, observed flags, past covs (+ flags), future covs, calendar of each step
+        patch_in = P * (2 + 2 * Cp + Cf + F)
+        self.patch_proj = nn.Sequential(nn.Linear(patch_in, d), nn.SiLU(), nn.Linear(d, d))
+        self.channel_emb = nn.Embedding(max(cfg.n_channels, 1), d)
+        self.step_proj = nn.Linear(F + Cf, d) if F + Cf > 0 else None
+        self.static_proj = nn.Linear(cfg.n_static_real, d) if cfg.n_static_real > 0 else None
+        self.head = nn.Linear(d, cfg.n_bins)
+        nn.init.normal_(self.channel_emb.weight, std=0.02)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    # ----------------------------------------------------------------- scaling
+    def scale_batch(self, batch: dict) -> dict:
+        """Adds loc/scale [B, 1, C] from the context and scaled fields z_ctx, z_fut, z_* covs."""
+        loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
+        out = dict(batch, loc=loc, scale=scale)
+        out["z_ctx"] = ((batch["ctx"] - loc) / scale) * batch["ctx_obs"]
+        if "fut" in batch:
+            out["z_fut"] = (batch["fut"] - loc) / scale
+        for key, obs in (("pcov_ctx", "pcov_obs"),):
+            if batch[key].shape[-1] > 0:
+                cl, cs = context_scale(batch[key], batch[obs])
+                out["z_" + key] = ((batch[key] - cl) / cs) * batch[obs]
+            else:
+                out["z_" + key] = batch[key]
+        if batch["fcov_ctx"].shape[-1] > 0:
+            ones = torch.ones_like(batch["fcov_ctx"], dtype=torch.bool)
+            cl, cs = context_scale(batch["fcov_ctx"], ones)
+            out["z_fcov_ctx"] = (batch["fcov_ctx"] - cl) / cs
+            out["z_fcov_fut"] = (batch["fcov_fut"] - cl) / cs
+        else:
+            out["z_fcov_ctx"], out["z_fcov_fut"] = batch["fcov_ctx"], batch["fcov_fut"]
+        return out
+
+    # ----------------------------------------------------------------- context
+    def _patches(self, x: Tensor) -> Tensor:
+        """[B, L, K] -> [B, n_patches, P * K], left-padding L to a multiple of P with zeros."""
+        B, L, K = x.shape
+        P, N = self.cfg.patch_size, self.cfg.n_patches
+        pad = N * P - L
+        if pad:
+            x = torch.cat([x.new_zeros(B, pad, K), x], dim=1)
+        return x.reshape(B, N, P * K)
+
+    def context_tokens(self, s: dict) -> tuple[Tensor, Tensor]:
+        """Context token embeddings [B, C * N, d] (channel-major) and positions [B, C * N]."""
+        z = squash(s["z_ctx"], self.cfg.z_max)
+        B, L, C = z.shape
+        shared = torch.cat(
+            [
+                squash(s["z_pcov_ctx"], self.cfg.z_max),
+                s["pcov_obs"].to(z.dtype),
+                squash(s["z_fcov_ctx"], self.cfg.z_max),
+                s["tf_ctx"],
+            ],
+            dim=-1,
+        )  # [B, L, K]
+        tokens = []
+        for c in range(C):
+            feats = torch.cat(
+                [z[..., c : c + 1], s["ctx_obs"][..., c : c + 1].to(z.dtype), shared], -1
+            )
+            emb = self.patch_proj(self._patches(feats)) + self.channel_emb.weight[c]
+            tokens.append(emb)
+        emb = torch.cat(tokens, dim=1)
+        if self.static_proj is not None:
+            emb = emb + self.static_proj(s["static_real"])[:, None]
+        P, N = self.cfg.patch_size, self.cfg.n_patches
+        pos = torch.arange(N, device=z.device) * P + (P - 1) - (N * P - L)
+        pos = pos.repeat(C)[None].expand(B, -1)
+        return emb, pos
+
+    def encode_context(self, s: dict) -> list[KV]:
+        """Per-layer keys/values of the context tokens: list of ([B, C*N, Hkv, D], same)."""
+        emb, pos = self.context_tokens(s)
+        _, kvs = self.backbone(inputs_embeds=emb, positions=pos, return_kv=True, return_hidden=True)
+        return kvs
+
+    # ----------------------------------------------------------------- horizon
+    def horizon_static(self, s: dict) -> Tensor:
+        """Token-independent part of horizon embeddings: [B, H * C, d] (channel + step features)."""
+        H, C = self.cfg.prediction_length, self.cfg.n_channels
+        emb = self.channel_emb.weight[:C].repeat(H, 1)[None]  # [1, H*C, d]
+        B = s["tf_fut"].shape[0]
+        emb = emb.expand(B, -1, -1)
+        if self.step_proj is not None:
+            step = self.step_proj(
+                torch.cat([s["tf_fut"], squash(s["z_fcov_fut"], self.cfg.z_max)], -1)
+            )
+            emb = emb + step.repeat_interleave(C, dim=1)
+        if self.static_proj is not None:
+            emb = emb + self.static_proj(s["static_real"])[:, None]
+        return emb
+
+    def horizon_positions(self, B: int, device) -> Tensor:
+        H, C, L = self.cfg.prediction_length, self.cfg.n_channels, self.cfg.context_length
+        return (L + torch.arange(H, device=device)).repeat_interleave(C)[None].expand(B, -1)
+
+    def horizon_logits(
+        self, tokens: Tensor, static_emb: Tensor, kvs: list[KV], positions: Tensor
+    ) -> Tensor:
+        """tokens [B, H*C] (bin ids or MASK) -> logits [B, H*C, n_bins]."""
+        x = self.backbone.tok_emb(tokens) + static_emb
+        h = self.backbone(inputs_embeds=x, positions=positions, kv_prefix=kvs, return_hidden=True)
+        return self.head(h).float()
+
+    @staticmethod
+    def repeat_kv(kvs: list[KV], n: int) -> list[KV]:
+        """Repeat each window's cached context n times (sample paths): [B, ...] -> [B*n, ...]."""
+        return [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in kvs]
+
+    def target_tokens(self, s: dict) -> tuple[Tensor, Tensor]:
+        """Horizon bin ids [B, H*C] (MASK where unobserved) and observed mask [B, H*C]."""
+        ids = self.encoder.encode(s["z_fut"]).flatten(1)
+        obs = s["fut_obs"].flatten(1)
+        return torch.where(obs, ids, torch.full_like(ids, self.encoder.mask_id)), obs
