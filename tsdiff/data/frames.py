@@ -140,9 +140,9 @@ def frame_to_series(
         index = _regular_index(item, g[cols.timestamp].reset_index(drop=True), freq, cols.timestamp)
         g = g.set_index(cols.timestamp).reindex(index)
 
-        def arr(names, g=g):
+        def arr(names, g=g, n=len(index)):
             if not names:
-                return np.zeros((len(index), 0), np.float32)
+                return np.zeros((n, 0), np.float32)
             return g[names].to_numpy(dtype=np.float32)
 
         target = arr(cols.targets)
