@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from lm_core.objectives import masked_diffusion_loss
-from lm_core.sampling import LowConfidence, SampleStats, denoise
+from lm_core.sampling import DistributionOrder, LowConfidence, SampleStats, denoise
 from tsdiff.model import NumericDenoiser
 
 ORDERS = ("entropy", "margin", "random", "prob")
@@ -46,7 +46,7 @@ def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None
     """(steps, block_length in cells) with defaults: one block, steps = H (one time step a call)."""
     n = H * C
     block_length = n if block_length is None else block_length * C
-    steps = H if steps is None else steps
+    steps = max(1, -(-H // 4)) if steps is None else steps
     n_blocks = max(n // block_length, 1)
     if steps % n_blocks:
         steps = n_blocks * max(1, round(steps / n_blocks))
@@ -72,7 +72,7 @@ def sample_paths(
         batch: window tensors (windows.py); ``fut``/``fut_obs`` are not needed.
         num_samples: S paths per window, drawn in one batched call (chunked by ``max_rows``).
         order: commitment order rule, one of ``ORDERS``.
-        steps: network evaluations per path (NFE); default H. ``steps = H * C`` commits one cell
+        steps: network evaluations per path (NFE); default ceil(H / 4). ``steps = H * C`` commits one cell
             per step; fewer steps commit several cells per step.
         block_length: horizon time steps per semi-autoregressive block (default: whole horizon).
         temperature: softmax temperature of the cell distributions (1 = the model's predictive
@@ -92,7 +92,10 @@ def sample_paths(
     kvs = model.encode_context(s)
     static = model.horizon_static(s)
     B = static.shape[0]
-    policy = LowConfidence(temperature=1.0, confidence=order)
+    if order == "prob":  # value-dependent order: draw every hidden cell, commit the likeliest draws
+        policy = LowConfidence(temperature=1.0, confidence="prob")
+    else:  # order fixed before drawing; values drawn only for the committed cells
+        policy = DistributionOrder(order=order, temperature=1.0)
     per_chunk = max(1, max_rows // num_samples)
     outs, total = [], SampleStats(rows=0)
     for b0 in range(0, B, per_chunk):

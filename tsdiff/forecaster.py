@@ -29,11 +29,20 @@ from lm_core.checkpoint import atomic_write_dir
 from tsdiff.data.frames import Columns, DataError, Series, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, future_index, make_window
 from tsdiff.diffusion import ORDERS, sample_paths
+from tsdiff.encoding import context_scale
 from tsdiff.features import feature_names, parse_freq
 from tsdiff.forecast import Forecast
 from tsdiff.lightning import TSDiffModule
-from tsdiff.metrics import crps_from_samples
 from tsdiff.model import NumericDenoiser, TSModelConfig
+
+
+def fair_crps(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Unbiased ensemble CRPS per cell: samples [N, S, H, C], y [N, H, C] -> [N, H, C]."""
+    x = np.sort(samples, axis=1)
+    S = x.shape[1]
+    abs_err = np.abs(x - y[:, None]).mean(1)
+    w = (2.0 * np.arange(1, S + 1) - S - 1.0).reshape(1, S, 1, 1)
+    return abs_err - (x * w).sum(1) / (S * (S - 1))
 
 
 @dataclass
@@ -63,7 +72,7 @@ class ForecasterConfig:
     order: str = "entropy"
     """Commitment order: entropy (default), margin, random, or prob (mode-seeking; comparison only)."""
     steps: int | None = None
-    """Sampler steps = NFE per path; None = prediction_length."""
+    """Sampler steps = NFE per path; None = ceil(prediction_length / 4)."""
     block_length: int | None = None
     """Horizon steps per semi-autoregressive block; None = one block."""
     calibrate: bool = True
@@ -160,16 +169,7 @@ class Forecaster:
         series = self._series(df, min_length=c.prediction_length + 1)
         H = c.prediction_length
         L.seed_everything(c.seed, workers=True, verbose=False)
-        train_series, val = series, []
-        if c.calibrate:
-            train_series = [self._truncate(s, len(s) - H) for s in series if len(s) > 2 * H]
-            val = [
-                make_window(s, len(s) - H, c.context_length, H, c.freq)
-                for s in series
-                if len(s) > 2 * H
-            ]
-            if not train_series:
-                train_series, val = series, []
+        train_series, val = self._holdout(series) if c.calibrate else (series, [])
         mcfg = self._model_config(series)
         module = TSDiffModule(
             mcfg.to_dict(), lr=c.lr, max_steps=c.max_steps, warmup_steps=min(100, c.max_steps // 10)
@@ -216,15 +216,40 @@ class Forecaster:
             s.static_cat,
         )
 
-    def _calibrate(
-        self, val: list[dict], grid=(0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6), n: int = 64
-    ) -> float:
-        """Temperature minimising CRPS on validation windows (same random numbers for each)."""
+    def _holdout(self, series: list[Series], target_windows: int = 32, max_per_series: int = 7):
+        """Carve validation windows from the end of each series (training stops before them).
+
+        Each series long enough gives its last k horizons (k = ceil(32 / items), at most 7) as
+        validation windows; series too short to spare them stay whole in training.
+        """
+        H, Lc = self.config.prediction_length, self.config.context_length
+        k = min(max_per_series, max(1, -(-target_windows // len(series))))
+        train, val = [], []
+        for s in series:
+            if len(s) <= (k + 1) * H:
+                train.append(s)
+                continue
+            train.append(self._truncate(s, len(s) - k * H))
+            val += [
+                make_window(s, len(s) - j * H, Lc, H, self.config.freq) for j in range(1, k + 1)
+            ]
         rng = np.random.default_rng(self.config.seed)
-        if len(val) > n:
-            val = [val[i] for i in rng.choice(len(val), n, replace=False)]
+        if len(val) > 4 * target_windows:
+            val = [val[i] for i in rng.choice(len(val), 4 * target_windows, replace=False)]
+        return train, val
+
+    def _calibrate(
+        self, val: list[dict], grid=(0.7, 0.85, 1.0, 1.15, 1.3, 1.5), n_samples: int = 16
+    ) -> float:
+        """Softmax temperature minimising the fair CRPS of held-out windows.
+
+        CRPS is taken on context-scaled values so every channel counts alike, with the unbiased
+        ("fair") ensemble estimator so the small ensemble does not favour sharp forecasts; every
+        temperature sees the same random numbers.
+        """
         batch = collate(val)
-        y = batch["fut"].numpy()
+        loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
+        y = ((batch["fut"] - loc) / scale).numpy()
         obs = batch["fut_obs"].numpy()
         scores = []
         for temp in grid:
@@ -232,16 +257,18 @@ class Forecaster:
             s, _ = sample_paths(
                 self.model,
                 batch,
-                32,
+                n_samples,
                 order=self.config.order,
                 steps=self.config.steps,
                 block_length=self.config.block_length,
                 temperature=temp,
                 generator=g,
             )
-            crps = crps_from_samples(s.numpy(), y, axis=1)
-            scores.append(float((crps * obs).sum()))
-        self.history["calibration"] = dict(zip(map(str, grid), scores, strict=False))
+            z = ((s - loc[:, None]) / scale[:, None]).numpy()
+            scores.append(float((fair_crps(z, y) * obs).sum() / obs.sum()))
+        self.history["calibration"] = {
+            str(t): round(v, 5) for t, v in zip(grid, scores, strict=True)
+        }
         return float(grid[int(np.argmin(scores))])
 
     # ------------------------------------------------------------------ predict

@@ -5,6 +5,7 @@ from lm_core.sampling.generate import GenerationResult, GenerationStats, generat
 from lm_core.sampling.loop import SampleStats, denoise, num_transfer_tokens
 from lm_core.sampling.policies import (
     SAMPLERS,
+    DistributionOrder,
     LowConfidence,
     RandomRemasking,
     Threshold,
@@ -13,6 +14,7 @@ from lm_core.sampling.policies import (
 )
 
 __all__ = [
+    "DistributionOrder",
     "SAMPLERS",
     "GenerationResult",
     "GenerationStats",

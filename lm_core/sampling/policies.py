@@ -184,3 +184,44 @@ def make_policy(
     if sampler == "random":
         return RandomRemasking(temperature=temperature)
     raise ValueError(f"sampler: expected one of {SAMPLERS}, got {sampler!r}")
+
+
+@dataclass
+class DistributionOrder:
+    """Fixed-count commitment ordered by a property of each cell's distribution, not of its draw.
+
+    The cells to commit are ranked *before* any value is drawn (``entropy``: lowest entropy first;
+    ``margin``: largest p1 - p2 first; ``random``), then values are drawn at ``temperature`` only for
+    the committed cells (inverse-CDF in float64). Because the order ignores the draws, sample paths
+    are not pulled toward the mode; this is the default commit rule for numeric horizons
+    (tsdiff), where paths must be draws from the predictive distribution.
+    """
+
+    order: str = "entropy"
+    temperature: float = 1.0
+
+    dynamic = False
+
+    def __post_init__(self) -> None:
+        if self.order not in ("entropy", "margin", "random"):
+            raise ValueError(f"order: expected entropy, margin or random, got {self.order!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature: expected a positive number, got {self.temperature}")
+
+    def step(self, logits, active, n_commit, generator=None):
+        if self.order == "random":
+            score = torch.rand(active.shape, device=active.device, generator=generator)
+        else:
+            dummy = torch.zeros(active.shape, dtype=torch.long, device=active.device)
+            score = confidence_scores(logits, dummy, self.order)
+        commit = top_k_mask(score, active, n_commit)
+        x0 = torch.zeros(active.shape, dtype=torch.long, device=active.device)
+        if bool(commit.any()):
+            probs = torch.softmax(logits[commit].double() / self.temperature, dim=-1)
+            cdf = probs.cumsum(-1)
+            u = torch.rand(
+                cdf.shape[0], 1, dtype=torch.float64, device=cdf.device, generator=generator
+            )
+            idx = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp_max(cdf.shape[-1] - 1)
+            x0[commit] = idx.squeeze(-1)
+        return x0, commit

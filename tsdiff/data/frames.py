@@ -13,7 +13,9 @@ Documented handling of messy input:
 - gaps (timestamps missing on the ``freq`` grid) become rows with NaN targets, i.e. unobserved
   cells that the model never treats as zeros;
 - NaN targets are unobserved; an item whose target is all NaN is an error;
-- duplicate timestamps within an item, timestamps off the ``freq`` grid, infinite values,
+- duplicate timestamps within an item, timestamps off the ``freq`` grid, missing (NaT) or
+  unparseable timestamps, missing item ids, infinite values, values beyond ``+-MAX_ABS`` (1e16:
+  the model computes in float32, whose squares overflow past about 1e19; rescale such columns),
   non-numeric targets, unknown columns: a :class:`DataError` naming the item / column.
 """
 
@@ -25,6 +27,10 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.features import parse_freq, time_features
+
+
+MAX_ABS = 1e16
+"""Largest |value| accepted in numeric columns (float32 arithmetic of the scaling)."""
 
 
 class DataError(ValueError):
@@ -97,6 +103,15 @@ def _check_columns(df: pd.DataFrame, cols: Columns) -> None:
         vals = df[c].to_numpy(dtype=np.float64)
         if np.isinf(vals).any():
             raise DataError(f"column {c!r}: contains infinite values; use NaN for missing")
+        big = np.abs(np.nan_to_num(vals)) > MAX_ABS
+        if big.any():
+            raise DataError(
+                f"column {c!r}: values up to +-{MAX_ABS:g} are supported, got "
+                f"{vals[big][0]:g}; rescale the column"
+            )
+    if df[cols.item_id].isna().any():
+        n = int(df[cols.item_id].isna().sum())
+        raise DataError(f"column {cols.item_id!r}: {n} row(s) without an item id")
 
 
 def _timestamps(df: pd.DataFrame, col: str) -> pd.Series:
@@ -104,6 +119,9 @@ def _timestamps(df: pd.DataFrame, col: str) -> pd.Series:
         ts = pd.to_datetime(df[col])
     except (ValueError, TypeError) as e:
         raise DataError(f"column {col!r}: cannot parse as timestamps ({e})") from None
+    if ts.isna().any():
+        rows = ts.index[ts.isna()][:3].tolist()
+        raise DataError(f"column {col!r}: missing timestamps (NaT) in rows {rows}")
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert(None)
     return ts

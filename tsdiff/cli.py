@@ -1,0 +1,52 @@
+"""``tsdiff`` command line: a dispatcher over ``tsdiff.commands.<name>``.
+
+    tsdiff fit --config configs/ts/tmy3.yaml [--data FILE --target a,b --freq h --out DIR]
+    tsdiff forecast --ckpt DIR --data FILE --output forecast.csv [--num-samples 100]
+    tsdiff evaluate --ckpt DIR --data FILE --windows 7 [--json m.json] [--plots DIR]
+
+Errors in the user's data or flags (``DataError``, ``ValueError``, ``FileNotFoundError``) print one
+line, ``tsdiff <cmd>: error: ...``, and exit with status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "fit": "train a forecaster from a YAML config and a long CSV/parquet frame",
+    "forecast": "sample paths for the steps after each item's end; write mean and quantiles",
+    "evaluate": "rolling-origin backtest: metric table beside seasonal naive, JSON, PNGs",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``tsdiff <command> [options]``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: tsdiff {" + ",".join(COMMANDS) + "} [options]\n")
+        for name, what in COMMANDS.items():
+            print(f"  {name:<10} {what}")
+        print("\n`tsdiff <command> --help` documents every flag.")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(
+            f"tsdiff: error: unknown command {name!r}; choose from {list(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    module = importlib.import_module(f"tsdiff.commands.{name}")
+    try:
+        return int(module.main(rest) or 0)
+    except (ValueError, FileNotFoundError) as e:  # DataError is a ValueError
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"tsdiff {name}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tsdiff {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

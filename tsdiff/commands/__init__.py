@@ -1,0 +1,1 @@
+"""Sub-commands of the ``tsdiff`` command line (each module has ``main(argv)``)."""

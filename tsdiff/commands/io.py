@@ -1,0 +1,116 @@
+"""File helpers shared by the commands: read a long frame, write frames and JSON atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PARQUET_ENGINE = "parquet needs pyarrow or fastparquet (pip install pyarrow); or use .csv"
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A long frame from ``.csv`` (``.csv.gz``), ``.parquet``, or ``embedded:tmy3`` (shipped data)."""
+    if str(path) == "embedded:tmy3":
+        from tsdiff.data.datasets import load_tmy3
+
+        return load_tmy3()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"data: no such file {str(p)!r}")
+    name = p.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        try:
+            return pd.read_csv(p)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ValueError(f"data: cannot read {str(p)!r} as CSV ({e})") from None
+    if name.endswith(".parquet"):
+        try:
+            return pd.read_parquet(p)
+        except ImportError:
+            raise ValueError(f"data: {str(p)!r}: {PARQUET_ENGINE}") from None
+        except (OSError, ValueError) as e:
+            raise ValueError(f"data: cannot read {str(p)!r} as parquet ({e})") from None
+    raise ValueError(f"data: {str(p)!r}: expected a .csv, .csv.gz or .parquet file")
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def check_output(path: str | Path) -> Path:
+    """``path`` as a Path if it names a .csv or .parquet file; ValueError otherwise."""
+    p = Path(path)
+    if not p.name.lower().endswith((".csv", ".parquet")):
+        raise ValueError(f"output: {str(p)!r}: expected a .csv or .parquet file name")
+    return p
+
+
+def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` as CSV or parquet (by extension) to a temporary file, then rename."""
+    p = check_output(path)
+    name = p.name.lower()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    try:
+        if name.endswith(".csv"):
+            df.to_csv(tmp, index=False)
+        else:
+            try:
+                df.to_parquet(tmp, index=False)
+            except ImportError:
+                raise ValueError(f"output: {str(p)!r}: {PARQUET_ENGINE}") from None
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+def _clean(x):
+    """JSON-safe copy: numpy scalars to floats, NaN / inf to None, arrays to lists."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_json(obj: dict, path: str | Path) -> Path:
+    """Strict JSON (NaN written as null), atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    tmp.write_text(json.dumps(_clean(obj), indent=2, default=str))
+    os.replace(tmp, p)
+    return p
+
+
+def load_forecaster(ckpt: str | Path):
+    """A :class:`tsdiff.Forecaster` from ``tsdiff fit``'s directory or a serialized GluonTS predictor."""
+    from tsdiff.forecaster import Forecaster
+
+    p = Path(ckpt)
+    if not p.exists():
+        raise FileNotFoundError(f"ckpt: no such directory {str(p)!r}")
+    if not (p / "config.json").is_file() and (p / "tsdiff" / "config.json").is_file():
+        p = p / "tsdiff"
+    return Forecaster.load(p)
+
+
+def item_chunks(df: pd.DataFrame, item_id: str, size: int) -> list[pd.DataFrame]:
+    """Split a long frame into frames of at most ``size`` items (sorted item order)."""
+    if item_id not in df.columns:
+        raise ValueError(f"unknown column {item_id!r} (item id); the frame has {list(df.columns)}")
+    items = sorted(df[item_id].dropna().unique().tolist(), key=str)
+    groups = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+    return [df[df[item_id].isin(g)] for g in groups]

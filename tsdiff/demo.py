@@ -1,0 +1,119 @@
+"""``make demo``: forecast the embedded TMY3 Greensboro weather year, backtest, and compare.
+
+Trains tsdiff for about two minutes on CPU on hourly data before 2001-12-04 (5 channels:
+ghi, dni, temp_air, relative_humidity, wind_speed), then backtests 28 daily windows
+(horizon 24 h, context 168 h, origins at midnight 2001-12-04 .. 2001-12-31) with 100 sample
+paths each, beside seasonal naive (24 h) and ETS(A,Ad,A) (statsmodels) on the same windows.
+Prints the metric table and writes a fan chart and a PIT histogram under ``demo_out/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsdiff import Forecaster
+from tsdiff.data import load_tmy3
+from tsdiff.metrics import evaluate_samples
+from tsdiff.plots import fan_chart, pit_histogram
+
+CHANNELS = ["ghi", "dni", "temp_air", "relative_humidity", "wind_speed"]
+H, CTX, WINDOWS = 24, 168, 28
+FIRST_ORIGIN = pd.Timestamp("2001-12-04")
+
+
+def seasonal_naive(y_hist: list[np.ndarray], season: int, S: int) -> np.ndarray:
+    """Repeat the last season: histories [T_i, C] -> samples [N, S, H, C] (all paths equal)."""
+    out = []
+    for y in y_hist:
+        idx = len(y) - season + (np.arange(H) % season)
+        out.append(np.broadcast_to(y[idx], (S, H, y.shape[1])))
+    return np.stack(out)
+
+
+def peer_rows(df: pd.DataFrame, bt: dict) -> list[tuple[str, np.ndarray, float]]:
+    rows = [("seasonal naive", seasonal_naive(bt["insample"], 24, 100), 0.0)]
+    try:  # ETS comes from the benchmark peers (statsmodels, the `bench` extra)
+        from benchmarks.datasets import load_tmy3_benchmark
+        from benchmarks.peers import ets
+
+        bdf, proto = load_tmy3_benchmark(CHANNELS)
+        t0 = time.perf_counter()
+        res = ets(bdf, proto, n_samples=100, max_fit_length=24 * 56)
+        rows.append(("ETS(A,Ad,A)", res.samples, time.perf_counter() - t0))
+    except ImportError as e:
+        print(f"(ETS skipped: {e})")
+    return rows
+
+
+def table(rows: list[tuple[str, dict, str]]) -> str:
+    cols = ["crps", "wql", "energy_score", "cov50", "cov90", "calibration_error"]
+    head = f"{'model':<16}" + "".join(f"{c:>18}" for c in cols) + f"{'NFE/path':>10}{'seconds':>10}"
+    lines = [head, "-" * len(head)]
+    for name, m, nfe, sec in rows:
+        lines.append(
+            f"{name:<16}" + "".join(f"{m[c]:>18.4f}" for c in cols) + f"{nfe:>10}{sec:>10.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seconds", type=float, default=120.0, help="training time budget")
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="where PNGs and the model go")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    df = load_tmy3()[["item_id", "timestamp", *CHANNELS]]
+    train = df[df.timestamp < FIRST_ORIGIN]
+    print(f"TMY3 Greensboro (NREL, via pvlib): {len(df)} hourly rows, channels {CHANNELS}")
+    print(f"training on {len(train)} rows before {FIRST_ORIGIN.date()} for ~{args.seconds:.0f} s")
+    f = Forecaster(
+        prediction_length=H,
+        context_length=CTX,
+        freq="h",
+        d_model=96,
+        n_layers=3,
+        batch_size=32,
+        max_steps=4000,
+        max_time_s=args.seconds,
+        lr=2e-3,
+    )
+    t0 = time.perf_counter()
+    f.fit(train, target=CHANNELS)
+    fit_s = time.perf_counter() - t0
+    print(
+        f"trained {f.history['steps']} steps in {fit_s:.0f} s; sampling temperature {f.temperature}"
+    )
+    t0 = time.perf_counter()
+    bt = f.backtest(df, windows=WINDOWS, num_samples=100)
+    pred_s = time.perf_counter() - t0
+    assert bt["origins"][0] == FIRST_ORIGIN, bt["origins"][0]
+    rows = [("tsdiff", evaluate_samples(bt["samples"], bt["y"]), bt["nfe"], pred_s)]
+    for name, samples, sec in peer_rows(df, bt):
+        rows.append((name, evaluate_samples(samples, bt["y"]), 1, sec))
+    print(
+        f"\nBacktest: {WINDOWS} daily windows, horizon {H} h, 100 paths; CRPS = sum CRPS / sum |y|"
+    )
+    print(table(rows))
+    args.out.mkdir(parents=True, exist_ok=True)
+    k = WINDOWS - 1
+    fan = fan_chart(
+        bt["insample"][k][-72:], bt["samples"][k], args.out / "fan_chart.png",
+        truth=bt["y"][k], names=CHANNELS, title=f"tsdiff, origin {bt['origins'][k]}",
+    )  # fmt: skip
+    pit = pit_histogram(rows[0][1]["pit"], args.out / "pit_histogram.png", title="tsdiff PIT")
+    f.save(args.out / "tmy3_model")
+    print(f"\nwrote {fan}, {pit} and {args.out / 'tmy3_model'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
