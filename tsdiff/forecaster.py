@@ -115,6 +115,15 @@ class Forecaster:
         self.temperature = 1.0
         self.history: dict = {}
 
+    @property
+    def device(self) -> torch.device:
+        """Where inference runs: CUDA when training asked for a GPU and one is present."""
+        wants_gpu = self.config.accelerator in ("gpu", "cuda", "auto")
+        return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
     # ------------------------------------------------------------------ data
     def _series(self, df: pd.DataFrame, min_length: int = 1) -> list[Series]:
         return frame_to_series(df, self.columns, self.config.freq, min_length=min_length)
@@ -198,7 +207,7 @@ class Forecaster:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             trainer.fit(module, loader)
-        self.model = module.model.cpu().eval()
+        self.model = module.model.to(self.device).eval()
         self.history = {"steps": int(trainer.global_step)}
         self.temperature = self._calibrate(val) if val else 1.0
         return self
@@ -247,13 +256,13 @@ class Forecaster:
         ("fair") ensemble estimator so the small ensemble does not favour sharp forecasts; every
         temperature sees the same random numbers.
         """
-        batch = collate(val)
+        batch = self._to_device(collate(val))
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
-        y = ((batch["fut"] - loc) / scale).numpy()
-        obs = batch["fut_obs"].numpy()
+        y = ((batch["fut"] - loc) / scale).cpu().numpy()
+        obs = batch["fut_obs"].cpu().numpy()
         scores = []
         for temp in grid:
-            g = torch.Generator().manual_seed(self.config.seed)
+            g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             s, _ = sample_paths(
                 self.model,
                 batch,
@@ -264,7 +273,7 @@ class Forecaster:
                 temperature=temp,
                 generator=g,
             )
-            z = ((s - loc[:, None]) / scale[:, None]).numpy()
+            z = ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
             scores.append(float((fair_crps(z, y) * obs).sum() / obs.sum()))
         self.history["calibration"] = {
             str(t): round(v, 5) for t, v in zip(grid, scores, strict=True)
@@ -313,11 +322,10 @@ class Forecaster:
             "temperature": self.temperature,
         }
         opts.update(sampler)
-        g = torch.Generator().manual_seed(seed)
-        samples, stats = sample_paths(
-            self.model, collate(windows), num_samples, generator=g, **opts
-        )
-        return samples.numpy(), stats
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        batch = self._to_device(collate(windows))
+        samples, stats = sample_paths(self.model, batch, num_samples, generator=g, **opts)
+        return samples.cpu().numpy(), stats
 
     def backtest(
         self,
@@ -325,29 +333,40 @@ class Forecaster:
         windows: int = 1,
         num_samples: int = 100,
         *,
+        origins: list | None = None,
         seed: int = 0,
         **sampler,
     ) -> dict:
-        """Rolling-origin backtest over the last ``windows`` horizons of every item.
+        """Rolling-origin backtest.
+
+        The test windows are either the last ``windows`` non-overlapping horizons of every item,
+        or, with ``origins`` (timestamps of the first forecast step, shared by all items), one
+        window per item and origin (windows may overlap, e.g. daily origins of a 48-step horizon).
+        Only data before each origin is seen; the model should have been fitted on data before the
+        first origin.
 
         Returns {"samples": [N, S, H, C], "y": [N, H, C], "observed": bool [N, H, C],
-        "insample": list of [T_i, C] arrays (history before each origin), "items", "origins"}.
+        "insample": list of [T_i, C] arrays (history before each origin), "items", "origins",
+        "nfe" (per path), "seconds" (sampling wall-clock)}; N = items x windows, item-major.
         """
         self._check_fitted()
         H, Lc = self.config.prediction_length, self.config.context_length
-        series = self._series(df)
-        ws, insample, items, origins = [], [], [], []
-        for s in series:
-            for k in range(windows, 0, -1):
-                end = len(s) - k * H
-                if end < 1:
+        ws, insample, items, starts = [], [], [], []
+        for s in self._series(df):
+            if origins is None:
+                ends = [len(s) - k * H for k in range(windows, 0, -1)]
+            else:
+                ends = [int(s.index.get_indexer([pd.Timestamp(o)])[0]) for o in origins]
+            for end in ends:
+                if end < 1 or end + H > len(s):
                     raise DataError(
-                        f"item {s.item_id!r}: too short for {windows} backtest windows of {H} steps"
+                        f"item {s.item_id!r}: a backtest window of {H} steps at position {end} "
+                        f"does not fit its {len(s)} steps (or its origin is not in the data)"
                     )
                 ws.append(make_window(s, end, Lc, H, self.config.freq))
                 insample.append(s.target[:end])
                 items.append(s.item_id)
-                origins.append(s.index[end])
+                starts.append(s.index[end])
         samples, stats = self._sample(ws, num_samples, seed, **sampler)
         batch = collate(ws)
         return {
@@ -356,7 +375,7 @@ class Forecaster:
             "observed": batch["fut_obs"].numpy(),
             "insample": insample,
             "items": items,
-            "origins": origins,
+            "origins": starts,
             "nfe": stats.nfe,
             "seconds": stats.seconds,
         }
@@ -399,7 +418,7 @@ class Forecaster:
             f.model.load_state_dict(load_file(str(path / "model.safetensors")))
         except (ValueError, KeyError, TypeError, RuntimeError) as e:
             raise ValueError(f"{path}: corrupt tsdiff checkpoint ({e})") from e
-        f.model.eval()
+        f.model.to(f.device).eval()
         f.temperature = float(meta.get("temperature", 1.0))
         f.history = meta.get("history", {})
         return f
