@@ -26,8 +26,9 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from lm_core.checkpoint import atomic_write_dir
+from tsdiff.conditioning import extend, future_block
 from tsdiff.data.frames import Columns, DataError, Series, frame_to_series
-from tsdiff.data.windows import TrainWindows, collate, future_index, make_window
+from tsdiff.data.windows import TrainWindows, collate, make_window
 from tsdiff.diffusion import ORDERS, sample_paths
 from tsdiff.encoding import context_scale
 from tsdiff.features import feature_names, parse_freq
@@ -286,31 +287,31 @@ class Forecaster:
             raise RuntimeError("this Forecaster is not fitted: call fit() or Forecaster.load()")
 
     def predict(
-        self, df: pd.DataFrame, num_samples: int = 100, *, seed: int = 0, **sampler
+        self,
+        df: pd.DataFrame,
+        num_samples: int = 100,
+        *,
+        future: pd.DataFrame | None = None,
+        seed: int = 0,
+        **sampler,
     ) -> Forecast:
-        """Sample paths for the H steps after the end of every item in ``df``."""
+        """Sample paths for the H steps after the end of every item in ``df``.
+
+        ``future``: a long frame with the known-future covariates for those H steps (required
+        when the model was trained with ``future_covariates``; see tsdiff.conditioning).
+        """
         self._check_fitted()
-        series = self._series(df)
-        windows = [
-            make_window(
-                s,
-                len(s),
-                self.config.context_length,
-                self.config.prediction_length,
-                self.config.freq,
-            )
-            for s in series
-        ]
+        c = self.config
+        H = c.prediction_length
+        windows, starts, items = [], [], []
+        for s in self._series(df):
+            items.append(s.item_id)
+            fcov = future_block(s, future, self.columns, H, c.freq)
+            ext = extend(s, fcov, c.freq)
+            windows.append(make_window(ext, len(s), c.context_length, H, c.freq))
+            starts.append(ext.index[len(s)])
         samples, stats = self._sample(windows, num_samples, seed, **sampler)
-        starts = [future_index(s, 1, self.config.freq)[0] for s in series]
-        return Forecast(
-            samples,
-            [s.item_id for s in series],
-            starts,
-            self.config.freq,
-            self.columns.targets,
-            stats.nfe,
-        )
+        return Forecast(samples, items, starts, c.freq, self.columns.targets, stats.nfe)
 
     def _sample(self, windows: list[dict], num_samples: int, seed: int, **sampler):
         if num_samples < 1:
