@@ -89,10 +89,11 @@ def backtest_chunked(
 ) -> dict:
     """``Forecaster.backtest`` over chunks of items (chunk k: seed + k); fields concatenated."""
     chunks = item_chunks(df, f.columns.item_id, batch_items)
-    parts = [
-        f.backtest(part, windows=windows, num_samples=num_samples, seed=seed + k)
-        for k, part in enumerate(tqdm(chunks, desc="backtest", unit="chunk", disable=not progress))
-    ]
+    parts = []
+    with tqdm(total=len(chunks), desc="backtest", unit="chunk", disable=not progress) as bar:
+        for k, part in enumerate(chunks):
+            parts.append(f.backtest(part, windows=windows, num_samples=num_samples, seed=seed + k))
+            bar.update()
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("samples", "y", "observed")}
     for k in ("insample", "items", "origins"):
         out[k] = [v for p in parts for v in p[k]]

@@ -80,10 +80,11 @@ def predict_chunked(
 ) -> Forecast:
     """``Forecaster.predict`` over chunks of items, with a progress bar; one merged Forecast."""
     chunks = item_chunks(df, f.columns.item_id, batch_items)
-    parts = [
-        f.predict(part, num_samples=num_samples, seed=seed + k)
-        for k, part in enumerate(tqdm(chunks, desc="sampling", unit="chunk", disable=not progress))
-    ]
+    parts = []
+    with tqdm(total=len(chunks), desc="sampling", unit="chunk", disable=not progress) as bar:
+        for k, part in enumerate(chunks):
+            parts.append(f.predict(part, num_samples=num_samples, seed=seed + k))
+            bar.update()
     first = parts[0]
     return Forecast(
         np.concatenate([p.samples for p in parts]),

@@ -28,7 +28,6 @@ import pandas as pd
 
 from tsdiff.features import parse_freq, time_features
 
-
 MAX_ABS = 1e16
 """Largest |value| accepted in numeric columns (float32 arithmetic of the scaling)."""
 

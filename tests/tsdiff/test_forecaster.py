@@ -1,0 +1,113 @@
+"""Forecaster: shapes, DataFrame helpers, backtest fields, save / load round trip."""
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tsdiff import Forecast, Forecaster
+
+H, L = 4, 16
+
+
+@pytest.fixture(scope="module")
+def data():
+    t = np.arange(72)
+    rows = []
+    for k, item in enumerate(["a", "b", "c"]):
+        ts = pd.date_range("2022-03-01", periods=len(t), freq="h")
+        rows.append(
+            pd.DataFrame(
+                {"item_id": item, "timestamp": ts, "x": np.sin(t / 4) + k, "w": t * 0.1 + k}
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    torch.set_num_threads(1)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    f = Forecaster(
+        prediction_length=H,
+        context_length=L,
+        freq="h",
+        patch_size=4,
+        n_bins=32,
+        d_model=32,
+        n_layers=1,
+        n_heads=2,
+        batch_size=8,
+        max_steps=3,
+        progress=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return f.fit(data, target=["x", "w"])
+
+
+def test_predict_shape_and_start(fitted, data):
+    fc = fitted.predict(data, num_samples=6, seed=1)
+    assert isinstance(fc, Forecast)
+    assert fc.samples.shape == (3, 6, H, 2)  # [items, samples, horizon, channels]
+    assert fc.item_ids == ["a", "b", "c"]
+    assert fc.starts[0] == data["timestamp"].max() + pd.Timedelta(hours=1)
+    assert fc.mean().shape == fc.quantile(0.9).shape == (3, H, 2)
+    assert np.isfinite(fc.samples).all()
+
+
+def test_same_seed_same_samples(fitted, data):
+    a = fitted.predict(data, num_samples=5, seed=7).samples
+    b = fitted.predict(data, num_samples=5, seed=7).samples
+    c = fitted.predict(data, num_samples=5, seed=8).samples
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_to_dataframe_columns(fitted, data):
+    fc = fitted.predict(data, num_samples=5)
+    df = fc.to_dataframe(quantiles=(0.1, 0.5, 0.9))
+    assert list(df.columns) == [
+        "item_id",
+        "timestamp",
+        "x_mean",
+        "x_q0.1",
+        "x_q0.5",
+        "x_q0.9",
+        "w_mean",
+        "w_q0.1",
+        "w_q0.5",
+        "w_q0.9",
+    ]
+    assert len(df) == 3 * H
+    paths = fc.samples_dataframe()
+    assert list(paths.columns) == ["item_id", "sample", "timestamp", "x", "w"]
+    assert len(paths) == 3 * 5 * H
+
+
+def test_backtest_fields(fitted, data):
+    bt = fitted.backtest(data, windows=2, num_samples=4)
+    assert bt["samples"].shape == (6, 4, H, 2)
+    assert bt["y"].shape == bt["observed"].shape == (6, H, 2)
+    assert len(bt["insample"]) == len(bt["items"]) == len(bt["origins"]) == 6
+    last = data[data.item_id == "a"]
+    np.testing.assert_allclose(bt["y"][1, :, 0], last["x"].to_numpy()[-H:], rtol=1e-6)
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    path = fitted.save(tmp_path / "ckpt")
+    g = Forecaster.load(path)
+    assert g.config == fitted.config and g.temperature == fitted.temperature
+    a = fitted.predict(data, num_samples=6, seed=3).samples
+    b = g.predict(data, num_samples=6, seed=3).samples
+    np.testing.assert_array_equal(a, b)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a tsdiff checkpoint"):
+        Forecaster.load(tmp_path)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Forecaster(prediction_length=2, context_length=4).predict(pd.DataFrame())
