@@ -1,0 +1,187 @@
+"""Scenario rollouts against a known ground truth (SYNTHETIC heated-building simulator).
+
+    python -m benchmarks.scenarios [--quick] [--device cpu|cuda]
+
+Protocol: tsdiff.simulators.make_dataset (SYNTHETIC: the effect of every heating plan is known)
+with 24 buildings x 90 days, hourly; tsdiff trained on days 1-75 of every building with
+``heating`` (the action) and ``t_out`` (the weather, known in the future) as future covariates,
+H = 24, L = 72. Held-out histories: 3 origins per building in days 77-88. Plans: ``off`` (u = 0),
+``half`` (u = 0.5) and ``evening`` (u = 1 from 16:00 to 22:00, else 0.2). For each history and
+plan, 100 rollout paths (common random numbers across plans) against 1000 simulator futures:
+
+- CRPS / oracle: mean CRPS of the rollout against simulator draws, over the oracle's own
+  (the simulator's distribution scored against itself), per horizon block;
+- energy score of the whole path against simulator draws, and the oracle's;
+- effect error: sum |estimated - true| / sum |true| of the difference of means plan - off, per
+  step (the true means are exact for these linear dynamics); goal <= 10 %;
+- cov90: share of simulator futures inside the rollout's central 90 % interval; goal 0.85-0.95.
+
+The long-horizon curve repeats the CRPS ratio at 1x, 2x and 4x the trained horizon (blocks
+appended). Writes benchmarks/results/scenarios.csv and scenarios.png.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch
+
+PLANS = ("off", "half", "evening")
+
+
+def plan_actions(name: str, steps: pd.DatetimeIndex) -> np.ndarray:
+    if name == "off":
+        return np.zeros(len(steps))
+    if name == "half":
+        return np.full(len(steps), 0.5)
+    hour = steps.hour.to_numpy()
+    # row t carries the action of hour t - 1 (see simulators.make_dataset)
+    return np.where((hour >= 17) & (hour <= 23), 1.0, 0.2)
+
+
+def mean_crps_vs_draws(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """E|X - Y| - 0.5 E|X - X'| per step: x [S, H] model paths, y [M, H] truth draws -> [H]."""
+    xs = np.sort(x, axis=0)
+    S = xs.shape[0]
+    w = (2 * np.arange(1, S + 1) - S - 1)[:, None]
+    spread = (xs * w).sum(0) / (S * S)
+    # E|X - Y| via sorted y and searchsorted would be faster; sizes here are small
+    return np.abs(x[:, None, :] - y[None, :, :]).mean((0, 1)) - spread
+
+
+def energy_vs_draws(x: np.ndarray, y: np.ndarray) -> float:
+    """E||X - Y|| - 0.5 E||X - X'|| for paths x [S, D], y [M, D]."""
+    xy = np.linalg.norm(x[:, None] - y[None], axis=-1).mean()
+    xx = np.linalg.norm(x[:, None] - x[None], axis=-1).mean()
+    return float(xy - 0.5 * xx)
+
+
+def main(argv=None) -> int:
+    ap = base_parser(__doc__)
+    ap.add_argument("--steps", type=int, default=3000, help="training steps")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    setup_torch(args.threads, args.device)
+    from tsdiff import Forecaster
+    from tsdiff.scenarios import rollout
+    from tsdiff.simulators import make_dataset, plan_frame
+
+    n_b, days, steps = (6, 40, 200) if args.quick else (24, 90, args.steps)
+    train_days = days - 15
+    H, L, S, M = 24, 72, 100, 1000
+    horizons = (1, 2) if args.quick else (1, 2, 4)
+    meta = print_header(
+        "scenarios",
+        [
+            "SYNTHETIC data: tsdiff.simulators heated building, known action effects",
+            f"{n_b} buildings x {days} days hourly; train on days 1-{train_days}",
+            f"H={H} L={L}; {S} rollout paths vs {M} simulator futures; plans {PLANS}",
+            f"training steps {steps}, seed {args.seed}",
+        ],
+        args,
+    )
+    df, building = make_dataset(n_buildings=n_b, n_hours=24 * days, seed=args.seed)
+    start = df.timestamp.min()
+    train = df[df.timestamp < start + pd.Timedelta(days=train_days)]
+    f = Forecaster(
+        prediction_length=H, context_length=L, freq="h", patch_size=8, d_model=96, n_layers=3,
+        batch_size=64, max_steps=steps, lr=2e-3, future_covariates=["heating", "t_out"],
+        accelerator="gpu" if args.device == "cuda" else "cpu", progress=False, seed=args.seed,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    f.fit(train, target="indoor")
+    fit_s = time.perf_counter() - t0
+    print(
+        f"trained {f.history['steps']} steps in {fit_s:.0f} s, temperature {f.temperature}",
+        flush=True,
+    )
+
+    rng = np.random.default_rng(123)
+    per_h = {
+        k: {"crps": [], "oracle": [], "es": [], "es_oracle": [], "cov": [], "err": [], "true": []}
+        for k in horizons
+    }
+    t_roll = 0.0
+    for item, g in df.groupby("item_id"):
+        g = g.reset_index(drop=True)
+        for _ in range(3):
+            origin = int(rng.integers(24 * (train_days + 2), 24 * days - 4 * H - 1))
+            hist = g.iloc[:origin]
+            fut_idx = g.timestamp.iloc[origin : origin + max(horizons) * H]
+            t_out = g.t_out.iloc[origin : origin + max(horizons) * H].to_numpy()
+            T0 = g.indoor.iloc[origin - 1]
+            plans = {
+                p: plan_frame(
+                    item,
+                    pd.DatetimeIndex(fut_idx),
+                    plan_actions(p, pd.DatetimeIndex(fut_idx)),
+                    t_out,
+                )
+                for p in PLANS
+            }
+            t1 = time.perf_counter()
+            sc = rollout(f, hist, plans, horizon=max(horizons) * H, num_samples=S, seed=args.seed)
+            t_roll += time.perf_counter() - t1
+            x = sc.samples[item][..., 0]  # [A, S, 4H]
+            truth = {
+                p: building.simulate(T0, t_out, plans[p].heating.to_numpy(), M, rng) for p in PLANS
+            }
+            exact = {p: building.mean_path(T0, t_out, plans[p].heating.to_numpy()) for p in PLANS}
+            for k in horizons:
+                sl = slice((k - 1) * H, k * H) if k > 1 else slice(0, H)
+                for a, p in enumerate(PLANS):
+                    xs, ys = x[a][:, sl], truth[p][:, sl]
+                    acc = per_h[k]
+                    acc["crps"].append(mean_crps_vs_draws(xs, ys[:200]).mean())
+                    acc["oracle"].append(mean_crps_vs_draws(ys[200:400], ys[:200]).mean())
+                    acc["es"].append(energy_vs_draws(xs, ys[:200]))
+                    acc["es_oracle"].append(energy_vs_draws(ys[200:400], ys[:200]))
+                    lo, hi = np.quantile(xs, [0.05, 0.95], axis=0)
+                    acc["cov"].append(((ys >= lo) & (ys <= hi)).mean())
+                    if p != "off":
+                        est = x[a][:, sl].mean(0) - x[0][:, sl].mean(0)
+                        true = exact[p][sl] - exact["off"][sl]
+                        acc["err"].append(np.abs(est - true).sum())
+                        acc["true"].append(np.abs(true).sum())
+    rows = []
+    for k in horizons:
+        a = per_h[k]
+        rows.append({
+            "horizon": f"{k}x ({(k - 1) * H + 1}-{k * H} h)" if k > 1 else f"1x (1-{H} h)",
+            "crps": float(np.mean(a["crps"])), "crps_oracle": float(np.mean(a["oracle"])),
+            "crps_ratio": float(np.mean(a["crps"]) / np.mean(a["oracle"])),
+            "energy": float(np.mean(a["es"])), "energy_oracle": float(np.mean(a["es_oracle"])),
+            "effect_err": float(np.sum(a["err"]) / np.sum(a["true"])),
+            "cov90": float(np.mean(a["cov"])),
+        })  # fmt: skip
+    first = rows[0]
+    notes = [
+        f"goal effect error <= 0.10 at 1x: {'PASS' if first['effect_err'] <= 0.10 else 'MISS'} ({first['effect_err']:.3f})",
+        f"goal cov90 in [0.85, 0.95] at 1x: {'PASS' if 0.85 <= first['cov90'] <= 0.95 else 'MISS'} ({first['cov90']:.3f})",
+        f"fit {fit_s:.0f} s; rollouts {t_roll:.0f} s for {n_b * 3} histories x {len(PLANS)} plans x {S} paths",
+    ]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.plot([r["horizon"].split()[0] for r in rows], [r["crps_ratio"] for r in rows], "o-")
+        ax.axhline(1.0, color="k", ls="--", lw=1)
+        ax.set_ylabel("CRPS / oracle CRPS")
+        ax.set_title("Rollout quality vs horizon (synthetic building)")
+        fig.tight_layout()
+        save_png(fig, args.out, "scenarios")
+    except ImportError:
+        pass
+    meta.update(train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature)
+    finish("scenarios", rows, list(rows[0]), args.out, meta, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
