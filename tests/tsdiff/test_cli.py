@@ -139,3 +139,22 @@ def test_help(capsys):
         assert e.value.code == 0
         assert "--data" in capsys.readouterr().out
     assert main(["bogus"]) == 2
+
+
+def test_forecast_with_known_future_covariates(csv, tmp_path):
+    out = tmp_path / "ck"
+    argv = ["fit", "--config", TINY, "--data", str(csv), "--item-id", "site", "--timestamp"]
+    argv += ["time", "--target", "load", "--future_covariates", "[temp]", "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 0
+    df = pd.read_csv(csv, parse_dates=["time"])
+    fut = df.groupby("site").tail(4).copy()
+    fut["time"] += pd.Timedelta(hours=4)
+    fut_path = tmp_path / "future.csv"
+    fut.drop(columns=["load"]).to_csv(fut_path, index=False)
+    fc = tmp_path / "fc.csv"
+    argv = ["forecast", "--ckpt", str(out), "--data", str(csv), "--output", str(fc)]
+    assert main(argv + ["--future", str(fut_path), "--num-samples", "4", "--no-progress"]) == 0
+    assert np.isfinite(pd.read_csv(fc)["load_mean"]).all()
+    assert main(argv) == 2  # the future covariates are required

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", required=True, help="mean and quantiles per item and step (.csv or .parquet)"
     )
     p.add_argument(
+        "--future",
+        default=None,
+        help="long frame with the known-future covariates for the H steps after each item's end "
+        "(required when the checkpoint has future_covariates)",
+    )
+    p.add_argument(
         "--samples-output", default=None, help="every sample path, long format (.csv or .parquet)"
     )
     p.add_argument(
@@ -76,14 +82,19 @@ def check_counts(num_samples: int, batch_items: int) -> None:
 
 
 def predict_chunked(
-    f, df, num_samples: int, seed: int, batch_items: int, progress: bool
+    f, df, num_samples: int, seed: int, batch_items: int, progress: bool, future=None
 ) -> Forecast:
     """``Forecaster.predict`` over chunks of items, with a progress bar; one merged Forecast."""
+    if future is not None and f.columns.item_id not in future.columns:
+        raise ValueError(f"future: unknown column {f.columns.item_id!r} (item id)")
     chunks = item_chunks(df, f.columns.item_id, batch_items)
     parts = []
     with tqdm(total=len(chunks), desc="sampling", unit="chunk", disable=not progress) as bar:
         for k, part in enumerate(chunks):
-            parts.append(f.predict(part, num_samples=num_samples, seed=seed + k))
+            fut = None
+            if future is not None:
+                fut = future[future[f.columns.item_id].isin(part[f.columns.item_id].unique())]
+            parts.append(f.predict(part, num_samples=num_samples, future=fut, seed=seed + k))
             bar.update()
     first = parts[0]
     return Forecast(
@@ -105,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             check_output(out)
     f = load_forecaster(a.ckpt)
     df = read_frame(a.data)
-    fc = predict_chunked(f, df, a.num_samples, a.seed, a.batch_items, a.progress)
+    future = read_frame(a.future) if a.future else None
+    fc = predict_chunked(f, df, a.num_samples, a.seed, a.batch_items, a.progress, future)
     out = write_frame(fc.to_dataframe(quantiles), a.output)
     msg = f"wrote {out}: {len(fc.item_ids)} items x {fc.samples.shape[2]} steps"
     if a.samples_output:
