@@ -178,10 +178,57 @@ class OptimConfig:
 
 
 @dataclass
+class FlowConfig:
+    """Flow LM in a frozen encoder's latent space (objective.kind flow; see lm_core.flow)."""
+
+    d_latent: int = 32
+    """Width of the low-dimensional bottleneck the flow runs in."""
+    encoder_ckpt: str | None = None
+    """lm_core masked-DLM checkpoint whose final hidden states are the frozen encoder (its
+    tokenizer is used); null trains a small token-embedding encoder here, then freezes it."""
+    d_encoder: int = 64
+    """Width of the embedding encoder trained here (when encoder_ckpt is null)."""
+    decoder_hidden: int = 0
+    """Hidden width of the latent -> token decoder MLP (0: a linear decoder)."""
+    codec_steps: int = 200
+    """Steps training the bottleneck and decoder (and the embedding encoder) before the flow."""
+    codec_lr: float = 3e-3
+    """Learning rate of that codec phase."""
+    decoder_noise: float = 0.2
+    """Noise (in units of the latent's std) added to latents while the decoder trains."""
+    t_mean: float = 0.0
+    """Mean of the logit-normal time density."""
+    t_std: float = 1.0
+    """Std of the logit-normal time density."""
+    t_min: float = 0.05
+    """t is clamped to at least this in the 1 / t^2 weight of the x-prediction velocity loss."""
+    self_condition: bool = True
+    """Feed the previous x-prediction as an extra input (half of training rows)."""
+    prompt_prob: float = 0.5
+    """Share of training rows whose leading part is a clean prompt (no loss there)."""
+    max_prompt_frac: float = 0.5
+    """Longest prompt, as a share of the row's length."""
+    cond_drop: float = 0.1
+    """Prompt dropout (replaced by a learned null latent) for classifier-free guidance."""
+
+    def __post_init__(self) -> None:
+        for name in ("d_latent", "d_encoder", "codec_steps"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v > 0, f"objective.flow.{name}", "a positive integer", v)
+        for name in ("prompt_prob", "max_prompt_frac", "cond_drop"):
+            v = getattr(self, name)
+            _check(0.0 <= v <= 1.0, f"objective.flow.{name}", "a number in [0, 1]", v)
+        _check(0.0 < self.t_min < 1.0, "objective.flow.t_min", "a number in (0, 1)", self.t_min)
+        _check(self.t_std > 0, "objective.flow.t_std", "a positive number", self.t_std)
+
+
+@dataclass
 class ObjectiveConfig:
     """Which loss trains the Transformer."""
 
-    kind: Literal["masked", "ar"] = "masked"
+    kind: Literal["masked", "ar", "flow"] = "masked"
     """masked: the masked-diffusion ELBO (LLaDA); ar: causal next-token loss (matched baseline)."""
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     """Forward-process settings (masked objective only)."""
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    """Flow LM settings (objective.kind flow: flow matching in a frozen encoder's latents)."""

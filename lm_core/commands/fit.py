@@ -202,6 +202,10 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
 
 def run(cfg, callbacks=()):
     """Train from an instantiated config namespace; returns (trainer, module)."""
+    if cfg.objective.kind == "flow":  # flow LM in a frozen encoder's latents (lm_core.flow)
+        from lm_core.flow.train import run_flow
+
+        return run_flow(cfg, callbacks)
     import lightning as L
     from torch.utils.data import DataLoader, IterableDataset
 
