@@ -65,6 +65,7 @@ def sample_paths(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     max_rows: int = 4096,
+    commit: str = "hard",
 ) -> tuple[Tensor, SampleStats]:
     """Draw sample paths for a batch of windows.
 
@@ -77,6 +78,9 @@ def sample_paths(
         block_length: horizon time steps per semi-autoregressive block (default: whole horizon).
         temperature: softmax temperature of the cell distributions (1 = the model's predictive
             distribution; the forecaster may set a calibrated value fitted on validation windows).
+        commit: ``hard`` (a drawn cell is final) or ``soft`` (masked mode: drawn cells of the
+            active block are re-predicted and re-drawn each step, fed as soft embeddings; see
+            :mod:`tsdiff.soft_commit`; same NFE; ``order`` must not be ``prob``).
 
     Returns:
         samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
@@ -85,6 +89,8 @@ def sample_paths(
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
     if temperature <= 0:
         raise ValueError(f"temperature: expected a positive number, got {temperature}")
+    if commit not in ("hard", "soft"):
+        raise ValueError(f"commit: expected 'hard' or 'soft', got {commit!r}")
     cfg = model.cfg
     H, C = cfg.prediction_length, cfg.n_channels
     steps, bl = resolve_schedule(H, C, steps, block_length)
@@ -110,16 +116,24 @@ def sample_paths(
 
         canvas = torch.full((n, H * C), model.encoder.mask_id, dtype=torch.long, device=st.device)
         editable = torch.ones_like(canvas, dtype=torch.bool)
-        ids, stats = denoise(
-            model_fn,
-            canvas,
-            editable,
-            mask_id=model.encoder.mask_id,
-            policy=policy,
-            steps=steps,
-            block_length=bl,
-            generator=generator,
-        )
+        if commit == "soft":
+            from tsdiff.soft_commit import soft_denoise
+
+            ids, stats = soft_denoise(
+                model, st, kv, pos, steps=steps, block_length=bl, order=order,
+                temperature=temperature, generator=generator,
+            )  # fmt: skip
+        else:
+            ids, stats = denoise(
+                model_fn,
+                canvas,
+                editable,
+                mask_id=model.encoder.mask_id,
+                policy=policy,
+                steps=steps,
+                block_length=bl,
+                generator=generator,
+            )
         outs.append(model.encoder.decode(ids, generator=generator).view(b1 - b0, num_samples, H, C))
         total.nfe = stats.nfe
         total.committed += stats.committed

@@ -1,6 +1,6 @@
 """``lm-core generate``: sample text from a checkpoint and report its cost.
 
-    lm-core generate --ckpt DIR --prompt TEXT [--sampler low_confidence|threshold|random]
+    lm-core generate --ckpt DIR --prompt TEXT [--sampler low_confidence|threshold|random|dmax]
         [--gen-length N --block-length N --steps N --tau X --temperature X --cfg X
          --confidence prob|margin|entropy|random --max-new-tokens N --seed N --device D]
 
@@ -19,7 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lm-core generate", description=__doc__.splitlines()[0])
     p.add_argument("--ckpt", required=True, help="checkpoint directory")
     p.add_argument("--prompt", required=True, action="append", help="prompt text (repeatable)")
-    p.add_argument("--sampler", default="low_confidence", help=f"one of {SAMPLERS}")
+    p.add_argument(
+        "--sampler",
+        default="low_confidence",
+        help=f"one of {(*SAMPLERS, 'dmax')} (dmax: soft parallel decoding, lm_core.dmax)",
+    )
     p.add_argument(
         "--gen-length", type=int, default=64, help="generated tokens (multiple of block)"
     )

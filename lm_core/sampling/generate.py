@@ -257,7 +257,9 @@ def generate(
         gen_length: cells generated before variable-length extension; a multiple of block_length.
         steps: total sampler steps over gen_length, a multiple of the number of blocks
             (default gen_length: one token per step).
-        sampler: ``low_confidence``, ``threshold`` or ``random`` (ignored if ``policy`` given).
+        sampler: ``low_confidence``, ``threshold`` or ``random`` (ignored if ``policy`` given);
+            ``dmax`` hands over to :func:`lm_core.dmax.dmax_generate` (soft parallel decoding,
+            its frontier threshold is ``tau``; ``steps`` is not used).
         temperature: Gumbel-max temperature (0 = greedy). tau: threshold in (0, 1].
         confidence: ``prob``, ``margin``, ``entropy`` or ``random`` (ordering score).
         cfg_scale: classifier-free guidance weight (0 = off).
@@ -267,6 +269,15 @@ def generate(
     Returns:
         :class:`GenerationResult` with texts, ids, the raw cells [B, N] and the cost.
     """
+    if policy is None and sampler == "dmax":  # soft parallel decoding needs inputs_embeds
+        from lm_core.dmax import dmax_generate
+
+        if cfg_scale > 0 or max_new_tokens is not None or temperature > 0:
+            raise ValueError("sampler dmax: greedy, fixed length, no cfg (see lm_core.dmax)")
+        return dmax_generate(
+            model, tokenizer, prompts, gen_length=gen_length, block_length=block_length,
+            tau=tau, mask_id=mask_id, eos_id=eos_id, pad_id=pad_id,
+        )  # fmt: skip
     mask_id, eos_id, pad_id = _special_ids(tokenizer, mask_id, eos_id, pad_id)
     ids = encode_prompts(tokenizer, prompts)
     steps = gen_length if steps is None else steps
