@@ -226,9 +226,14 @@ class FlowConfig:
 class ObjectiveConfig:
     """Which loss trains the Transformer."""
 
-    kind: Literal["masked", "ar", "flow"] = "masked"
+    kind: Literal["masked", "ar", "flow", "dmax"] = "masked"
     """masked: the masked-diffusion ELBO (LLaDA); ar: causal next-token loss (matched baseline)."""
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     """Forward-process settings (masked objective only)."""
     flow: FlowConfig = field(default_factory=FlowConfig)
     """Flow LM settings (objective.kind flow: flow matching in a frozen encoder's latents)."""
+    dmax_share: float = 0.5
+    """objective.kind dmax (DMax on-policy self-correction, lm_core.dmax): share of sequences
+    whose masked cells are replaced by the model's own argmax (no-grad pass) and scored by CE on
+    every maskable cell; the rest keep the masked-diffusion loss. Works on plain text (all real
+    tokens maskable) and on SFT batches (the response only, normalised per answer)."""

@@ -73,6 +73,8 @@ class DiffusionLM(L.LightningModule):
         self.model_cfg = _as(ModelConfig, model)
         self.objective = _as(ObjectiveConfig, objective)
         self.optim = _as(OptimConfig, optim)
+        if self.objective.kind == "dmax" and (mask_id is None or self.model_cfg.causal):
+            raise ValueError("objective.kind=dmax needs mask_id and a bidirectional model")
         if self.objective.kind == "masked" and mask_id is None:
             raise ValueError("objective.kind=masked needs the tokenizer's mask_id")
         if self.objective.kind == "ar" and not self.model_cfg.causal:
@@ -124,6 +126,16 @@ class DiffusionLM(L.LightningModule):
         if self.objective.kind == "ar":
             return causal_lm_loss(self.net, ids, cu_seqlens=cu, attn_mask=attn_mask, valid=valid)
         c = self.objective.corruption
+        if self.objective.kind == "dmax":  # on-policy self-correction (lm_core.dmax)
+            from lm_core.dmax import dmax_loss
+
+            sft = "maskable" in batch
+            return dmax_loss(
+                self.net, ids, mask_id=self.mask_id, share=self.objective.dmax_share,
+                maskable=batch["maskable"] if sft else valid, cu_seqlens=None if sft else cu,
+                attn_mask=None if sft else attn_mask, eps=c.eps, stratified=c.stratified,
+                normalise="answer" if sft else "tokens", generator=generator,
+            )  # fmt: skip
         return masked_diffusion_loss(
             self.net,
             ids,
@@ -149,6 +161,8 @@ class DiffusionLM(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
         if "masked_frac" in stats:
             self.log("train/masked_frac", stats["masked_frac"])
+        if "sc_wrong_frac" in stats:  # dmax: share of the model's own proposals that were wrong
+            self.log("train/sc_wrong_frac", stats["sc_wrong_frac"])
         return loss
 
     def on_before_zero_grad(self, optimizer) -> None:

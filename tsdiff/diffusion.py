@@ -42,6 +42,15 @@ def horizon_loss(
     )
 
 
+def training_loss(model: NumericDenoiser, batch: dict, *, generator=None) -> tuple[Tensor, dict]:
+    """The mode's objective: masked-diffusion ELBO (masked) or velocity loss (flow)."""
+    if model.cfg.mode == "flow":
+        from tsdiff.flow import flow_loss
+
+        return flow_loss(model, batch, generator=generator)
+    return horizon_loss(model, batch, generator=generator)
+
+
 def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None):
     """(steps, block_length in cells) with defaults: one block, steps = H (one time step a call)."""
     n = H * C
@@ -91,6 +100,13 @@ def sample_paths(
         raise ValueError(f"temperature: expected a positive number, got {temperature}")
     if commit not in ("hard", "soft"):
         raise ValueError(f"commit: expected 'hard' or 'soft', got {commit!r}")
+    if model.cfg.mode == "flow":
+        from tsdiff.flow import flow_sample_paths
+
+        return flow_sample_paths(
+            model, batch, num_samples, steps=steps, temperature=temperature,
+            generator=generator, max_rows=max_rows,
+        )  # fmt: skip
     cfg = model.cfg
     H, C = cfg.prediction_length, cfg.n_channels
     steps, bl = resolve_schedule(H, C, steps, block_length)

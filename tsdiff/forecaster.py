@@ -60,16 +60,24 @@ class ForecasterConfig:
     """Context steps per context token."""
     n_bins: int = 256
     """Value bins of the masked mode."""
+    mode: str = "masked"
+    """masked: value bins and masked diffusion; flow: continuous values and flow matching."""
     d_model: int = 128
+    """Width of the Transformer denoiser."""
     n_layers: int = 3
+    """Transformer blocks."""
     n_heads: int = 4
+    """Attention heads."""
     batch_size: int = 64
+    """Training windows per optimiser step."""
     lr: float = 1e-3
+    """Peak learning rate (AdamW, warmup-stable-decay)."""
     max_steps: int = 2000
     """Optimiser steps (the WSD schedule's length)."""
     max_time_s: float | None = None
     """Stop training after this many seconds (None: run max_steps)."""
     seed: int = 0
+    """Seed of training windows, initialisation and masking."""
     order: str = "entropy"
     """Commitment order: entropy (default), margin, random, or prob (mode-seeking; comparison only)."""
     steps: int | None = None
@@ -79,12 +87,19 @@ class ForecasterConfig:
     calibrate: bool = True
     """Fit the sampling temperature on held-out validation windows after training."""
     accelerator: str = "cpu"
+    """Lightning accelerator for training (cpu, gpu, auto); inference follows it."""
     devices: int | str = 1
+    """Lightning devices (e.g. 2 GPUs with DDP)."""
     precision: str = "32-true"
+    """Lightning precision (32-true; bf16-mixed on GPU)."""
     progress: bool = True
+    """Show progress bars."""
     past_covariates: list[str] = field(default_factory=list)
+    """Columns seen in the history only (scaled from the context)."""
     future_covariates: list[str] = field(default_factory=list)
+    """Columns known over the horizon too (calendar, plans, actions); predict() needs them."""
     static_covariates: list[str] = field(default_factory=list)
+    """Real-valued per-item columns (constant over time)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -138,6 +153,7 @@ class Forecaster:
             n_channels=s.target.shape[1],
             patch_size=min(c.patch_size, c.context_length),
             n_bins=c.n_bins,
+            mode=c.mode,
             d_model=c.d_model,
             n_layers=c.n_layers,
             n_heads=c.n_heads,
@@ -248,15 +264,19 @@ class Forecaster:
             val = [val[i] for i in rng.choice(len(val), 4 * target_windows, replace=False)]
         return train, val
 
-    def _calibrate(
-        self, val: list[dict], grid=(0.7, 0.85, 1.0, 1.15, 1.3, 1.5), n_samples: int = 16
-    ) -> float:
+    def _calibrate(self, val: list[dict], grid=None, n_samples: int = 16) -> float:
         """Softmax temperature minimising the fair CRPS of held-out windows.
 
         CRPS is taken on context-scaled values so every channel counts alike, with the unbiased
         ("fair") ensemble estimator so the small ensemble does not favour sharp forecasts; every
-        temperature sees the same random numbers.
+        temperature sees the same random numbers. The grid holds softmax temperatures (masked
+        mode) or initial-noise scales (flow mode, whose few-step ODE tends to be too sharp).
         """
+        if grid is None:
+            flow = self.model.cfg.mode == "flow"
+            grid = (
+                (0.8, 1.0, 1.25, 1.6, 2.0, 2.5, 3.0) if flow else (0.7, 0.85, 1.0, 1.15, 1.3, 1.5)
+            )
         batch = self._to_device(collate(val))
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         y = ((batch["fut"] - loc) / scale).cpu().numpy()

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 
 from lm_core.schedule import wsd_scheduler
-from tsdiff.diffusion import horizon_loss
+from tsdiff.diffusion import training_loss
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
 
@@ -31,14 +31,14 @@ class TSDiffModule(L.LightningModule):
         self.model = NumericDenoiser(TSModelConfig(**model_config))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, stats = horizon_loss(self.model, batch, eps=self.hparams.eps)
+        loss, stats = training_loss(self.model, batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0])
         self.log("masked_frac", stats["masked_frac"], batch_size=batch["ctx"].shape[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         g = torch.Generator(device=batch["ctx"].device).manual_seed(batch_idx)
-        loss, _ = horizon_loss(self.model, batch, eps=self.hparams.eps, generator=g)
+        loss, _ = training_loss(self.model, batch, generator=g)
         self.log("val_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0], sync_dist=True)
 
     def configure_optimizers(self):

@@ -47,12 +47,16 @@ class TSModelConfig:
     n_future_covariates: int = 0
     n_static_real: int = 0
     dropout: float = 0.0
+    mode: str = "masked"
+    """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
 
     def __post_init__(self) -> None:
         for name in ("context_length", "prediction_length", "n_channels", "patch_size", "n_bins"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if self.mode not in ("masked", "flow"):
+            raise ValueError(f"mode: expected 'masked' or 'flow', got {self.mode!r}")
 
     @property
     def n_patches(self) -> int:
@@ -68,6 +72,7 @@ class TSModelConfig:
             n_kv_heads=self.n_kv_heads,
             max_seq_len=max(max_len, 16),
             tie_embeddings=True,
+            time_conditioning=self.mode == "flow",
         )
 
     def to_dict(self) -> dict:
@@ -95,7 +100,8 @@ class NumericDenoiser(nn.Module):
         self.channel_emb = nn.Embedding(max(cfg.n_channels, 1), d)
         self.step_proj = nn.Linear(F + Cf, d) if F + Cf > 0 else None
         self.static_proj = nn.Linear(cfg.n_static_real, d) if cfg.n_static_real > 0 else None
-        self.head = nn.Linear(d, cfg.n_bins)
+        self.head = nn.Linear(d, cfg.n_bins if cfg.mode == "masked" else 1)
+        self.value_in = nn.Linear(1, d) if cfg.mode == "flow" else None
         nn.init.normal_(self.channel_emb.weight, std=0.02)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -164,7 +170,10 @@ class NumericDenoiser(nn.Module):
     def encode_context(self, s: dict) -> list[KV]:
         """Per-layer keys/values of the context tokens: list of ([B, C*N, Hkv, D], same)."""
         emb, pos = self.context_tokens(s)
-        _, kvs = self.backbone(inputs_embeds=emb, positions=pos, return_kv=True, return_hidden=True)
+        t = emb.new_zeros(emb.shape[0]) if self.cfg.mode == "flow" else None  # context is clean
+        _, kvs = self.backbone(
+            inputs_embeds=emb, positions=pos, t=t, return_kv=True, return_hidden=True
+        )
         return kvs
 
     # ----------------------------------------------------------------- horizon
@@ -194,6 +203,16 @@ class NumericDenoiser(nn.Module):
         x = self.backbone.tok_emb(tokens) + static_emb
         h = self.backbone(inputs_embeds=x, positions=positions, kv_prefix=kvs, return_hidden=True)
         return self.head(h).float()
+
+    def horizon_xpred(
+        self, z_t: Tensor, t: Tensor, static_emb: Tensor, kvs: list[KV], positions: Tensor
+    ) -> Tensor:
+        """Flow mode: noisy squashed values z_t [B, H*C] at noise level t [B] -> clean x [B, H*C]."""
+        x = self.value_in(z_t[..., None].to(static_emb.dtype)) + static_emb
+        h = self.backbone(
+            inputs_embeds=x, positions=positions, t=t, kv_prefix=kvs, return_hidden=True
+        )
+        return self.head(h).float().squeeze(-1)
 
     @staticmethod
     def repeat_kv(kvs: list[KV], n: int) -> list[KV]:
