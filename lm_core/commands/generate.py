@@ -5,7 +5,9 @@
          --confidence prob|margin|entropy|random --max-new-tokens N --seed N --device D]
 
 Prints the generated text, then one line with NFE, tokens per forward (TPF), wall-clock and
-tokens per second. ``--ckpt`` is an lm_core checkpoint or a LLaDA-format directory.
+tokens per second. ``--ckpt`` is an lm_core checkpoint or a LLaDA-format directory. A flow
+checkpoint (``objective: flow``) takes ``--sampler euler|sde`` (``--churn``), ``--steps``
+(its NFE, default 32) and ``--cfg`` (see :mod:`lm_core.flow.sampling`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="Gumbel temperature (0 = greedy)")
     p.add_argument("--confidence", default="prob", help=f"ordering score, one of {CONFIDENCES}")
     p.add_argument("--cfg", type=float, default=0.0, help="classifier-free guidance scale")
+    p.add_argument(
+        "--churn", type=float, default=0.5, help="flow checkpoints: share of fresh noise (sde)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=None, help="variable-length cap")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -45,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lm_core.flow.model import is_flow_checkpoint
+
+    if is_flow_checkpoint(args.ckpt):  # flow LM: --sampler euler|sde, --steps, --cfg, --churn
+        from lm_core.flow.commands import generate as flow_generate
+
+        return flow_generate(args)
     from lm_core.llada import load_any
     from lm_core.sampling.generate import generate
 

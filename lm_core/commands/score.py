@@ -5,8 +5,9 @@
 
 A masked checkpoint reports the ELBO perplexity bound with its 95 % interval (Monte-Carlo, see
 :mod:`lm_core.scoring`); an AR checkpoint (``objective: ar`` or a causal model) reports the exact
-perplexity. The file is one document (EOS is prepended as the first, given token, so every real
-token is scored).
+perplexity; a flow checkpoint (``objective: flow``) reports its flow-matching loss and codec
+round-trip accuracy, which are not likelihood bounds (:mod:`lm_core.flow.commands`). The file
+is one document (EOS is prepended as the first, given token, so every real token is scored).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (args.text is None) == (args.continuation is None):
         raise ValueError("give either --text FILE or --prompt TEXT --continuation TEXT")
+    from lm_core.flow.model import is_flow_checkpoint
+
+    if is_flow_checkpoint(args.ckpt):  # flow LM: flow-matching loss, not a likelihood bound
+        from lm_core.flow.commands import score as flow_score
+
+        return flow_score(args)
     from lm_core import scoring
     from lm_core.llada import load_any
 
