@@ -3,6 +3,7 @@
     tsdiff fit --config configs/ts/tmy3.yaml [--data FILE --target a,b --freq h --out DIR]
     tsdiff forecast --ckpt DIR --data FILE --output forecast.csv [--num-samples 100]
     tsdiff evaluate --ckpt DIR --data FILE --windows 7 [--json m.json] [--plots DIR]
+    tsdiff rollout --ckpt DIR --history FILE --plans FILE --horizon 96 --output FILE [--plots DIR]
 
 Errors in the user's data or flags (``DataError``, ``ValueError``, ``FileNotFoundError``) print one
 line, ``tsdiff <cmd>: error: ...``, and exit with status 2 (no traceback).
@@ -17,6 +18,7 @@ COMMANDS = {
     "fit": "train a forecaster from a YAML config and a long CSV/parquet frame",
     "forecast": "sample paths for the steps after each item's end; write mean and quantiles",
     "evaluate": "rolling-origin backtest: metric table beside seasonal naive, JSON, PNGs",
+    "rollout": "futures under each candidate action plan (common random numbers), table + figure",
 }
 
 
