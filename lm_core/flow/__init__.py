@@ -26,7 +26,12 @@ is a likelihood or a likelihood bound.
 
 from lm_core.flow.codec import LatentCodec, train_codec
 from lm_core.flow.denoiser import FlowDenoiser, flow_matching_loss, velocity_weight
-from lm_core.flow.model import FlowModel, is_flow_checkpoint, load_flow_checkpoint, save_flow_checkpoint
+from lm_core.flow.model import (
+    FlowModel,
+    is_flow_checkpoint,
+    load_flow_checkpoint,
+    save_flow_checkpoint,
+)
 from lm_core.flow.sampling import EulerODE, ReNoiseSDE, flow_sample, generate_flow
 
 __all__ = [

@@ -91,7 +91,9 @@ class LatentCodec(nn.Module):
         self.down = nn.Linear(d_enc, d_latent)
         if decoder_hidden > 0:
             self.decoder = nn.Sequential(
-                nn.Linear(d_latent, decoder_hidden), nn.GELU(), nn.Linear(decoder_hidden, vocab_size)
+                nn.Linear(d_latent, decoder_hidden),
+                nn.GELU(),
+                nn.Linear(decoder_hidden, vocab_size),
             )
         else:
             self.decoder = nn.Sequential(nn.Linear(d_latent, vocab_size))

@@ -105,7 +105,9 @@ def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """(FlowModel in eval mode, tokenizer or None, meta) from a flow checkpoint directory."""
     path = Path(path)
     if not is_flow_checkpoint(path) or not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"{path}: not a complete flow checkpoint (config.json objective flow)")
+        raise CheckpointError(
+            f"{path}: not a complete flow checkpoint (config.json objective flow)"
+        )
     meta = json.loads((path / "config.json").read_text())
     info = meta["extra"]["flow"]
     flow = FlowConfig(**info["config"])
@@ -119,7 +121,9 @@ def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("lm_head.weight")]
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match (missing {missing}, unexpected {unexpected})")
+        raise CheckpointError(
+            f"{path}: weights do not match (missing {missing}, unexpected {unexpected})"
+        )
     model.to(device).eval()
     codec.freeze()
     tok = None

@@ -157,7 +157,9 @@ def generate_flow(
     ids, valid, is_prompt, pos, P = _canvas(tokenizer, prompts, gen_length, dev)
     B, T = ids.shape
     if T > den.cfg.max_seq_len:
-        raise ValueError(f"prompt + gen_length = {T} tokens exceeds max_seq_len={den.cfg.max_seq_len}")
+        raise ValueError(
+            f"prompt + gen_length = {T} tokens exceeds max_seq_len={den.cfg.max_seq_len}"
+        )
     t0 = time.perf_counter()
     has = is_prompt.any(-1, keepdim=True)
     enc_keys = torch.where(has, is_prompt, valid)[:, None, None, :]

@@ -116,9 +116,13 @@ class FlowLM(DiffusionLM):
         """Write a flow checkpoint directory (EMA weights when EMA is on)."""
         extra = {"global_step": int(self.global_step), **(extra or {})}
         if self.ema is None:
-            return save_flow_checkpoint(path, self.codec, self.net, self.flow, tokenizer, extra=extra)
+            return save_flow_checkpoint(
+                path, self.codec, self.net, self.flow, tokenizer, extra=extra
+            )
         with self.ema.swapped(self.net):
-            return save_flow_checkpoint(path, self.codec, self.net, self.flow, tokenizer, extra=extra)
+            return save_flow_checkpoint(
+                path, self.codec, self.net, self.flow, tokenizer, extra=extra
+            )
 
 
 def load_encoder(flow: FlowConfig, dm):
@@ -169,7 +173,11 @@ def run_flow(cfg, callbacks=()):
     codec = build_codec(flow, tok.vocab_size, encoder)
     ckpt = resume_path(cfg.resume, out_dir)
     if ckpt is None:
-        dev = "cuda" if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
+        dev = (
+            "cuda"
+            if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+            else "cpu"
+        )
         st = train_codec(
             codec, dm.train_dataloader(), steps=flow.codec_steps, lr=flow.codec_lr,
             noise=flow.decoder_noise, seed=cfg.seed, device=dev,
@@ -177,7 +185,12 @@ def run_flow(cfg, callbacks=()):
         codec.cpu()
         print(f"codec: d_latent {flow.d_latent}, round-trip token accuracy {st['acc']:.3f}")
     module = FlowLM(
-        model_cfg, cfg.objective, cfg.optim, codec=codec, max_steps=cfg.trainer.max_steps, seed=cfg.seed
+        model_cfg,
+        cfg.objective,
+        cfg.optim,
+        codec=codec,
+        max_steps=cfg.trainer.max_steps,
+        seed=cfg.seed,
     )
     trainer = build_trainer(cfg, out_dir, tok, callbacks)
     if trainer.is_global_zero:

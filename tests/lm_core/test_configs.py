@@ -28,7 +28,7 @@ def test_every_config_belongs_to_a_tool_and_is_yaml():
 def test_lm_config_parses(path):
     cfg = parse(["--config", str(path)])
     assert cfg.trainer.max_steps > 0
-    assert cfg.objective.kind in ("masked", "ar")
+    assert cfg.objective.kind in ("masked", "ar", "sft", "dmax", "flow")
     assert cfg.model.causal == (cfg.objective.kind == "ar")
 
 
