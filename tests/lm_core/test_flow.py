@@ -196,3 +196,23 @@ def test_fit_generate_score_tiny_flow(tmp_path, capsys):
     )
     again, _, _ = load_flow_checkpoint(out / "final")
     torch.testing.assert_close(again.codec.decoder[0].weight, model.codec.decoder[0].weight)
+
+
+def test_fit_with_a_masked_dlm_encoder(tmp_path, capsys):
+    """encoder_ckpt: the frozen encoder is a (here random) masked DLM checkpoint, copied in."""
+    from lm_core import Transformer
+    from lm_core.checkpoint import save_checkpoint
+    from lm_core.data.tokenizers import ByteTokenizer
+
+    cfg = ModelConfig(vocab_size=259, d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
+    save_checkpoint(tmp_path / "enc", Transformer(cfg), ByteTokenizer())
+    out = tmp_path / "run"
+    assert cli_main(["fit", "--config", TINY, "--out_dir", str(out), "--trainer.progress_bar",
+                     "false", "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
+                     "--objective.flow.codec_steps", "10",
+                     "--objective.flow.encoder_ckpt", str(tmp_path / "enc")]) == 0  # fmt: skip
+    model, _, meta = load_flow_checkpoint(out / "final")
+    assert model.codec.contextual and meta["extra"]["flow"]["encoder"]["model"]["d_model"] == 32
+    assert cli_main(["score", "--ckpt", str(out / "final"), "--prompt", "To be",
+                     "--continuation", ", or not", "--samples", "4"]) == 0  # fmt: skip
+    assert "codec round-trip accuracy" in capsys.readouterr().out
