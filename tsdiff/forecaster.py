@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from lm_core.checkpoint import atomic_write_dir
 from tsdiff.conditioning import extend, future_block
-from tsdiff.data.frames import Columns, DataError, Series, frame_to_series
+from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
 from tsdiff.diffusion import ORDERS, sample_paths
 from tsdiff.encoding import context_scale
@@ -100,6 +100,8 @@ class ForecasterConfig:
     """Columns known over the horizon too (calendar, plans, actions); predict() needs them."""
     static_covariates: list[str] = field(default_factory=list)
     """Real-valued per-item columns (constant over time)."""
+    static_categorical: list[str] = field(default_factory=list)
+    """Categorical per-item columns; a category unseen in training is an error at predict time."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -130,6 +132,7 @@ class Forecaster:
         self.columns: Columns | None = None
         self.temperature = 1.0
         self.history: dict = {}
+        self.categories: dict[str, list[str]] = {}
 
     @property
     def device(self) -> torch.device:
@@ -142,7 +145,9 @@ class Forecaster:
 
     # ------------------------------------------------------------------ data
     def _series(self, df: pd.DataFrame, min_length: int = 1) -> list[Series]:
-        return frame_to_series(df, self.columns, self.config.freq, min_length=min_length)
+        return frame_to_series(
+            df, self.columns, self.config.freq, min_length=min_length, categories=self.categories
+        )
 
     def _model_config(self, series: list[Series]) -> TSModelConfig:
         c = self.config
@@ -161,6 +166,7 @@ class Forecaster:
             n_past_covariates=s.past_cov.shape[1],
             n_future_covariates=s.future_cov.shape[1],
             n_static_real=len(s.static_real),
+            static_cardinalities=[len(self.categories[c]) for c in self.columns.static_cat],
         )
 
     # ------------------------------------------------------------------ fit
@@ -181,6 +187,7 @@ class Forecaster:
                 *c.past_covariates,
                 *c.future_covariates,
                 *c.static_covariates,
+                *c.static_categorical,
             }
             target = [col for col in df.columns if col not in reserved]
         targets = [target] if isinstance(target, str) else list(target)
@@ -191,7 +198,9 @@ class Forecaster:
             past_covariates=list(c.past_covariates),
             future_covariates=list(c.future_covariates),
             static_real=list(c.static_covariates),
+            static_cat=list(c.static_categorical),
         )
+        self.categories = category_vocab(df, self.columns.static_cat)
         series = self._series(df, min_length=c.prediction_length + 1)
         H = c.prediction_length
         L.seed_everything(c.seed, workers=True, verbose=False)
@@ -412,6 +421,7 @@ class Forecaster:
             "columns": asdict(self.columns),
             "temperature": self.temperature,
             "history": self.history,
+            "categories": self.categories,
         }
         state = {k: v.contiguous() for k, v in self.model.state_dict().items()}
 
@@ -442,4 +452,5 @@ class Forecaster:
         f.model.to(f.device).eval()
         f.temperature = float(meta.get("temperature", 1.0))
         f.history = meta.get("history", {})
+        f.categories = meta.get("categories", {})
         return f

@@ -12,7 +12,7 @@ learned channel embedding, so channels attend to each other and the joint over c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,8 @@ class TSModelConfig:
     n_past_covariates: int = 0
     n_future_covariates: int = 0
     n_static_real: int = 0
+    static_cardinalities: list[int] = field(default_factory=list)
+    """Number of categories of each static categorical covariate."""
     dropout: float = 0.0
     mode: str = "masked"
     """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
@@ -100,6 +102,7 @@ class NumericDenoiser(nn.Module):
         self.channel_emb = nn.Embedding(max(cfg.n_channels, 1), d)
         self.step_proj = nn.Linear(F + Cf, d) if F + Cf > 0 else None
         self.static_proj = nn.Linear(cfg.n_static_real, d) if cfg.n_static_real > 0 else None
+        self.cat_emb = nn.ModuleList(nn.Embedding(max(n, 1), d) for n in cfg.static_cardinalities)
         self.head = nn.Linear(d, cfg.n_bins if cfg.mode == "masked" else 1)
         self.value_in = nn.Linear(1, d) if cfg.mode == "flow" else None
         nn.init.normal_(self.channel_emb.weight, std=0.02)
@@ -160,8 +163,7 @@ class NumericDenoiser(nn.Module):
             emb = self.patch_proj(self._patches(feats)) + self.channel_emb.weight[c]
             tokens.append(emb)
         emb = torch.cat(tokens, dim=1)
-        if self.static_proj is not None:
-            emb = emb + self.static_proj(s["static_real"])[:, None]
+        emb = emb + self.static_embedding(s)[:, None]
         P, N = self.cfg.patch_size, self.cfg.n_patches
         pos = torch.arange(N, device=z.device) * P + (P - 1) - (N * P - L)
         pos = pos.repeat(C)[None].expand(B, -1)
@@ -188,9 +190,17 @@ class NumericDenoiser(nn.Module):
                 torch.cat([s["tf_fut"], squash(s["z_fcov_fut"], self.cfg.z_max)], -1)
             )
             emb = emb + step.repeat_interleave(C, dim=1)
+        return emb + self.static_embedding(s)[:, None]
+
+    def static_embedding(self, s: dict) -> Tensor:
+        """Per-item embedding [B, d] of static real and categorical covariates (0 if none)."""
+        B = s["tf_ctx"].shape[0]
+        out = self.channel_emb.weight.new_zeros(B, self.cfg.d_model)
         if self.static_proj is not None:
-            emb = emb + self.static_proj(s["static_real"])[:, None]
-        return emb
+            out = out + self.static_proj(s["static_real"])
+        for j, emb in enumerate(self.cat_emb):
+            out = out + emb(s["static_cat"][:, j])
+        return out
 
     def horizon_positions(self, B: int, device) -> Tensor:
         H, C, L = self.cfg.prediction_length, self.cfg.n_channels, self.cfg.context_length

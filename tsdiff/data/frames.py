@@ -142,9 +142,17 @@ def _regular_index(item, ts: pd.Series, freq: str, col: str) -> pd.DatetimeIndex
 
 
 def frame_to_series(
-    df: pd.DataFrame, cols: Columns, freq: str, min_length: int = 1
+    df: pd.DataFrame,
+    cols: Columns,
+    freq: str,
+    min_length: int = 1,
+    categories: dict[str, list[str]] | None = None,
 ) -> list[Series]:
-    """Validate a long frame and split it into regular per-item :class:`Series`."""
+    """Validate a long frame and split it into regular per-item :class:`Series`.
+
+    ``categories``: the known values of each static categorical column (see
+    :func:`category_vocab`); a value outside them is a DataError.
+    """
     _check_columns(df, cols)
     parse_freq(freq)
     if len(df) == 0:
@@ -179,7 +187,37 @@ def frame_to_series(
                 past_cov=arr(cols.past_covariates),
                 future_cov=arr(cols.future_covariates),
                 static_real=np.asarray([first[c] for c in cols.static_real], np.float32),
-                static_cat=np.zeros(len(cols.static_cat), np.int64),
+                static_cat=_codes(item, first, cols.static_cat, categories),
             )
         )
     return out
+
+
+def category_vocab(df: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:
+    """The categories of each static categorical column, as sorted strings (code = position)."""
+    vocab = {}
+    for c in columns:
+        if c not in df.columns:
+            raise DataError(
+                f"unknown column {c!r} (static categorical); the frame has {list(df.columns)}"
+            )
+        values = df[c].dropna().astype(str).unique().tolist()
+        vocab[c] = sorted(values)
+    return vocab
+
+
+def _codes(item, row, columns: list[str], categories: dict[str, list[str]] | None) -> np.ndarray:
+    """Integer codes [Sc] of an item's static categories; unseen values are an error."""
+    codes = []
+    for c in columns:
+        known = (categories or {}).get(c, [])
+        value = row[c]
+        if pd.isna(value):
+            raise DataError(f"item {item!r}: static categorical column {c!r} is missing")
+        if str(value) not in known:
+            raise DataError(
+                f"item {item!r}: column {c!r} has category {str(value)!r}, which was not seen in "
+                f"training (known: {known[:10]}{' ...' if len(known) > 10 else ''})"
+            )
+        codes.append(known.index(str(value)))
+    return np.asarray(codes, np.int64)

@@ -10,6 +10,7 @@ A window ending at ``end`` has context steps ``[end - L, end)`` and horizon step
     pcov_ctx, pcov_obs   [B, L, Cp]    past-only covariates
     fcov_ctx, fcov_fut   [B, L|H, Cf]  known-future covariates
     static_real          [B, Sr]
+    static_cat           [B, Sc]       category codes
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def make_window(series: Series, end: int, L: int, H: int, freq: str) -> dict:
         "fcov_ctx": np.nan_to_num(fcov_ctx),
         "fcov_fut": np.nan_to_num(fcov_fut),
         "static_real": series.static_real.astype(np.float32),
+        "static_cat": series.static_cat.astype(np.int64),
     }
 
 
