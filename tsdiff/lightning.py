@@ -1,7 +1,7 @@
 """Thin LightningModule for the numeric denoiser: steps, logging, optimiser. No algorithms inside.
 
-The loss is :func:`tsdiff.diffusion.horizon_loss` (lm_core's masked-diffusion ELBO over horizon
-cells); the optimiser is AdamW with lm_core's warmup-stable-decay schedule.
+The loss is :func:`tsdiff.diffusion.training_loss` (lm_core's masked-diffusion ELBO over horizon
+cells, or the velocity loss in flow mode); the optimiser is AdamW with lm_core's warmup-stable-decay schedule.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ class TSDiffModule(L.LightningModule):
         weight_decay: float = 0.01,
         max_steps: int = 1000,
         warmup_steps: int = 50,
-        eps: float = 1e-3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
