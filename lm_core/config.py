@@ -226,10 +226,13 @@ class FlowConfig:
 class ObjectiveConfig:
     """Which loss trains the Transformer."""
 
-    kind: Literal["masked", "ar", "flow", "dmax"] = "masked"
-    """masked: the masked-diffusion ELBO (LLaDA); ar: causal next-token loss (matched baseline)."""
+    kind: Literal["masked", "ar", "sft", "flow", "dmax"] = "masked"
+    """masked: the masked-diffusion ELBO (LLaDA); ar: causal next-token loss (matched baseline);
+    sft: LLaDA's SFT loss (needs SFT batches, e.g. data.class_path lm_core.data.SFTDataModule):
+    the masked-diffusion loss on the response and its EOS padding only, the prompt never masked,
+    normalised by each answer's length."""
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
-    """Forward-process settings (masked objective only)."""
+    """Forward-process settings (masked and sft objectives)."""
     flow: FlowConfig = field(default_factory=FlowConfig)
     """Flow LM settings (objective.kind flow: flow matching in a frozen encoder's latents)."""
     dmax_share: float = 0.5
@@ -237,3 +240,17 @@ class ObjectiveConfig:
     whose masked cells are replaced by the model's own argmax (no-grad pass) and scored by CE on
     every maskable cell; the rest keep the masked-diffusion loss. Works on plain text (all real
     tokens maskable) and on SFT batches (the response only, normalised per answer)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.kind in ("masked", "ar", "sft", "flow", "dmax"),
+            "objective.kind",
+            "one of masked, ar, sft, flow, dmax",
+            self.kind,
+        )
+        _check(
+            0.0 <= self.dmax_share <= 1.0,
+            "objective.dmax_share",
+            "a number in [0, 1]",
+            self.dmax_share,
+        )

@@ -6,7 +6,10 @@ calls :mod:`lm_core.objectives` on each batch. Batches come from ``lm_core.data`
 - packed: ``{"input_ids": [1, T] long, "cu_seqlens": int32 [N + 1]}`` (documents never attend
   to each other, one noise level per document);
 - padded: ``{"input_ids": [B, L] long, "valid": bool [B, L]}`` (``valid`` marks real tokens:
-  they are the maskable ones, and attention keys are restricted to them).
+  they are the maskable ones, and attention keys are restricted to them);
+- SFT (objective ``sft``, :class:`lm_core.data.SFTDataModule`): ``{"input_ids": [B, T] long,
+  "maskable": bool [B, T], "prompt_len": [B]}``, rows right-padded with EOS; only ``maskable``
+  cells (response, EOS, EOS padding) are ever masked and the loss is normalised per answer.
 
 Randomness of the forward process is drawn from a generator seeded by (seed, global step,
 micro-batch, rank), so a resumed run draws exactly the masks an uninterrupted run would.
@@ -52,7 +55,8 @@ class DiffusionLM(L.LightningModule):
 
     Args:
         model: Transformer shape (``ModelConfig`` or its dict); ``vocab_size`` must be resolved.
-        objective: ``kind`` "masked" (ELBO, needs ``mask_id``) or "ar" (needs ``model.causal``).
+        objective: ``kind`` "masked" (ELBO, needs ``mask_id``), "sft" (LLaDA's SFT loss on SFT
+            batches, needs ``mask_id``) or "ar" (needs ``model.causal``).
         optim: AdamW + WSD settings.
         max_steps: optimiser steps of the whole run (sets the WSD decay tail).
         mask_id: the tokenizer's MASK id (masked objective).
@@ -75,13 +79,14 @@ class DiffusionLM(L.LightningModule):
         self.optim = _as(OptimConfig, optim)
         if self.objective.kind == "dmax" and (mask_id is None or self.model_cfg.causal):
             raise ValueError("objective.kind=dmax needs mask_id and a bidirectional model")
-        if self.objective.kind == "masked" and mask_id is None:
-            raise ValueError("objective.kind=masked needs the tokenizer's mask_id")
-        if self.objective.kind == "ar" and not self.model_cfg.causal:
+        kind = self.objective.kind
+        if kind in ("masked", "sft") and mask_id is None:
+            raise ValueError(f"objective.kind={kind} needs the tokenizer's mask_id")
+        if kind == "ar" and not self.model_cfg.causal:
             raise ValueError("objective.kind=ar needs model.causal=true")
-        if self.objective.kind == "masked" and self.model_cfg.causal:
+        if kind in ("masked", "sft") and self.model_cfg.causal:
             raise ValueError(
-                "objective.kind=masked needs a bidirectional model (model.causal=false)"
+                f"objective.kind={kind} needs a bidirectional model (model.causal=false)"
             )
         if mask_id is not None and not 0 <= mask_id < self.model_cfg.vocab_size:
             raise ValueError(
@@ -136,6 +141,22 @@ class DiffusionLM(L.LightningModule):
                 attn_mask=None if sft else attn_mask, eps=c.eps, stratified=c.stratified,
                 normalise="answer" if sft else "tokens", generator=generator,
             )  # fmt: skip
+        if self.objective.kind == "sft":
+            if "maskable" not in batch:
+                raise ValueError(
+                    "objective.kind=sft needs SFT batches with 'maskable' "
+                    "(data.class_path: lm_core.data.SFTDataModule)"
+                )
+            return masked_diffusion_loss(
+                self.net,
+                ids,
+                mask_id=self.mask_id,
+                maskable=batch["maskable"],
+                eps=c.eps,
+                stratified=c.stratified,
+                normalise="answer",
+                generator=generator,
+            )
         return masked_diffusion_loss(
             self.net,
             ids,
@@ -179,7 +200,8 @@ class DiffusionLM(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         g = self._generator(10**9, batch_idx, self.global_rank)  # same masks at every validation
         loss, _ = self.compute_loss(batch, g)
-        n = batch_tokens(batch)
+        # SFT losses are means over answers, so they are weighted by answers, not tokens
+        n = batch["input_ids"].shape[0] if "maskable" in batch else batch_tokens(batch)
         self._val_sums[0] += float(loss) * n
         self._val_sums[1] += n
 
@@ -189,7 +211,7 @@ class DiffusionLM(L.LightningModule):
         sums = torch.tensor(self._val_sums, dtype=torch.float64, device=self.device)
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
         loss = float(sums[0] / sums[1].clamp(min=1))
-        name = "ppl_bound" if self.objective.kind == "masked" else "ppl"
+        name = "ppl" if self.objective.kind == "ar" else "ppl_bound"
         self.log("val/loss", loss, prog_bar=True, sync_dist=False)
         self.log("val/bits_per_token", loss / math.log(2), sync_dist=False)
         self.log(f"val/{name}", math.exp(min(loss, 50.0)), sync_dist=False)
@@ -244,6 +266,10 @@ class DiffusionLM(L.LightningModule):
         from lm_core.checkpoint import save_checkpoint
 
         extra = {"global_step": int(self.global_step), **(extra or {})}
+        if tokenizer is not None and not hasattr(tokenizer, "save"):
+            # e.g. a LLaDA checkpoint's HuggingFace tokenizer (init_from): keep its files there
+            extra["tokenizer"] = "not saved: use the tokenizer of the init_from checkpoint"
+            tokenizer = None
         if self.ema is None:
             return save_checkpoint(
                 path,

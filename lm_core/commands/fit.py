@@ -4,9 +4,21 @@
     lm-core fit --config configs/lm/small-masked.yaml --print_config
     lm-core fit --help
 
-Sections: ``model`` (:class:`~lm_core.config.ModelConfig`), ``objective``, ``optim``, ``data``
-(:class:`~lm_core.data.datamodule.TextDataModule`), ``trainer`` (:class:`TrainerConfig`), and the
-top-level ``out_dir``, ``seed``, ``resume``. Outputs under ``out_dir``:
+Sections: ``model`` (:class:`~lm_core.config.ModelConfig`), ``objective``, ``optim``, ``data``,
+``trainer`` (:class:`TrainerConfig`), and the top-level ``out_dir``, ``seed``, ``resume``,
+``init_from``.
+
+``data`` is a Lightning data module: by default :class:`~lm_core.data.datamodule.TextDataModule`
+(its arguments given directly, ``data: {train: shakespeare, ...}``); for supervised fine-tuning
+``data: {class_path: lm_core.data.SFTDataModule, init_args: {...}}`` with ``objective.kind: sft``
+(see ``configs/lm/tiny-sft.yaml``; ``lm-core fit --data.help SFTDataModule`` lists its arguments).
+
+``init_from: DIR`` starts from pretrained weights: an lm_core checkpoint directory or a
+LLaDA-format one (:func:`lm_core.llada.load_any`). The model shape, MASK id and tokenizer are the
+checkpoint's (the ``model`` section is then ignored); the optimiser and schedule start fresh. A
+``resume`` checkpoint, when there is one, takes precedence (it holds the fine-tuned weights).
+
+Outputs under ``out_dir``:
 
 - ``last.ckpt``: Lightning's checkpoint (weights, optimiser, schedule, loops, data position,
   EMA) every ``trainer.ckpt_every_n_steps`` steps, for exact resume. ``resume: auto`` continues
@@ -32,6 +44,9 @@ class TrainerConfig:
 
     max_steps: int = 1000
     """Optimiser steps of the run (the WSD schedule's length)."""
+    max_epochs: int | None = None
+    """If set, the run is this many passes over the training batches instead: max_steps is
+    derived from the number of batches per epoch (counted for one process)."""
     devices: int | str = "auto"
     """Devices per node (an int, or "auto")."""
     accelerator: str = "auto"
@@ -60,6 +75,12 @@ class TrainerConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and v > 0):
                 raise ConfigError(f"trainer.{name}: expected a positive integer, got {v!r}")
+        if self.max_epochs is not None and not (
+            isinstance(self.max_epochs, int) and self.max_epochs > 0
+        ):
+            raise ConfigError(
+                f"trainer.max_epochs: expected a positive integer or null, got {self.max_epochs!r}"
+            )
         for name in ("accumulate_grad_batches", "ckpt_every_n_steps"):
             v = getattr(self, name)
             if not (isinstance(v, int) and v > 0):
@@ -68,9 +89,11 @@ class TrainerConfig:
 
 def build_parser():
     """The jsonargparse parser of ``lm-core fit`` (dataclass attribute docstrings are its help)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    import lightning as L
+    from jsonargparse import ActionConfigFile, ArgumentParser, lazy_instance, set_parsing_settings
 
     from lm_core.data.datamodule import TextDataModule
+    from lm_core.data.sft_datamodule import SFTDataModule  # noqa: F401 - resolvable class_path
 
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
@@ -83,7 +106,14 @@ def build_parser():
     p.add_class_arguments(ModelConfig, "model")
     p.add_class_arguments(ObjectiveConfig, "objective")
     p.add_class_arguments(OptimConfig, "optim")
-    p.add_class_arguments(TextDataModule, "data")
+    p.add_subclass_arguments(
+        L.LightningDataModule,
+        "data",
+        default=lazy_instance(TextDataModule),
+        required=False,
+        help="Data module: TextDataModule (default; give its arguments directly) or "
+        "class_path lm_core.data.SFTDataModule with init_args. --data.help CLASS lists arguments.",
+    )
     p.add_class_arguments(TrainerConfig, "trainer")
     p.add_argument("--out_dir", type=str, default="runs/lm", help="Output directory.")
     p.add_argument("--seed", type=int, default=0, help="Seed of weights, data order and masks.")
@@ -92,6 +122,12 @@ def build_parser():
         type=str | None,
         default="auto",
         help="auto: continue from out_dir/last.ckpt if present; null: start fresh; or a .ckpt path.",
+    )
+    p.add_argument(
+        "--init_from",
+        type=str | None,
+        default=None,
+        help="Start from the weights (and tokenizer) of an lm_core or LLaDA-format checkpoint dir.",
     )
     return p
 
@@ -121,7 +157,16 @@ def _one_line(msg: str) -> str:
     return "; ".join(lines[:3]) if lines else "invalid configuration"
 
 
-def resolve_model(model: ModelConfig, tokenizer, token_budget: int | None) -> ModelConfig:
+def data_length(dm) -> tuple[str, int | None]:
+    """(config key, tokens) of the longest sequence a data module yields."""
+    if hasattr(dm, "token_budget"):
+        return "data.token_budget", dm.token_budget
+    return "data.max_len", getattr(dm, "max_len", None)
+
+
+def resolve_model(
+    model: ModelConfig, tokenizer, token_budget: int | None, key: str = "data.token_budget"
+) -> ModelConfig:
     """Fill ``vocab_size`` from the tokenizer and check the data fits the model."""
     if model.vocab_size is None:
         model = dataclasses.replace(model, vocab_size=tokenizer.vocab_size)
@@ -132,7 +177,7 @@ def resolve_model(model: ModelConfig, tokenizer, token_budget: int | None) -> Mo
         )
     if token_budget is not None and token_budget > model.max_seq_len:
         raise ConfigError(
-            f"data.token_budget: sequences of {token_budget} tokens are longer than "
+            f"{key}: sequences of {token_budget} tokens are longer than "
             f"model.max_seq_len={model.max_seq_len}"
         )
     return model
@@ -156,6 +201,48 @@ def resume_path(resume: str | None, out_dir: Path) -> str | None:
     if not Path(resume).is_file():
         raise FileNotFoundError(f"resume: checkpoint {resume} does not exist")
     return resume
+
+
+def check_data(objective: str, dm) -> None:
+    """SFT batches go with the sft objective and only with it (or with dmax, which takes both)."""
+    from lm_core.data.sft_datamodule import SFTDataModule
+
+    sft_data = isinstance(dm, SFTDataModule)
+    if objective == "sft" and not sft_data:
+        raise ConfigError(
+            "objective.kind: sft needs SFT data (data.class_path: lm_core.data.SFTDataModule), "
+            f"got {type(dm).__name__}"
+        )
+    if sft_data and objective not in ("sft", "dmax"):
+        raise ConfigError(
+            f"objective.kind: SFTDataModule data needs sft or dmax, got {objective!r}"
+        )
+
+
+def load_init(init_from: str, dm):
+    """Pretrained (Transformer, mask_id) from ``init_from``; its tokenizer is set on ``dm``."""
+    from lm_core.llada import load_any
+
+    if not Path(init_from).is_dir():
+        raise ConfigError(f"init_from: checkpoint directory {init_from} does not exist")
+    net, tok, meta = load_any(init_from)
+    if tok is None:
+        raise ConfigError(f"init_from: {init_from} has no tokenizer (tokenizer/ or tokenizer.json)")
+    mask_id = meta.get("mask_id")
+    mask_id = tok.mask_id if mask_id is None else int(mask_id)
+    dm.set_tokenizer(tok)
+    return net, mask_id
+
+
+def epochs_to_steps(cfg, dm) -> int:
+    """max_steps for ``trainer.max_epochs`` passes over the training batches (one process)."""
+    t = cfg.trainer
+    if t.max_epochs is None:
+        return t.max_steps
+    n_batches = len(dm.train_dataloader())
+    ranks = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
+    per_epoch = max(1, n_batches // max(ranks, 1) // t.accumulate_grad_batches)
+    return per_epoch * t.max_epochs
 
 
 def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
@@ -214,25 +301,40 @@ def run(cfg, callbacks=()):
     out_dir = Path(cfg.out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = cfg.data
+    check_data(cfg.objective.kind, dm)
+    init_from = getattr(cfg, "init_from", None)
+    pretrained, mask_id = load_init(init_from, dm) if init_from else (None, None)
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
-    model_cfg = resolve_model(cfg.model, tok, getattr(dm, "token_budget", None))
+    key, length = data_length(dm)
+    if pretrained is None:
+        model_cfg, mask_id = resolve_model(cfg.model, tok, length, key), tok.mask_id
+    else:
+        model_cfg = resolve_model(pretrained.cfg, tok, length, key)
     ckpt = resume_path(cfg.resume, out_dir)
+    if cfg.trainer.max_epochs is not None:
+        cfg.trainer = dataclasses.replace(cfg.trainer, max_steps=epochs_to_steps(cfg, dm))
     module = DiffusionLM(
         model_cfg,
         cfg.objective,
         cfg.optim,
         max_steps=cfg.trainer.max_steps,
-        mask_id=tok.mask_id,
+        mask_id=mask_id,
         seed=cfg.seed,
     )
+    if pretrained is not None:
+        module.net.load_state_dict(pretrained.state_dict())
     trainer = build_trainer(cfg, out_dir, tok, callbacks)
     if trainer.is_global_zero:
         n, n_ne = module.num_parameters(), module.num_parameters(exclude_embeddings=True)
         print(
             f"model: {n:,} parameters ({n_ne:,} without embeddings); objective {cfg.objective.kind}"
         )
+        if pretrained is not None:
+            print(f"initialised from {init_from} (its model shape and tokenizer)")
+        if cfg.trainer.max_epochs is not None:
+            print(f"{cfg.trainer.max_epochs} epochs = {cfg.trainer.max_steps} steps")
         if ckpt:
             print(f"resuming from {ckpt}")
     make_train = dm.train_dataloader

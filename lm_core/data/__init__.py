@@ -2,7 +2,9 @@
 
 Batches are dicts: packed ``{"input_ids": [1, T], "cu_seqlens": int32 [n + 1]}`` or padded
 ``{"input_ids": [B, L], "valid": bool [B, L]}``. The Lightning ``TextDataModule`` lives in
-``lm_core.data.datamodule`` (imported lazily here so that plain use does not import Lightning).
+``lm_core.data.datamodule`` and ``SFTDataModule`` (supervised fine-tuning batches) in
+``lm_core.data.sft_datamodule`` (both imported lazily here so that plain use does not import
+Lightning).
 """
 
 from lm_core.data.corpora import BUILTIN, CorpusError, chunk_text, holdout, load_corpus, split_of
@@ -27,6 +29,7 @@ __all__ = [
     "ByteTokenizer",
     "CorpusError",
     "PackedDataset",
+    "SFTDataModule",
     "TextDataModule",
     "TokenizerError",
     "build_tokenizer",
@@ -47,4 +50,8 @@ def __getattr__(name: str):
         from lm_core.data.datamodule import TextDataModule
 
         return TextDataModule
+    if name == "SFTDataModule":
+        from lm_core.data.sft_datamodule import SFTDataModule
+
+        return SFTDataModule
     raise AttributeError(f"module 'lm_core.data' has no attribute {name!r}")
