@@ -1,0 +1,163 @@
+"""Shared helpers of the lm_* benchmarks: thread setup, machine header, tables, CSV and PNG.
+
+Every benchmark prints its protocol and the machine first, its table last, and writes
+``benchmarks/results/<name>.csv`` atomically (a temporary file in the same directory, then
+``os.replace``), so a killed run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+CACHE = REPO / ".data" / "bench"  # gitignored: checkpoints shared between benchmarks
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """Options every lm benchmark takes: --quick, --device, --threads, --out."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--quick", action="store_true", help="smoke run (about a minute)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    return ap
+
+
+def setup_torch(threads: int, device: str = "cpu"):
+    """Set torch's intra-op threads explicitly; returns the torch module."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    return torch
+
+
+def machine() -> dict:
+    import torch
+
+    dev = "cpu"
+    if torch.cuda.is_available():
+        dev = f"cuda available: {torch.cuda.get_device_name(0)}"
+    return {
+        "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cuda": dev,
+    }
+
+
+def print_header(
+    name: str, protocol: Sequence[str], args: argparse.Namespace | None = None
+) -> dict:
+    """Print the benchmark name, protocol lines, machine and arguments; returns the machine dict."""
+    m = machine()
+    print(f"== {name} ==", flush=True)
+    print("protocol:")
+    for line in protocol:
+        print(f"  - {line}")
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+    if args is not None:
+        print("args: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
+    print(flush=True)
+    return m
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        a = abs(v)
+        if a == 0:
+            return "0"
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 100:
+            return f"{v:.1f}"
+        if a >= 1:
+            return f"{v:.3f}"
+        return f"{v:.4f}"
+    return str(v)
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), columns in the given order (default: first row's keys)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: (
+        "| " + " | ".join(v.rjust(w) for v, w in zip(vals, width, strict=False)) + " |"
+    )  # noqa: E731
+    out = [line(columns), "|" + "|".join("-" * (w + 1) + ":" for w in width) + "|"]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None = None) -> Path:
+    """Write rows to ``out_dir/name.csv`` atomically; ``meta`` values become extra columns."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    meta = meta or {}
+    columns += [k for k in meta if k not in columns]
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".csv.tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            for r in rows:
+                w.writerow({**meta, **r})
+        final = out_dir / f"{name}.csv"
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def save_png(fig, out_dir: Path, name: str) -> Path:
+    """Save a matplotlib figure to ``out_dir/name.png`` atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png", dir=out_dir)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        final = out_dir / f"{name}.png"
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def finish(
+    name: str,
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    out_dir: Path,
+    meta: dict,
+    notes: Sequence[str] = (),
+) -> None:
+    """Write the CSV and print the table last (with the notes just above it)."""
+    path = write_csv(out_dir, name, rows, meta)
+    print(f"wrote {path}")
+    for n in notes:
+        print(n)
+    print()
+    print(format_table(rows, columns), flush=True)
