@@ -98,9 +98,10 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
     columns = list(columns or rows[0].keys())
     cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
     width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: (
-        "| " + " | ".join(v.rjust(w) for v, w in zip(vals, width, strict=False)) + " |"
-    )  # noqa: E731
+
+    def line(vals):
+        return "| " + " | ".join(v.rjust(w) for v, w in zip(vals, width, strict=False)) + " |"
+
     out = [line(columns), "|" + "|".join("-" * (w + 1) + ":" for w in width) + "|"]
     out += [line(r) for r in cells]
     return "\n".join(out)
