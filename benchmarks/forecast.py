@@ -1,0 +1,567 @@
+"""tsdiff against the peers in one run: us_employment, elecdemand, TMY3, UCI Appliances.
+
+Protocol (see ../shared/EVALUATION.md and benchmarks/datasets.py): rolling-origin backtests, every
+model trained once on the rows before the first test origin of each item; 100 sample paths per
+window; tsdiff and DeepAR with 3 training seeds (mean and sd); seasonal naive and ETS
+(statsmodels) once. Scores: wQL (gluonts estimator, q = 0.1 ... 0.9), normalised CRPS (sum CRPS /
+sum |y|), energy score on the joint path of each window ([H * C]), coverage of the central 50 /
+80 / 90 / 95 % intervals, calibration error (mean over q = 0.05 ... 0.95 of |P(y < q-quantile) - q|),
+ND of the median. Cost: NFE per path, training wall-clock, predict wall-clock for 100 paths on
+every window, peak memory (torch.cuda.max_memory_allocated for GPU work, ru_maxrss of the worker
+process for CPU work). tsdiff is sampled with each commitment order (entropy = default, random,
+prob) from the same trained model. No covariates (elecdemand: Demand only).
+
+Work runs in fresh worker processes (one task per process): tsdiff jobs in a GPU pool, DeepAR
+seeds and ETS pieces (per item chunk / per channel) in a CPU pool, 1 torch thread each.
+
+    python -m benchmarks.forecast --quick                       # smoke run (~2 min on 2 cores)
+    python -m benchmarks.forecast --device cuda --gpu-jobs 6 --cpu-jobs 10 \
+        --data-cache .data/bench/forecast_data --save-ckpt .data/bench/forecast_ckpt
+
+Writes benchmarks/results/forecast.csv (one row per data set x model, seeds aggregated) and
+forecast_runs.csv (one row per seed), both atomically; prints the goals of issue 4 with
+PASS/MISS and the table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import RESULTS, format_table, print_header, write_csv
+
+DATASETS = ("us_employment", "elecdemand", "tmy3", "appliances")
+ORDERS = ("entropy", "random", "prob")
+NUM_SAMPLES = 100
+
+# tsdiff settings per data set (context / horizon / freq come from the protocol)
+TSDIFF_HP = {
+    "us_employment": dict(patch_size=4, d_model=128, n_layers=3, n_heads=4, batch_size=256,
+                          lr=2e-3, max_steps=3000),
+    "elecdemand": dict(patch_size=8, d_model=192, n_layers=4, n_heads=4, batch_size=128,
+                       lr=1e-3, max_steps=3000),
+    "tmy3": dict(patch_size=8, d_model=192, n_layers=4, n_heads=4, batch_size=128,
+                 lr=1e-3, max_steps=3000),
+    "appliances": dict(patch_size=8, d_model=192, n_layers=4, n_heads=4, batch_size=128,
+                       lr=1e-3, max_steps=3000),
+}  # fmt: skip
+QUICK_HP = dict(patch_size=4, d_model=32, n_layers=1, n_heads=2, batch_size=32, lr=2e-3,
+                max_steps=20)  # fmt: skip
+# ETS: parameters estimated on the last ETS_FIT_SEASONS seasons before the first origin
+ETS_FIT_SEASONS = {"us_employment": None, "elecdemand": 42, "tmy3": 42, "appliances": 7}
+QUICK_ITEMS = 6  # us_employment items kept in --quick
+
+
+# ---------------------------------------------------------------------------------- workers
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _load(name: str, cache, quick: bool):
+    from benchmarks.datasets import load
+
+    df, proto = load(name, data_cache=cache)
+    if quick:  # fewer origins and channels: a smoke run, not the protocol
+        proto = dataclasses.replace(
+            proto, test_origins=proto.test_origins[:4], target_columns=proto.target_columns[:2]
+        )
+    if quick and df["item_id"].nunique() > QUICK_ITEMS:
+        keep = df["item_id"].drop_duplicates().iloc[:QUICK_ITEMS]
+        df = df[df["item_id"].isin(keep)].reset_index(drop=True)
+    return df, proto
+
+
+def _quiet(threads: int):
+    warnings.filterwarnings("ignore")
+    import logging
+
+    for n in ("lightning", "lightning.pytorch", "pytorch_lightning", "gluonts"):
+        logging.getLogger(n).setLevel(logging.ERROR)
+    import torch
+
+    torch.set_num_threads(threads)
+    return torch
+
+
+def tsdiff_job(name, seed, hp, cache, quick, device, precision, orders, ckpt_dir, threads=2):
+    """Train tsdiff once on the data before the first origin, then backtest with each order."""
+    torch = _quiet(threads)
+    from benchmarks.datasets import window_splits, windows_to_arrays
+    from tsdiff.forecaster import Forecaster, ForecasterConfig
+
+    df, proto = _load(name, cache, quick)
+    train, windows = window_splits(df, proto)
+    _, y_ref = windows_to_arrays(windows, proto)
+    cols = list(proto.target_columns)
+    gpu = device == "cuda"
+    out = {"name": name, "seed": seed, "hp": dict(hp), "orders": {}}
+    for prec in [precision, "32-true"] if precision != "32-true" else ["32-true"]:
+        cfg = ForecasterConfig(
+            prediction_length=proto.prediction_length, context_length=proto.context_length,
+            freq=proto.freq, seed=seed, accelerator="gpu" if gpu else "cpu", precision=prec,
+            progress=False, calibrate=True, **hp,
+        )  # fmt: skip
+        f = Forecaster(cfg)
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        try:
+            f.fit(train[["item_id", "timestamp", *cols]], target=cols)
+        except Exception as e:  # noqa: BLE001 - bf16 unsupported somewhere: fall back to fp32
+            if prec == "32-true":
+                raise
+            out["precision_error"] = f"{type(e).__name__}: {e}"[:200]
+            continue
+        out["train_s"] = time.perf_counter() - t0
+        out["precision"] = prec
+        break
+    if gpu:
+        torch.cuda.synchronize()
+        out["peak_train_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    out["steps"] = f.history.get("steps")
+    out["temperature"] = f.temperature
+    out["calibration"] = f.history.get("calibration")
+    full = df[["item_id", "timestamp", *cols]]
+    kw = (
+        {"origins": list(proto.test_origins)}
+        if proto.test_origins
+        else {"windows": proto.n_test_windows}
+    )
+    for order in orders:
+        if gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=seed, order=order, **kw)
+        pred_s = time.perf_counter() - t0
+        if not np.allclose(bt["y"], y_ref, equal_nan=True):
+            raise RuntimeError(f"{name}: tsdiff backtest windows differ from window_splits")
+        out["orders"][order] = {
+            "scores": score(bt["samples"], y_ref),
+            "nfe": int(bt["nfe"]),
+            "predict_s": pred_s,
+            "sampler_s": float(bt["seconds"]),
+            "peak_predict_mib": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
+        }
+    if ckpt_dir and seed == 0:
+        f.save(Path(ckpt_dir) / name)
+    out["rss_mib"] = _rss_mib()
+    return out
+
+
+def deepar_job(name, seed, cache, quick, threads=1, max_epochs=30):
+    _quiet(threads)
+    from benchmarks import peers
+    from benchmarks.datasets import window_splits, windows_to_arrays
+
+    df, proto = _load(name, cache, quick)
+    r = peers.deepar(
+        df, proto, n_samples=NUM_SAMPLES, seed=seed, quick=quick, max_epochs=max_epochs
+    )
+    _, windows = window_splits(df, proto)
+    return {
+        "scores": score(r.samples, windows_to_arrays(windows, proto)[1]),
+        "train_s": r.fit_seconds,
+        "predict_s": r.predict_seconds,
+        "rss_mib": _rss_mib(),
+    }
+
+
+def ets_job(name, cache, quick, items=None, channel=None, seed=0, threads=1):
+    """ETS on a piece of a data set: a chunk of items, or one channel of a multichannel set."""
+    _quiet(threads)
+    from benchmarks import peers
+
+    df, proto = _load(name, cache, quick)
+    if items is not None:
+        df = df[df["item_id"].isin(items)].reset_index(drop=True)
+    if channel is not None:
+        proto = dataclasses.replace(proto, target_columns=(channel,))
+    seasons = ETS_FIT_SEASONS[name]
+    mfl = seasons * proto.season_length if seasons else None
+    r = peers.ets(df, proto, n_samples=NUM_SAMPLES, seed=seed, max_fit_length=mfl, quick=quick)
+    return {
+        "samples": r.samples.astype(np.float32),
+        "train_s": r.fit_seconds,
+        "predict_s": r.predict_seconds,
+        "rss_mib": _rss_mib(),
+    }
+
+
+# ---------------------------------------------------------------------------------- scoring
+SCORES = ("wql", "crps", "energy_score", "cov50", "cov80", "cov90", "cov95",
+          "calibration_error", "nd")  # fmt: skip
+
+
+def score(samples: np.ndarray, y: np.ndarray) -> dict:
+    """The scores of tsdiff.metrics.evaluate_samples used here (no variogram score, no PIT: they
+    cost seconds per call on the multichannel sets)."""
+    from tsdiff import metrics as M
+
+    x = np.asarray(samples, dtype=np.float64)
+    yy = np.asarray(y, dtype=np.float64)
+    n, s, h, c = x.shape
+    fx, fy = x.transpose(0, 3, 1, 2), yy.transpose(0, 2, 1)  # [N, C, S, H], [N, C, H]
+    out = {
+        "wql": M.weighted_quantile_loss(fx, fy),
+        "crps": M.normalised_crps(fx, fy),
+        "nd": M.nd(fx, fy),
+        "calibration_error": M.calibration_error(fx, fy),
+    }
+    for level in (0.5, 0.8, 0.9, 0.95):
+        out[f"cov{round(level * 100)}"] = M.coverage(fx, fy, level)
+    jx, jy = x.reshape(n, s, h * c), yy.reshape(n, h * c)
+    ok = ~np.isnan(jy).any(-1)
+    out["energy_score"] = float(M.energy_score(jx[ok], jy[ok]).mean())
+    return {k: float(out[k]) for k in SCORES}
+
+
+def _mean_sd(vals):
+    v = np.asarray([x for x in vals if x is not None and not np.isnan(x)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")
+
+
+def aggregate(runs: list[dict]) -> list[dict]:
+    """One row per (data, model): mean (and sd) over seeds; ratios to DeepAR and seasonal naive."""
+    keys = []
+    for r in runs:
+        if (r["data"], r["model"]) not in keys:
+            keys.append((r["data"], r["model"]))
+    rows = []
+    for data, model in keys:
+        rs = [r for r in runs if r["data"] == data and r["model"] == model]
+        row = {"data": data, "model": model, "seeds": len(rs)}
+        for k in (*SCORES, "nfe", "train_s", "predict_s", "peak_train_mib", "peak_predict_mib",
+                  "rss_mib"):  # fmt: skip
+            row[k], sd = _mean_sd([r.get(k) for r in rs])
+            if k in ("wql", "crps", "cov90"):
+                row[k + "_sd"] = sd
+        row["predict_ms_per_window"] = 1000 * row["predict_s"] / rs[0]["windows"]
+        for k in ("mem_kind", "hp", "windows", "channels", "precision", "temperature", "steps"):
+            vals = [r.get(k) for r in rs if r.get(k) is not None]
+            if vals:
+                row[k] = vals[0] if k != "temperature" else "/".join(str(v) for v in vals)
+        rows.append(row)
+    for data in dict.fromkeys(r["data"] for r in rows):
+        ref = {r["model"]: r for r in rows if r["data"] == data}
+        for r in rows:
+            if r["data"] != data:
+                continue
+            d, sn = ref.get("deepar"), ref.get("seasonal_naive")
+            for k in ("wql", "crps", "cov90", "train_s", "predict_s"):
+                r[f"{k}_vs_deepar"] = r[k] / d[k] if d and d.get(k) else float("nan")
+            r["wql_vs_snaive"] = r["wql"] / sn["wql"] if sn else float("nan")
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    n_data = len({r["data"] for r in rows})
+    for model in models:
+        rel = [r["wql_vs_snaive"] for r in rows if r["model"] == model]
+        rel = [x for x in rel if x == x and x > 0]
+        rows.append({
+            "data": "geomean", "model": model, "seeds": len(rel),
+            "wql_vs_snaive": float(np.exp(np.mean(np.log(rel)))) if len(rel) == n_data
+            else float("nan"),
+        })  # fmt: skip
+    return rows
+
+
+def goals(rows: list[dict], model: str = "tsdiff/entropy") -> list[dict]:
+    """Issue 4's goals for the default tsdiff sampler (means over seeds)."""
+    per = [r for r in rows if r["model"] == model and r["data"] != "geomean"]
+    out = []
+    r09 = [(r["data"], r.get("wql_vs_deepar", float("nan"))) for r in per]
+    n_ok = sum(v <= 0.9 for _, v in r09)
+    out.append({
+        "goal": "wQL <= 0.9x DeepAR on >= 3 of 4 data sets",
+        "measured": ", ".join(f"{d} {v:.2f}" for d, v in r09) + f" ({n_ok} of {len(r09)})",
+        "result": "PASS" if n_ok >= 3 and len(r09) >= 4 else "MISS",
+    })  # fmt: skip
+    gm = [r for r in rows if r["model"] == model and r["data"] == "geomean"]
+    g = gm[0]["wql_vs_snaive"] if gm else float("nan")
+    out.append({"goal": "geomean wQL / seasonal naive <= 0.8", "measured": f"{g:.3f}",
+                "result": "PASS" if g <= 0.8 else "MISS"})  # fmt: skip
+    cov = [(r["data"], r["cov90"]) for r in per]
+    out.append({
+        "goal": "cov90 in [0.85, 0.95] on every data set",
+        "measured": ", ".join(f"{d} {v:.3f}" for d, v in cov),
+        "result": "PASS" if cov and all(0.85 <= v <= 0.95 for _, v in cov) else "MISS",
+    })  # fmt: skip
+    gpu = all(r.get("mem_kind") == "gpu allocated" for r in per)
+    mem = [(r["data"], r.get("peak_train_mib"), r.get("peak_predict_mib")) if gpu
+           else (r["data"], r.get("rss_mib"), r.get("rss_mib")) for r in per]  # fmt: skip
+    out.append({
+        "goal": "peak memory of training and of 100-path forecasting < 4 GiB "
+        + ("(GPU allocated)" if gpu else "(process RSS, CPU run)"),
+        "measured": ", ".join(f"{d} {a:.0f}/{b:.0f} MiB" for d, a, b in mem),
+        "result": "PASS" if mem and all(a < 4096 and b < 4096 for _, a, b in mem) else "MISS",
+    })  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------------------- driver
+def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
+    for p in list(getattr(pool, "_processes", {}).values()):  # our own workers only
+        if p.is_alive():
+            p.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def protocol_lines(protos: dict, args) -> list[str]:
+    lines = []
+    for name, p in protos.items():
+        w = (
+            f"{len(p.test_origins)} shared origins {p.test_origins[0]:%Y-%m-%d %H:%M} ... "
+            f"{p.test_origins[-1]:%Y-%m-%d %H:%M}"
+            if p.test_origins
+            else f"last {p.n_test_windows} window(s) of each series"
+        )
+        lines.append(
+            f"{name}: freq {p.freq}, H {p.prediction_length}, context {p.context_length}, "
+            f"season {p.season_length}, channels {list(p.target_columns)}, {w}"
+        )
+    lines += [
+        "training: every model trained once on the rows before the first test origin; "
+        "no covariates (elecdemand: Demand only)",
+        f"{NUM_SAMPLES} sample paths per window; tsdiff and DeepAR seeds {args.seeds}; "
+        "wQL over q = 0.1..0.9 (gluonts estimator); CRPS = sum CRPS / sum |y|; energy score "
+        "on the joint [H*C] path; calibration error over q = 0.05..0.95",
+        "tsdiff: entropy order is the default; random / prob re-sample the same trained model; "
+        "temperature calibrated on validation windows carved from the end of the training part",
+        "ETS: ETS(A,Ad,A) (AICc over trend x season for monthly), params estimated on the last "
+        f"{ETS_FIT_SEASONS} seasons before the first origin, one model per channel",
+        f"DeepAR: gluonts torch, Student-t, {args.deepar_epochs} epochs x 50 batches, no day-of-year for sub-daily, "
+        "one global model over (item, channel) series; 1 torch thread per process",
+        "peak memory: torch.cuda.max_memory_allocated (tsdiff on GPU); ru_maxrss of the worker "
+        "process (CPU peers, tsdiff on CPU)",
+    ]
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny models, 1 seed")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="bf16-mixed", help="tsdiff training precision on GPU")
+    ap.add_argument("--gpu-jobs", type=int, default=1, help="tsdiff processes at once")
+    ap.add_argument("--cpu-jobs", type=int, default=1, help="peer processes at once")
+    ap.add_argument("--max-steps", type=int, default=None, help="override tsdiff steps")
+    ap.add_argument("--max-time-s", type=float, default=None, help="tsdiff training time cap")
+    ap.add_argument(
+        "--deadline-s",
+        type=float,
+        default=None,
+        help="stop waiting after this many seconds and report what finished",
+    )
+    ap.add_argument(
+        "--data-cache",
+        type=Path,
+        default=None,
+        help="folder from `python -m benchmarks.datasets --export`",
+    )
+    ap.add_argument("--save-ckpt", type=Path, default=None, help="save seed-0 tsdiff models here")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--deepar-epochs", type=int, default=30, help="x 50 batches of 32")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds = min(args.seeds, 1)
+    names = [n for n in args.datasets.split(",") if n]
+    t_start = time.perf_counter()
+
+    from benchmarks.datasets import window_splits, windows_to_arrays
+    from benchmarks.peers import seasonal_naive
+
+    data, protos = {}, {}
+    for name in names:
+        df, proto = _load(name, args.data_cache, args.quick)
+        _, windows = window_splits(df, proto)
+        data[name] = (df, windows_to_arrays(windows, proto)[1])
+        protos[name] = proto
+    meta = print_header("forecast", protocol_lines(protos, args), args)
+    if args.device == "cuda":
+        import torch
+
+        meta["gpu"] = torch.cuda.get_device_name(0)
+        print(f"gpu: {meta['gpu']}")
+
+    ctx = mp.get_context("spawn")
+    gpool = cf.ProcessPoolExecutor(args.gpu_jobs, mp_context=ctx, max_tasks_per_child=1)
+    cpool = cf.ProcessPoolExecutor(args.cpu_jobs, mp_context=ctx, max_tasks_per_child=1)
+    futs: dict[cf.Future, tuple] = {}
+    hps = {}
+    for seed in range(args.seeds):  # seed-major so every data set gets seed 0 first
+        for name in names:
+            hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
+            if args.max_steps:
+                hp["max_steps"] = args.max_steps
+            if args.max_time_s:
+                hp["max_time_s"] = args.max_time_s
+            hps[name] = hp
+            fut = gpool.submit(tsdiff_job, name, seed, hp, args.data_cache, args.quick,
+                               args.device, args.precision, ORDERS, args.save_ckpt)  # fmt: skip
+            futs[fut] = ("tsdiff", name, seed)
+    if not args.no_peers:
+        if "appliances" in names:  # the slowest ETS pieces (m = 144) first
+            for k, col in enumerate(protos["appliances"].target_columns):
+                fut = cpool.submit(ets_job, "appliances", args.data_cache, args.quick,
+                                   channel=col, seed=k)  # fmt: skip
+                futs[fut] = ("ets", "appliances", ("channel", k))
+        for name in sorted(names, key=lambda n: n != "elecdemand"):  # longest first
+            for seed in range(args.seeds):
+                futs[cpool.submit(deepar_job, name, seed, args.data_cache, args.quick, 1,
+                                  args.deepar_epochs)] = (
+                    "deepar", name, seed)  # fmt: skip
+        for name in [n for n in names if n != "appliances"]:
+            df, proto = data[name][0], protos[name]
+            items = list(df["item_id"].drop_duplicates())
+            if len(items) > 1:
+                chunks = [items[i : i + 10] for i in range(0, len(items), 10)]
+                for k, ch in enumerate(chunks):
+                    fut = cpool.submit(ets_job, name, args.data_cache, args.quick, items=ch, seed=k)
+                    futs[fut] = ("ets", name, ("items", k))
+            else:
+                for k, col in enumerate(proto.target_columns):
+                    fut = cpool.submit(ets_job, name, args.data_cache, args.quick, channel=col,
+                                       seed=k)  # fmt: skip
+                    futs[fut] = ("ets", name, ("channel", k))
+    print(f"submitted {len(futs)} tasks", flush=True)
+
+    results: dict[tuple, dict] = {}
+    pending = set(futs)
+    while pending:
+        left = (
+            None if args.deadline_s is None else args.deadline_s - (time.perf_counter() - t_start)
+        )
+        if left is not None and left <= 0:
+            break
+        done, pending = cf.wait(pending, timeout=left, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            key = futs[fut]
+            try:
+                results[key] = fut.result()
+                r = results[key]
+                extra = f" train {r.get('train_s', 0):.1f}s" if "train_s" in r else ""
+                print(f"[{time.perf_counter() - t_start:6.1f}s] done {key}{extra}", flush=True)
+            except Exception as e:  # noqa: BLE001 - report and carry on with the rest
+                print(f"[{time.perf_counter() - t_start:6.1f}s] FAILED {key}: "
+                      f"{type(e).__name__}: {e}", flush=True)  # fmt: skip
+    if pending:
+        print(f"deadline: {len(pending)} task(s) unfinished: "
+              f"{sorted(str(futs[f]) for f in pending)}", flush=True)  # fmt: skip
+        _kill_pool(gpool)
+        _kill_pool(cpool)
+    else:
+        gpool.shutdown()
+        cpool.shutdown()
+
+    # ------------------------------------------------------------------ score
+    runs = []
+    for name in names:
+        df, y = data[name]
+        proto = protos[name]
+        base = {"data": name, "windows": y.shape[0], "channels": y.shape[2]}
+        sn = seasonal_naive(df, proto, NUM_SAMPLES)
+        runs.append({**base, "model": "seasonal_naive", "seed": 0,
+                     **score(sn.samples, y), "nfe": float("nan"), "train_s": 0.0,
+                     "predict_s": sn.predict_seconds, "mem_kind": "-"})  # fmt: skip
+        ets_parts = sorted(
+            ((k[2], v) for k, v in results.items() if k[0] == "ets" and k[1] == name),
+            key=lambda kv: kv[0][1],
+        )
+        n_parts = len(list(df["item_id"].drop_duplicates())) if proto.n_test_windows else 0
+        expect = -(-n_parts // 10) if n_parts > 1 else len(proto.target_columns)
+        if ets_parts and len(ets_parts) == expect:
+            if ets_parts[0][0][0] == "items":
+                s = np.concatenate([v["samples"] for _, v in ets_parts], 0)
+            else:
+                s = np.concatenate([v["samples"] for _, v in ets_parts], -1)
+            runs.append({
+                **base, "model": "ets", "seed": 0, **score(s, y), "nfe": float("nan"),
+                "train_s": sum(v["train_s"] for _, v in ets_parts),
+                "predict_s": sum(v["predict_s"] for _, v in ets_parts),
+                "rss_mib": max(v["rss_mib"] for _, v in ets_parts), "mem_kind": "cpu rss",
+                "hp": json.dumps({"fit_seasons": ETS_FIT_SEASONS[name],
+                                  "note": "train_s/predict_s summed over pieces"}),
+            })  # fmt: skip
+        for seed in range(args.seeds):
+            r = results.get(("deepar", name, seed))
+            if r:
+                runs.append({**base, "model": "deepar", "seed": seed, **r["scores"],
+                             "nfe": float(proto.prediction_length), "train_s": r["train_s"],
+                             "predict_s": r["predict_s"], "rss_mib": r["rss_mib"],
+                             "mem_kind": "cpu rss"})  # fmt: skip
+        for seed in range(args.seeds):
+            r = results.get(("tsdiff", name, seed))
+            if not r:
+                continue
+            for order, o in r["orders"].items():
+                runs.append({
+                    **base, "model": f"tsdiff/{order}", "seed": seed, **o["scores"],
+                    "nfe": o["nfe"], "train_s": r["train_s"], "predict_s": o["predict_s"],
+                    "sampler_s": o["sampler_s"], "peak_train_mib": r.get("peak_train_mib"),
+                    "peak_predict_mib": o["peak_predict_mib"], "rss_mib": r["rss_mib"],
+                    "mem_kind": "gpu allocated" if args.device == "cuda" else "cpu rss",
+                    "precision": r.get("precision"), "steps": r["steps"],
+                    "temperature": r["temperature"],
+                    "hp": json.dumps(r["hp"]),
+                    "calibration": json.dumps(r["calibration"]),
+                })  # fmt: skip
+    order_rank = {"tsdiff/entropy": 0, "tsdiff/random": 1, "tsdiff/prob": 2, "deepar": 3,
+                  "ets": 4, "seasonal_naive": 5}  # fmt: skip
+    runs.sort(key=lambda r: (names.index(r["data"]), order_rank.get(r["model"], 9), r["seed"]))
+    rows = aggregate(runs)
+    suffix = "_quick" if args.quick else ""
+    meta = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
+    p1 = write_csv(args.out, f"forecast_runs{suffix}", runs, meta)
+    p2 = write_csv(args.out, f"forecast{suffix}", rows, meta)
+    print(f"wrote {p1}\nwrote {p2}")
+    print(f"total wall-clock {time.perf_counter() - t_start:.0f} s")
+    if args.quick:
+        print("(--quick: tiny models and few items; these numbers are not benchmark results)")
+
+    show = []
+    for r in rows:
+        if r["data"] == "geomean":
+            continue
+        mem = (
+            r.get("peak_predict_mib") if r.get("mem_kind") == "gpu allocated" else r.get("rss_mib")
+        )
+        tr = r.get("peak_train_mib") if r.get("mem_kind") == "gpu allocated" else None
+        show.append({
+            "data": r["data"], "model": r["model"], "n": r["seeds"],
+            "wQL": r["wql"], "wQL sd": r.get("wql_sd", float("nan")), "CRPS": r["crps"],
+            "ES": r["energy_score"], "cov50": r["cov50"], "cov90": r["cov90"],
+            "calib": r["calibration_error"], "NFE": r["nfe"], "train s": r["train_s"],
+            "pred s": r["predict_s"],
+            "mem MiB train/pred": "-" if mem is None or mem != mem else
+            (f"{tr:.0f}/{mem:.0f} gpu" if tr is not None else f"{mem:.0f} rss"),
+            "wQL/DeepAR": r.get("wql_vs_deepar", float("nan")),
+            "wQL/snaive": r.get("wql_vs_snaive", float("nan")),
+        })  # fmt: skip
+    geo = [{"model": r["model"], "geomean wQL / seasonal naive": r["wql_vs_snaive"]}
+           for r in rows if r["data"] == "geomean"]  # fmt: skip
+    print("\nhyperparameters (tsdiff): " + json.dumps(hps))
+    print("\ngoals (issue 4, tsdiff/entropy, means over seeds):")
+    print(format_table(goals(rows)))
+    print()
+    print(format_table(geo))
+    print()
+    print(format_table(show), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

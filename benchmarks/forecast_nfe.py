@@ -1,0 +1,288 @@
+"""tsdiff: CRPS against NFE per path, for each commitment order, on elecdemand and TMY3.
+
+Protocol: the data sets' backtests of benchmarks/datasets.py (28 daily origins; trained once on the
+data before the first origin, no covariates), one trained model per data set (seed 0, the
+settings of benchmarks/forecast.py; loaded from ``--ckpt`` when forecast.py saved it there),
+re-sampled with 100 paths per window at NFE = H * C (one cell per step) down to 1, for each order
+(entropy = default, random, prob). The softmax temperature is the model's calibrated one (fitted
+at the default NFE = ceil(H / 4) with entropy order) for every row. Wall-clock is the whole
+backtest sampling call (all windows x 100 paths, GPU synchronised), best of ``--repeats``.
+
+Goals (issue 4): some NFE <= H / 4 whose CRPS is within 3 % of the one-cell-per-step sampler's;
+wall-clock for 100 paths within 2x of DeepAR's (DeepAR's predict time is read from
+benchmarks/results/forecast_runs.csv when present: gluonts on 1 CPU thread).
+
+    python -m benchmarks.forecast_nfe --quick
+    python -m benchmarks.forecast_nfe --device cuda --data-cache .data/bench/forecast_data \
+        --ckpt .data/bench/forecast_ckpt
+
+Writes benchmarks/results/forecast_nfe.csv and forecast_nfe.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import RESULTS, format_table, print_header, save_png, write_csv
+from benchmarks.forecast import NUM_SAMPLES, ORDERS, QUICK_HP, TSDIFF_HP, _load, _quiet, score
+
+DATASETS = ("elecdemand", "tmy3")
+
+
+def step_grid(H: int, C: int) -> list[int]:
+    n = H * C
+    grid = {n, H, max(1, H // 2), max(1, H // 4), max(1, H // 8), 3, 2, 1}
+    return sorted((s for s in grid if s <= n), reverse=True)
+
+
+def deepar_predict_s(path: Path) -> dict:
+    """Mean DeepAR predict wall-clock per data set from forecast_runs.csv (if present)."""
+    out: dict[str, list[float]] = {}
+    if path.is_file():
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                if r["model"] == "deepar":
+                    out.setdefault(r["data"], []).append(float(r["predict_s"]))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def get_model(name, args, torch):
+    from benchmarks.datasets import window_splits
+    from tsdiff.forecaster import Forecaster, ForecasterConfig
+
+    df, proto = _load(name, args.data_cache, args.quick)
+    ck = args.ckpt / name if args.ckpt else None
+    if ck and (ck / "config.json").is_file() and not args.quick:
+        f = Forecaster.load(ck)
+        if args.device == "cpu":
+            f.model.to("cpu")
+        return f, df, proto, "loaded " + str(ck)
+    hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
+    if args.max_steps:
+        hp["max_steps"] = args.max_steps
+    if args.max_time_s:
+        hp["max_time_s"] = args.max_time_s
+    cfg = ForecasterConfig(
+        prediction_length=proto.prediction_length, context_length=proto.context_length,
+        freq=proto.freq, seed=0, accelerator="gpu" if args.device == "cuda" else "cpu",
+        progress=False, calibrate=True, **hp,
+    )  # fmt: skip
+    train, _ = window_splits(df, proto)
+    cols = list(proto.target_columns)
+    t0 = time.perf_counter()
+    f = Forecaster(cfg).fit(train[["item_id", "timestamp", *cols]], target=cols)
+    return f, df, proto, f"trained here in {time.perf_counter() - t0:.0f} s"
+
+
+def report(rows, names, args, dar, suffix) -> None:
+    """Goals, plot and table from the rows (also from a CSV with --report-only)."""
+    goal_rows = []
+    for name in names:
+        H = int(next(r["H"] for r in rows if r["data"] == name))
+        for order in ORDERS:
+            rs = [r for r in rows if r["data"] == name and r["order"] == order
+                  and r["device"] == args.device]  # fmt: skip
+            ref = next(r for r in rs if r["nfe"] == max(x["nfe"] for x in rs))
+            ok = [r for r in rs if r["nfe"] <= H / 4 and r["crps"] <= 1.03 * ref["crps"]]
+            pick = min(ok, key=lambda r: r["nfe"]) if ok else None
+            default = next((r for r in rs if r["nfe"] == max(1, -(-H // 4))), None)
+            d = dar.get(name)
+            t = (pick or default or {}).get("seconds_100_paths", float("nan"))
+            goal_rows.append({
+                "data": name, "order": order, "CRPS 1 cell/step": ref["crps"],
+                "min NFE <= H/4 within 3%": pick["nfe"] if pick else "none",
+                "its CRPS": pick["crps"] if pick else (default or {}).get("crps", float("nan")),
+                "NFE goal": "PASS" if pick else "MISS",
+                "tsdiff s (100 paths, all windows)": t,
+                "DeepAR s": d if d is not None else float("nan"),
+                "time goal (<= 2x)": ("PASS" if t <= 2 * d else "MISS") if d else "n/a",
+            })  # fmt: skip
+
+    protos = {n: type("P", (), {"prediction_length": int(next(r["H"] for r in rows
+              if r["data"] == n))}) for n in names}  # fmt: skip
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            H = protos[name].prediction_length
+            for order in ORDERS:
+                rs = sorted((r for r in rows if r["data"] == name and r["order"] == order
+                             and r["device"] == args.device), key=lambda r: r["nfe"])  # fmt: skip
+                ax.plot([r["nfe"] for r in rs], [r["crps"] for r in rs], "o-", label=order)
+            ref = [r["crps"] for r in rows if r["data"] == name and r["order"] == "entropy"
+                   and r["device"] == args.device]  # fmt: skip
+            ref_nfe = max(r["nfe"] for r in rows if r["data"] == name)
+            ref_crps = next(r["crps"] for r in rows if r["data"] == name and r["order"] ==
+                            "entropy" and r["nfe"] == ref_nfe and r["device"] == args.device)  # fmt: skip
+            ax.axhline(1.03 * ref_crps, color="grey", ls="--", lw=0.8,
+                       label="1.03 x entropy @ 1 cell/step")  # fmt: skip
+            ax.axvline(H / 4, color="grey", ls=":", lw=0.8, label="H/4")
+            ax.set_xscale("log")
+            ax.set_xlabel("NFE per path")
+            ax.set_ylabel("CRPS (sum / sum |y|)")
+            ax.set_title(f"{name} ({len(ref)} NFE values, 100 paths)")
+            ax.legend(fontsize=8)
+        fig.suptitle(
+            "tsdiff: CRPS vs NFE per commitment order" + (" (--quick)" if args.quick else "")
+        )
+        print(f"wrote {save_png(fig, args.out, f'forecast_nfe{suffix}')}")
+    except ImportError:
+        print("matplotlib missing: no plot")
+    if args.quick:
+        print("(--quick: tiny models; these numbers are not benchmark results)")
+    print("\ngoals (issue 4):")
+    print(format_table(goal_rows))
+    print()
+    show = [{k: r[k] for k in ("data", "order", "nfe", "crps", "wql", "cov50", "cov90",
+                               "calibration_error", "energy_score", "seconds_100_paths", "device")}
+            for r in rows]  # fmt: skip
+    print(format_table(show), flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="timing repeats (best of)")
+    ap.add_argument("--data-cache", type=Path, default=None)
+    ap.add_argument("--ckpt", type=Path, default=None, help="forecast.py --save-ckpt folder")
+    ap.add_argument("--max-steps", type=int, default=None, help="override tsdiff steps")
+    ap.add_argument("--max-time-s", type=float, default=None, help="tsdiff training time cap")
+    ap.add_argument("--deepar-csv", type=Path, default=RESULTS / "forecast_runs.csv")
+    ap.add_argument(
+        "--cpu-timing-threads",
+        type=int,
+        default=1,
+        help="also time the default sampler on CPU with this many threads (0: skip)",
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--report-only",
+        type=Path,
+        default=None,
+        help="print goals, table and plot from this forecast_nfe CSV (no sampling)",
+    )
+    args = ap.parse_args(argv)
+    if args.report_only:
+        with open(args.report_only) as fh:
+            rows = list(csv.DictReader(fh))
+        for r in rows:
+            for k in ("steps", "nfe", "H", "C", "windows"):
+                r[k] = int(float(r[k]))
+            for k in (
+                "energy_score",
+                "crps",
+                "wql",
+                "cov50",
+                "cov90",
+                "calibration_error",
+                "seconds_100_paths",
+                "cells_per_step",
+            ):
+                r[k] = float(r.get(k) or "nan")
+        args.device = rows[0]["device"]
+        names = list(dict.fromkeys(r["data"] for r in rows))
+        print(
+            f"report of {args.report_only} (machine: {rows[0].get('machine_gpu', '')}, "
+            f"{rows[0].get('machine_date', '')})"
+        )
+        report(
+            rows,
+            names,
+            args,
+            deepar_predict_s(args.deepar_csv),
+            "_quick" if "quick" in args.report_only.name else "",
+        )
+        return 0
+    torch = _quiet(args.threads)
+    names = [n for n in args.datasets.split(",") if n]
+    from benchmarks.datasets import window_splits, windows_to_arrays
+
+    protos = {n: _load(n, args.data_cache, args.quick)[1] for n in names}
+    lines = [
+        f"{n}: freq {p.freq}, H {p.prediction_length}, C {len(p.target_columns)}, context "
+        f"{p.context_length}, {len(p.test_origins)} origins, {NUM_SAMPLES} paths, steps "
+        f"{step_grid(p.prediction_length, len(p.target_columns))}"
+        for n, p in protos.items()
+    ]
+    lines += [
+        "one model per data set (seed 0, forecast.py settings), re-sampled for every (order, "
+        "NFE); calibrated temperature fixed; CRPS = sum CRPS / sum |y| (exact sample CRPS)",
+        "wall-clock: the whole sampling call over all windows x 100 paths (best of repeats), "
+        "GPU synchronised; DeepAR predict time from forecast_runs.csv (1 CPU thread)",
+    ]
+    meta = print_header("forecast_nfe", lines, args)
+    if args.device == "cuda":
+        meta["gpu"] = torch.cuda.get_device_name(0)
+    dar = deepar_predict_s(args.deepar_csv)
+
+    rows = []
+    for name in names:
+        f, df, proto, how = get_model(name, args, torch)
+        print(f"{name}: model {how}; temperature {f.temperature}", flush=True)
+        _, windows = window_splits(df, proto)
+        _, y = windows_to_arrays(windows, proto)
+        full = df[["item_id", "timestamp", *proto.target_columns]]
+        H, C = proto.prediction_length, len(proto.target_columns)
+        for order in ORDERS:
+            for steps in step_grid(H, C):
+                best = math.inf
+                for _rep in range(args.repeats):
+                    if args.device == "cuda":
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    bt = f.backtest(full, num_samples=NUM_SAMPLES, origins=list(proto.test_origins),
+                                    seed=0, order=order, steps=steps)  # fmt: skip
+                    best = min(best, time.perf_counter() - t0)
+                s = score(bt["samples"], y)
+                rows.append({"data": name, "order": order, "steps": steps, "nfe": bt["nfe"],
+                             "cells_per_step": H * C / bt["nfe"], "crps": s["crps"],
+                             "wql": s["wql"], "cov50": s["cov50"], "cov90": s["cov90"],
+                             "calibration_error": s["calibration_error"],
+                        "energy_score": s["energy_score"],
+                             "seconds_100_paths": best, "windows": y.shape[0], "H": H, "C": C,
+                             "device": args.device, "temperature": f.temperature})  # fmt: skip
+                print(f"  {name} {order:7s} NFE {bt['nfe']:4d}: CRPS {s['crps']:.4f} "
+                      f"cov90 {s['cov90']:.3f} {best:.2f}s", flush=True)  # fmt: skip
+        if args.cpu_timing_threads and args.device == "cuda":
+            f.model.to("cpu")
+            f.config.accelerator = "cpu"
+            torch.set_num_threads(args.cpu_timing_threads)
+            t0 = time.perf_counter()
+            bt = f.backtest(full, num_samples=NUM_SAMPLES, origins=list(proto.test_origins), seed=0)
+            cpu_s = time.perf_counter() - t0
+            torch.set_num_threads(args.threads)
+            rows.append({"data": name, "order": f.config.order, "steps": bt["nfe"],
+                         "nfe": bt["nfe"], "cells_per_step": H * C / bt["nfe"],
+                         **{k: float("nan") for k in ("crps", "wql", "cov50", "cov90",
+                                                       "calibration_error", "energy_score")},
+                         "seconds_100_paths": cpu_s, "windows": y.shape[0], "H": H, "C": C,
+                         "device": f"cpu {args.cpu_timing_threads} thread(s)",
+                         "temperature": f.temperature})  # fmt: skip
+        del f
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+
+    suffix = "_quick" if args.quick else ""
+    mm = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
+    p = write_csv(args.out, f"forecast_nfe{suffix}", rows, mm)
+    print(f"wrote {p}")
+    report(rows, names, args, dar, suffix)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
