@@ -70,6 +70,8 @@ class ForecasterConfig:
     """Attention heads."""
     batch_size: int = 64
     """Training windows per optimiser step."""
+    num_workers: int = 0
+    """DataLoader worker processes building training windows (0: in the main process)."""
     lr: float = 1e-3
     """Peak learning rate (AdamW, warmup-stable-decay)."""
     max_steps: int = 2000
@@ -217,7 +219,14 @@ class Forecaster:
             n_windows=c.max_steps * c.batch_size,
             seed=c.seed,
         )
-        loader = DataLoader(data, batch_size=c.batch_size, collate_fn=collate, shuffle=False)
+        loader = DataLoader(
+            data,
+            batch_size=c.batch_size,
+            collate_fn=collate,
+            shuffle=False,
+            num_workers=c.num_workers,
+            persistent_workers=c.num_workers > 0,
+        )
         trainer = L.Trainer(
             max_steps=c.max_steps,
             max_time={"seconds": c.max_time_s} if c.max_time_s else None,
