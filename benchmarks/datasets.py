@@ -283,7 +283,9 @@ def export_cache(cache_dir: Path = CACHE_DIR, names=None) -> list[Path]:
     return out
 
 
-def load(name: str, data_cache: Path | str | None = None, **kwargs) -> tuple[pd.DataFrame, Protocol]:
+def load(
+    name: str, data_cache: Path | str | None = None, **kwargs
+) -> tuple[pd.DataFrame, Protocol]:
     """Load a benchmark data set by name (one of :data:`LOADERS`).
 
     With ``data_cache`` (a folder written by :func:`export_cache`) and default loader arguments,

@@ -166,7 +166,9 @@ def _time_features(freq: str):
 
     feats = time_features_from_frequency_str(freq)
     try:  # MonthBegin etc. have no fixed length (and are never sub-daily)
-        sub_daily = pd.Timedelta(pd.tseries.frequencies.to_offset(freq).nanos, "ns") < pd.Timedelta("1D")
+        sub_daily = pd.Timedelta(pd.tseries.frequencies.to_offset(freq).nanos, "ns") < pd.Timedelta(
+            "1D"
+        )
     except ValueError:
         sub_daily = False
     if sub_daily:
@@ -206,11 +208,14 @@ def _gluonts_peer(name, estimator_cls, df, protocol, n_samples, seed, use_covari
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="peer_") as tmp:  # lightning checkpoints land here
         kwargs["trainer_kwargs"] = {**kwargs["trainer_kwargs"], "default_root_dir": tmp}
-        predictor = estimator_cls(**kwargs).train(ListDataset(train, freq=_period_freq(protocol.freq)))
+        predictor = estimator_cls(**kwargs).train(
+            ListDataset(train, freq=_period_freq(protocol.freq))
+        )
     t1 = time.perf_counter()
     fcs = list(
         predictor.predict(
-            ListDataset([t[0] for t in test], freq=_period_freq(protocol.freq)), num_samples=n_samples
+            ListDataset([t[0] for t in test], freq=_period_freq(protocol.freq)),
+            num_samples=n_samples,
         )
     )
     n_windows, n_ch = len(test) // len(protocol.target_columns), len(protocol.target_columns)

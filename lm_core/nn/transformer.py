@@ -78,7 +78,12 @@ class Block(nn.Module):
 
     def forward(self, x, cos, sin, *, cu_seqlens, attn_mask, kv_prefix=None):
         h, kv = self.attn(
-            self.attn_norm(x), cos, sin, cu_seqlens=cu_seqlens, attn_mask=attn_mask, kv_prefix=kv_prefix
+            self.attn_norm(x),
+            cos,
+            sin,
+            cu_seqlens=cu_seqlens,
+            attn_mask=attn_mask,
+            kv_prefix=kv_prefix,
         )
         x = x + h
         x = x + self.mlp(self.mlp_norm(x))
@@ -95,7 +100,9 @@ class Transformer(nn.Module):
         self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head = (
+            None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        )
         self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
         if not torch.empty(0).is_meta:
             self.reset_parameters()
@@ -105,7 +112,11 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():
             if p.dim() >= 2:
                 # GPT-2 style: scale residual output projections by depth
-                scale = (2 * self.cfg.n_layers) ** -0.5 if name.endswith(("o_proj.weight", "down.weight")) else 1.0
+                scale = (
+                    (2 * self.cfg.n_layers) ** -0.5
+                    if name.endswith(("o_proj.weight", "down.weight"))
+                    else 1.0
+                )
                 nn.init.normal_(p, mean=0.0, std=std * scale)
             elif name.endswith("weight") and "norm" in name:
                 nn.init.ones_(p)
@@ -179,7 +190,9 @@ class Transformer(nn.Module):
         if self.time_emb is not None:
             if t is None:
                 raise ValueError("this model has time_conditioning=True: pass t [B]")
-            x = x + self.time_emb(t.reshape(-1).expand(B) if t.numel() == 1 else t)[:, None, :].to(x.dtype)
+            x = x + self.time_emb(t.reshape(-1).expand(B) if t.numel() == 1 else t)[:, None, :].to(
+                x.dtype
+            )
         if positions is None:
             positions = self.default_positions(B, T, x.device, cu_seqlens)
         cos, sin = self.rope.cos_sin(positions)
