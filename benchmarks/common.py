@@ -123,6 +123,7 @@ def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None 
             w.writeheader()
             for r in rows:
                 w.writerow({**meta, **r})
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         final = out_dir / f"{name}.csv"
         os.replace(tmp, final)
     except BaseException:
@@ -139,6 +140,7 @@ def save_png(fig, out_dir: Path, name: str) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
         final = out_dir / f"{name}.png"
         os.replace(tmp, final)
     except BaseException:
