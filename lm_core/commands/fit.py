@@ -294,9 +294,8 @@ def run(cfg, callbacks=()):
 
         return run_flow(cfg, callbacks)
     import lightning as L
-    from torch.utils.data import DataLoader, IterableDataset
 
-    from lm_core.lightning import DiffusionLM, ResumableLoader
+    from lm_core.lightning import DiffusionLM
 
     out_dir = Path(cfg.out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -337,6 +336,16 @@ def run(cfg, callbacks=()):
             print(f"{cfg.trainer.max_epochs} epochs = {cfg.trainer.max_steps} steps")
         if ckpt:
             print(f"resuming from {ckpt}")
+    fit_resumable(trainer, module, dm, ckpt, seed=cfg.seed, out_dir=out_dir)
+    return trainer, module
+
+
+def fit_resumable(trainer, module, dm, ckpt, *, seed: int, out_dir) -> None:
+    """``trainer.fit`` with the training loader wrapped for exact mid-epoch resume."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from lm_core.lightning import ResumableLoader
+
     make_train = dm.train_dataloader
 
     def train_dataloader():
@@ -345,13 +354,12 @@ def run(cfg, callbacks=()):
         ok = isinstance(loader, DataLoader) and (
             not isinstance(ds, IterableDataset) or hasattr(ds, "set_epoch")
         )
-        return ResumableLoader(loader, trainer, seed=cfg.seed) if ok else loader
+        return ResumableLoader(loader, trainer, seed=seed) if ok else loader
 
     dm.train_dataloader = train_dataloader
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
     if trainer.is_global_zero:
         print(f"wrote {out_dir / 'final'} and {out_dir / 'last.ckpt'}")
-    return trainer, module
 
 
 def main(argv: list[str] | None = None) -> int:

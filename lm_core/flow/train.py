@@ -146,11 +146,8 @@ def load_encoder(flow: FlowConfig, dm):
 
 def run_flow(cfg, callbacks=()):
     """``lm-core fit`` for ``objective.kind: flow``; returns (trainer, FlowLM)."""
-    from torch.utils.data import DataLoader, IterableDataset
-
-    from lm_core.commands.fit import build_trainer, resolve_model, resume_path
+    from lm_core.commands.fit import build_trainer, fit_resumable, resolve_model, resume_path
     from lm_core.config import ConfigError
-    from lm_core.lightning import ResumableLoader
 
     out_dir = Path(cfg.out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -197,18 +194,5 @@ def run_flow(cfg, callbacks=()):
         print(f"flow denoiser: {module.net.num_parameters():,} parameters; objective flow")
         if ckpt:
             print(f"resuming from {ckpt}")
-    make_train = dm.train_dataloader
-
-    def train_dataloader():
-        loader = make_train()
-        ds = getattr(loader, "dataset", None)
-        ok = isinstance(loader, DataLoader) and (
-            not isinstance(ds, IterableDataset) or hasattr(ds, "set_epoch")
-        )
-        return ResumableLoader(loader, trainer, seed=cfg.seed) if ok else loader
-
-    dm.train_dataloader = train_dataloader
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
-    if trainer.is_global_zero:
-        print(f"wrote {out_dir / 'final'} and {out_dir / 'last.ckpt'}")
+    fit_resumable(trainer, module, dm, ckpt, seed=cfg.seed, out_dir=out_dir)
     return trainer, module
