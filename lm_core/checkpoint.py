@@ -73,6 +73,12 @@ def save_checkpoint(
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
 
+    return write_checkpoint_dir(path, state, meta, tokenizer)
+
+
+def write_checkpoint_dir(path: str | Path, state: dict, meta: dict, tokenizer=None) -> Path:
+    """Atomically write model.safetensors (``state``), config.json (``meta``) and the tokenizer."""
+
     def write(tmp: Path) -> None:
         save_file(state, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps(meta, indent=2))

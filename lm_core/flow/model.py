@@ -20,10 +20,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from lm_core.checkpoint import CheckpointError, atomic_write_dir
+from lm_core.checkpoint import CheckpointError, write_checkpoint_dir
 from lm_core.config import FlowConfig, ModelConfig
 from lm_core.flow.codec import LatentCodec
 from lm_core.flow.denoiser import FlowDenoiser
@@ -92,13 +92,7 @@ def save_flow_checkpoint(
     state.update({f"denoiser.{k}": v for k, v in denoiser.state_dict().items()})
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
-    def write(tmp: Path) -> None:
-        save_file(state, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-        if tokenizer is not None:
-            tokenizer.save(tmp / "tokenizer")
-
-    return atomic_write_dir(Path(path), write)
+    return write_checkpoint_dir(path, state, meta, tokenizer)
 
 
 def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
