@@ -13,6 +13,7 @@ minimising CRPS: the "calibrated" part of the default sampler. Set ``calibrate=F
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -249,16 +250,11 @@ class Forecaster:
 
     @staticmethod
     def _truncate(s: Series, n: int) -> Series:
-        return Series(
-            s.item_id,
-            s.index[:n],
-            s.target[:n],
-            s.time_feat[:n],
-            s.past_cov[:n],
-            s.future_cov[:n],
-            s.static_real,
-            s.static_cat,
-        )
+        """The first n steps of a series."""
+        return dataclasses.replace(
+            s, index=s.index[:n], target=s.target[:n], time_feat=s.time_feat[:n],
+            past_cov=s.past_cov[:n], future_cov=s.future_cov[:n],
+        )  # fmt: skip
 
     def _holdout(self, series: list[Series], target_windows: int = 32, max_per_series: int = 7):
         """Carve validation windows from the end of each series (training stops before them).
@@ -302,16 +298,8 @@ class Forecaster:
         scores = []
         for temp in grid:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
-            s, _ = sample_paths(
-                self.model,
-                batch,
-                n_samples,
-                order=self.config.order,
-                steps=self.config.steps,
-                block_length=self.config.block_length,
-                temperature=temp,
-                generator=g,
-            )
+            opts = self.sampler_options(temperature=temp)
+            s, _ = sample_paths(self.model, batch, n_samples, generator=g, **opts)
             z = ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
             scores.append(float((fair_crps(z, y) * obs).sum() / obs.sum()))
         self.history["calibration"] = {
@@ -354,17 +342,23 @@ class Forecaster:
     def _sample(self, windows: list[dict], num_samples: int, seed: int, **sampler):
         if num_samples < 1:
             raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
-        opts = {
-            "order": self.config.order,
-            "steps": self.config.steps,
-            "block_length": self.config.block_length,
-            "temperature": self.temperature,
-        }
-        opts.update(sampler)
         g = torch.Generator(device=self.device).manual_seed(seed)
         batch = self._to_device(collate(windows))
+        opts = self.sampler_options(**sampler)
         samples, stats = sample_paths(self.model, batch, num_samples, generator=g, **opts)
         return samples.cpu().numpy(), stats
+
+    def sampler_options(self, **overrides) -> dict:
+        """The configured sampler settings (order, steps, block_length, fitted temperature),
+        updated with ``overrides``: the keyword arguments of :func:`tsdiff.diffusion.sample_paths`."""
+        c = self.config
+        opts = {
+            "order": c.order,
+            "steps": c.steps,
+            "block_length": c.block_length,
+            "temperature": self.temperature,
+        }
+        return {**opts, **overrides}
 
     def backtest(
         self,

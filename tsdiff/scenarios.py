@@ -12,6 +12,7 @@ block, slide. Each path continues from its own past, so paths stay coherent acro
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,20 +118,11 @@ def _rollout_one(
         else:  # each path continues from its own generated past
             windows, n = [], 1
             for p in paths:
-                e = Series(
-                    ext.item_id, ext.index, ext.target.copy(), ext.time_feat, ext.past_cov,
-                    ext.future_cov, ext.static_real, ext.static_cat,
-                )  # fmt: skip
+                e = dataclasses.replace(ext, target=ext.target.copy())
                 e.target[n0 : n0 + done] = p
                 windows.append(make_window(e, n0 + done, L, H, c.freq))
         batch = forecaster._to_device(collate(windows))
-        opts = {
-            "order": c.order,
-            "steps": c.steps,
-            "block_length": c.block_length,
-            "temperature": forecaster.temperature,
-        }
-        opts.update(sampler)
+        opts = forecaster.sampler_options(**sampler)
         out, stats = sample_paths(forecaster.model, batch, n, generator=g, **opts)
         block = out.reshape(S, H, -1).cpu().numpy()
         paths = np.concatenate([paths, block], axis=1)

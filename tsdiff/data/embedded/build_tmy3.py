@@ -17,18 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-CHANNELS = [
-    "ghi",
-    "dni",
-    "dhi",
-    "temp_air",
-    "temp_dew",
-    "relative_humidity",
-    "pressure",
-    "wind_speed",
-    "wind_direction",
-    "precipitable_water",
-]
+from tsdiff.data.datasets import TMY3_CHANNELS
+
+CHANNELS = list(TMY3_CHANNELS)
 # decimals kept per channel: the source precision (W/m2, degC, %, hPa, m/s, deg, cm)
 DECIMALS = {"temp_air": 1, "temp_dew": 1, "wind_speed": 1, "precipitable_water": 1}
 OUT = Path(__file__).with_name("tmy3_greensboro.csv.gz")
