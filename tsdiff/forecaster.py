@@ -94,7 +94,9 @@ class ForecasterConfig:
     devices: int | str = 1
     """Lightning devices (e.g. 2 GPUs with DDP)."""
     precision: str = "32-true"
-    """Lightning precision (32-true; bf16-mixed on GPU)."""
+    """Lightning training precision: 32-true, or bf16-mixed (GPUs; CPUs with AVX512-BF16)."""
+    inference_precision: str | None = None
+    """Sampling precision, 32 or bf16; None: bf16 when ``precision`` is a bf16 one, else 32."""
     progress: bool = True
     """Show progress bars."""
     past_covariates: list[str] = field(default_factory=list)
@@ -119,6 +121,11 @@ class ForecasterConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order: expected one of {ORDERS}, got {self.order!r}")
+        if self.inference_precision not in (None, "32", "bf16"):
+            raise ValueError(
+                f"inference_precision: expected None, '32' or 'bf16', "
+                f"got {self.inference_precision!r}"
+            )
         parse_freq(self.freq)
 
 
@@ -357,8 +364,17 @@ class Forecaster:
             "steps": c.steps,
             "block_length": c.block_length,
             "temperature": self.temperature,
+            "precision": self.inference_precision,
         }
         return {**opts, **overrides}
+
+    @property
+    def inference_precision(self) -> str:
+        """``32`` or ``bf16``: the configured one, else following the training precision."""
+        p = self.config.inference_precision
+        if p is None:
+            return "bf16" if str(self.config.precision).startswith("bf16") else "32"
+        return p
 
     def backtest(
         self,

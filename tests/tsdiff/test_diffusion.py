@@ -77,6 +77,25 @@ def test_sample_paths_shape_nfe_and_finiteness():
     assert torch.equal(s, s2)
 
 
+def test_bf16_sampling_matches_float32_in_distribution():
+    """precision='bf16' runs the network under bfloat16 autocast; the paths it draws have the
+    same distribution as float32's (here: the same per-cell means and spreads within noise)."""
+    m = _tiny_model()
+    torch.nn.init.normal_(m.head.weight, std=0.5)  # a non-uniform predictive distribution
+    ser = frame_to_series(_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], 200, 16, 6, "h")])
+    out = {}
+    for prec in ("32", "bf16"):
+        g = torch.Generator().manual_seed(0)
+        out[prec], _ = sample_paths(m, b, 2000, steps=3, generator=g, precision=prec)
+        assert out[prec].dtype == torch.float32 and torch.isfinite(out[prec]).all()
+    sd = out["32"].std(1)
+    assert ((out["32"].mean(1) - out["bf16"].mean(1)).abs() < 0.15 * sd).all()
+    assert ((out["32"].std(1) / out["bf16"].std(1) - 1).abs() < 0.1).all()
+    with pytest.raises(ValueError, match="precision"):
+        sample_paths(m, b, 5, precision="fp16")
+
+
 def test_resolve_schedule_defaults_and_blocks():
     assert resolve_schedule(24, 2, None, None) == (6, 48)
     steps, bl = resolve_schedule(24, 2, 8, 6)
