@@ -12,7 +12,10 @@ Input entries follow GluonTS conventions:
   covariates (``num_feat_dynamic_real=K``).
 - ``past_feat_dynamic_real``: ``[K, >= T]`` -> past-only covariates.
 - ``feat_static_real``: ``[K]`` -> static real covariates.
-- ``feat_static_cat`` is accepted and ignored: the denoiser has no categorical embedding yet.
+- ``feat_static_cat``: ``[K]`` integer codes -> static categorical covariates, one embedding
+  table per field (``num_feat_static_cat=K``, ``cardinality=[n_1, ..., n_K]``, codes in
+  ``0 .. n_k - 1``; a code outside that range is a DataError naming the item). With
+  ``num_feat_static_cat=0`` (the default) the field is ignored, as GluonTS models do.
 
 Windowing reuses :mod:`tsdiff.data.windows` (entries are converted to
 :class:`~tsdiff.data.frames.Series`), so training and forecasting see exactly the windows of
@@ -83,6 +86,8 @@ def entry_to_series(
     num_feat_dynamic_real: int = 0,
     num_past_feat_dynamic_real: int = 0,
     num_feat_static_real: int = 0,
+    num_feat_static_cat: int = 0,
+    cardinality: list[int] | tuple[int, ...] = (),
     horizon: int = 0,
     default_id: str = "0",
 ) -> Series:
@@ -123,6 +128,7 @@ def entry_to_series(
     if num_feat_static_real:
         static = _matrix(entry, "feat_static_real", num_feat_static_real, 1, item)[0]
     return Series(
+        static_cat=_static_cat(entry, num_feat_static_cat, cardinality, item),
         item_id=item,
         index=full[:T],
         target=target.T.copy(),
@@ -133,14 +139,44 @@ def entry_to_series(
     )
 
 
-def _columns(target_dim: int, n_fdr: int, n_pdr: int, n_sr: int) -> Columns:
+def _static_cat(entry: dict, k: int, cardinality, item: str) -> np.ndarray:
+    """``entry["feat_static_cat"]`` -> int64 codes [k], each checked against its cardinality."""
+    if k == 0:
+        return np.zeros(0, np.int64)
+    raw = entry.get("feat_static_cat")
+    if raw is None:
+        raise DataError(f"item {item!r}: field 'feat_static_cat' missing ({k} codes expected)")
+    a = np.asarray(raw).reshape(-1)
+    if a.shape[0] != k or not np.issubdtype(a.dtype, np.number) or np.isnan(a.astype(float)).any():
+        raise DataError(
+            f"item {item!r}: field 'feat_static_cat' is {raw!r}, expected {k} integer codes"
+        )
+    codes = a.astype(np.int64)
+    for j, (code, n) in enumerate(zip(codes, cardinality, strict=True)):
+        if code != a[j] or not 0 <= code < n:
+            raise DataError(
+                f"item {item!r}: feat_static_cat[{j}] = {a[j].item()!r}, expected an integer code in "
+                f"0 .. {n - 1} (cardinality[{j}] = {n})"
+            )
+    return codes
+
+
+def _columns(
+    target_dim: int, n_fdr: int, n_pdr: int, n_sr: int, n_sc: int = 0, cardinality=()
+) -> Columns:
     """Column names for the Forecaster checkpoint (so the CLI can read it with a long frame)."""
     return Columns(
         targets=["target"] if target_dim == 1 else [f"target_{c}" for c in range(target_dim)],
         past_covariates=[f"past_feat_dynamic_real_{k}" for k in range(n_pdr)],
         future_covariates=[f"feat_dynamic_real_{k}" for k in range(n_fdr)],
         static_real=[f"feat_static_real_{k}" for k in range(n_sr)],
+        static_cat=[f"feat_static_cat_{k}" for k in range(n_sc)],
     )
+
+
+def _categories(cardinality) -> dict[str, list[str]]:
+    """Forecaster vocabularies of the GluonTS codes: value ``str(code)`` has code ``code``."""
+    return {f"feat_static_cat_{j}": [str(c) for c in range(n)] for j, n in enumerate(cardinality)}
 
 
 class TSDiffPredictor(Predictor):
@@ -157,6 +193,8 @@ class TSDiffPredictor(Predictor):
         num_feat_dynamic_real: int = 0,
         num_past_feat_dynamic_real: int = 0,
         num_feat_static_real: int = 0,
+        num_feat_static_cat: int = 0,
+        cardinality: list[int] | None = None,
     ) -> None:
         super().__init__(prediction_length=forecaster.config.prediction_length)
         self.forecaster = forecaster
@@ -169,6 +207,8 @@ class TSDiffPredictor(Predictor):
             "num_feat_dynamic_real": num_feat_dynamic_real,
             "num_past_feat_dynamic_real": num_past_feat_dynamic_real,
             "num_feat_static_real": num_feat_static_real,
+            "num_feat_static_cat": num_feat_static_cat,
+            "cardinality": list(cardinality or []),
         }
 
     def _series(self, entry: dict, i: int) -> Series:
@@ -180,6 +220,8 @@ class TSDiffPredictor(Predictor):
             num_feat_dynamic_real=o["num_feat_dynamic_real"],
             num_past_feat_dynamic_real=o["num_past_feat_dynamic_real"],
             num_feat_static_real=o["num_feat_static_real"],
+            num_feat_static_cat=o["num_feat_static_cat"],
+            cardinality=o["cardinality"],
             horizon=self.prediction_length,
             default_id=str(i),
         )
@@ -259,6 +301,8 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         num_feat_dynamic_real: int = 0,
         num_past_feat_dynamic_real: int = 0,
         num_feat_static_real: int = 0,
+        num_feat_static_cat: int = 0,
+        cardinality: list[int] | None = None,
         patch_size: int = 8,
         n_bins: int = 256,
         d_model: int = 128,
@@ -287,6 +331,15 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         context_length = context_length or 4 * prediction_length
         if target_dim < 1:
             raise ValueError(f"target_dim: expected a positive integer, got {target_dim}")
+        cardinality = list(cardinality or [])
+        if len(cardinality) != num_feat_static_cat or any(
+            not isinstance(n, int) or n < 1 for n in cardinality
+        ):
+            raise ValueError(
+                f"cardinality: expected {num_feat_static_cat} positive integers (one per "
+                f"feat_static_cat field, num_feat_static_cat={num_feat_static_cat}), "
+                f"got {cardinality}"
+            )
         self.config = ForecasterConfig(
             prediction_length=prediction_length,
             context_length=context_length,
@@ -311,6 +364,8 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             "num_feat_dynamic_real": num_feat_dynamic_real,
             "num_past_feat_dynamic_real": num_past_feat_dynamic_real,
             "num_feat_static_real": num_feat_static_real,
+            "num_feat_static_cat": num_feat_static_cat,
+            "cardinality": cardinality,
         }
         self.num_samples = num_samples
         self._val_series: list[Series] = []
@@ -336,6 +391,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             n_past_covariates=s["num_past_feat_dynamic_real"],
             n_future_covariates=s["num_feat_dynamic_real"],
             n_static_real=s["num_feat_static_real"],
+            static_cardinalities=list(s["cardinality"]),
         )
         warmup = min(100, c.max_steps // 10)
         return TSDiffModule(mcfg.to_dict(), lr=c.lr, max_steps=c.max_steps, warmup_steps=warmup)
@@ -383,7 +439,12 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         c = self.config
         f = Forecaster(c)
         f.model = module.model.cpu().eval()
-        f.columns = _columns(*self.shapes.values())
+        s = self.shapes
+        f.columns = _columns(
+            s["target_dim"], s["num_feat_dynamic_real"], s["num_past_feat_dynamic_real"],
+            s["num_feat_static_real"], s["num_feat_static_cat"], s["cardinality"],
+        )  # fmt: skip
+        f.categories = _categories(s["cardinality"])
         if c.calibrate and self._val_series:
             H = c.prediction_length
             val = [
