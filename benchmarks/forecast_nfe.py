@@ -1,12 +1,16 @@
-"""tsdiff: CRPS against NFE per path, for each commitment order, on elecdemand and TMY3.
+"""tsdiff: CRPS against NFE per path, for each sampler, on two data sets (elecdemand and
+us_employment by default; TMY3 with ``--datasets``).
 
-Protocol: the data sets' backtests of benchmarks/datasets.py (28 daily origins; trained once on the
-data before the first origin, no covariates), one trained model per data set (seed 0, the
-settings of benchmarks/forecast.py; loaded from ``--ckpt`` when forecast.py saved it there),
-re-sampled with 100 paths per window at NFE = H * C (one cell per step) down to 1, for each order
-(entropy = default, random, prob). The softmax temperature is the model's calibrated one (fitted
-at the default NFE = ceil(H / 4) with entropy order) for every row. Wall-clock is the whole
-backtest sampling call (all windows x 100 paths, GPU synchronised), best of ``--repeats``.
+Protocol: the data sets' backtests of benchmarks/datasets.py (trained once on the data before the
+first origin, no covariates), one trained model per data set and mode (seed 0, the settings of
+benchmarks/forecast.py; loaded from ``--ckpt`` when forecast.py saved it there: ``NAME`` for the
+masked model, ``NAME-flow`` for the flow model), re-sampled with 100 paths per window at
+NFE = H * C (one cell per step) down to 1, for each sampler: the masked model with each commitment
+order (entropy = default, random, prob) and with soft commitment (``soft``: DMax-style, entropy
+order), and the flow model (``flow``: Euler steps = NFE). The temperature is the model's
+calibrated one (fitted at the default NFE = ceil(H / 4)) for every row. Wall-clock is the whole
+backtest sampling call (windows x 100 paths, GPU synchronised), best of ``--repeats``.
+``--max-windows K`` keeps the first K origins (a cheaper CPU run; said in the header).
 
 Goals (issue 4): some NFE <= H / 4 whose CRPS is within 3 % of the one-cell-per-step sampler's;
 wall-clock for 100 paths within 2x of DeepAR's (DeepAR's predict time is read from
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import sys
 import time
@@ -31,9 +36,23 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, format_table, print_header, save_png, write_csv
-from benchmarks.forecast import NUM_SAMPLES, ORDERS, QUICK_HP, TSDIFF_HP, _load, _quiet, score
+from benchmarks.forecast import NUM_SAMPLES, QUICK_HP, TSDIFF_HP, _load, _quiet, score
 
-DATASETS = ("elecdemand", "tmy3")
+DATASETS = ("elecdemand", "us_employment")
+SAMPLERS = {
+    "entropy": {"order": "entropy"},
+    "random": {"order": "random"},
+    "prob": {"order": "prob"},
+    "soft": {"order": "entropy", "commit": "soft"},
+    "flow": {},  # the flow-mode model
+}
+
+
+def _n_windows(p, max_windows) -> str:
+    if p.test_origins:
+        n = len(p.test_origins[:max_windows] if max_windows else p.test_origins)
+        return f"{n} origins" + (f" (first {max_windows} of the protocol)" if max_windows else "")
+    return f"last {p.n_test_windows} window(s) of each series"
 
 
 def step_grid(H: int, C: int) -> list[int]:
@@ -53,12 +72,12 @@ def deepar_predict_s(path: Path) -> dict:
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def get_model(name, args, torch):
+def get_model(name, args, torch, mode="masked"):
     from benchmarks.datasets import window_splits
     from tsdiff.forecaster import Forecaster, ForecasterConfig
 
     df, proto = _load(name, args.data_cache, args.quick)
-    ck = args.ckpt / name if args.ckpt else None
+    ck = args.ckpt / (name if mode == "masked" else f"{name}-{mode}") if args.ckpt else None
     if ck and (ck / "config.json").is_file() and not args.quick:
         f = Forecaster.load(ck)
         if args.device == "cpu":
@@ -72,7 +91,7 @@ def get_model(name, args, torch):
     cfg = ForecasterConfig(
         prediction_length=proto.prediction_length, context_length=proto.context_length,
         freq=proto.freq, seed=0, accelerator="gpu" if args.device == "cuda" else "cpu",
-        progress=False, calibrate=True, **hp,
+        progress=False, calibrate=True, mode=mode, precision=args.precision, **hp,
     )  # fmt: skip
     train, _ = window_splits(df, proto)
     cols = list(proto.target_columns)
@@ -86,9 +105,11 @@ def report(rows, names, args, dar, suffix) -> None:
     goal_rows = []
     for name in names:
         H = int(next(r["H"] for r in rows if r["data"] == name))
-        for order in ORDERS:
+        for order in dict.fromkeys(r["order"] for r in rows if r["data"] == name):
             rs = [r for r in rows if r["data"] == name and r["order"] == order
                   and r["device"] == args.device]  # fmt: skip
+            if not rs:
+                continue
             ref = next(r for r in rs if r["nfe"] == max(x["nfe"] for x in rs))
             ok = [r for r in rs if r["nfe"] <= H / 4 and r["crps"] <= 1.03 * ref["crps"]]
             pick = min(ok, key=lambda r: r["nfe"]) if ok else None
@@ -116,7 +137,7 @@ def report(rows, names, args, dar, suffix) -> None:
         fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
         for ax, name in zip(axes[0], names, strict=True):
             H = protos[name].prediction_length
-            for order in ORDERS:
+            for order in dict.fromkeys(r["order"] for r in rows if r["data"] == name):
                 rs = sorted((r for r in rows if r["data"] == name and r["order"] == order
                              and r["device"] == args.device), key=lambda r: r["nfe"])  # fmt: skip
                 ax.plot([r["nfe"] for r in rs], [r["crps"] for r in rs], "o-", label=order)
@@ -133,9 +154,7 @@ def report(rows, names, args, dar, suffix) -> None:
             ax.set_ylabel("CRPS (sum / sum |y|)")
             ax.set_title(f"{name} ({len(ref)} NFE values, 100 paths)")
             ax.legend(fontsize=8)
-        fig.suptitle(
-            "tsdiff: CRPS vs NFE per commitment order" + (" (--quick)" if args.quick else "")
-        )
+        fig.suptitle("tsdiff: CRPS vs NFE per sampler" + (" (--quick)" if args.quick else ""))
         print(f"wrote {save_png(fig, args.out, f'forecast_nfe{suffix}')}")
     except ImportError:
         print("matplotlib missing: no plot")
@@ -161,6 +180,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ckpt", type=Path, default=None, help="forecast.py --save-ckpt folder")
     ap.add_argument("--max-steps", type=int, default=None, help="override tsdiff steps")
     ap.add_argument("--max-time-s", type=float, default=None, help="tsdiff training time cap")
+    ap.add_argument("--precision", default="bf16-mixed", help="training precision (no --ckpt)")
+    ap.add_argument(
+        "--samplers", default=",".join(SAMPLERS), help="subset of " + str(list(SAMPLERS))
+    )
+    ap.add_argument("--max-windows", type=int, default=None, help="keep the first K origins")
     ap.add_argument("--deepar-csv", type=Path, default=RESULTS / "forecast_runs.csv")
     ap.add_argument(
         "--cpu-timing-threads",
@@ -211,10 +235,13 @@ def main(argv=None) -> int:
     names = [n for n in args.datasets.split(",") if n]
     from benchmarks.datasets import window_splits, windows_to_arrays
 
+    samplers = [x for x in args.samplers.split(",") if x]
+    if unknown := sorted(set(samplers) - set(SAMPLERS)):
+        ap.error(f"--samplers: unknown {unknown}; expected some of {list(SAMPLERS)}")
     protos = {n: _load(n, args.data_cache, args.quick)[1] for n in names}
     lines = [
         f"{n}: freq {p.freq}, H {p.prediction_length}, C {len(p.target_columns)}, context "
-        f"{p.context_length}, {len(p.test_origins)} origins, {NUM_SAMPLES} paths, steps "
+        f"{p.context_length}, {_n_windows(p, args.max_windows)}, {NUM_SAMPLES} paths, steps "
         f"{step_grid(p.prediction_length, len(p.target_columns))}"
         for n, p in protos.items()
     ]
@@ -231,21 +258,33 @@ def main(argv=None) -> int:
 
     rows = []
     for name in names:
-        f, df, proto, how = get_model(name, args, torch)
-        print(f"{name}: model {how}; temperature {f.temperature}", flush=True)
+        models = {}
+        for mode in dict.fromkeys("flow" if x == "flow" else "masked" for x in samplers):
+            models[mode] = get_model(name, args, torch, mode)
+            print(f"{name}: {mode} model {models[mode][3]}; temperature "
+                  f"{models[mode][0].temperature}", flush=True)  # fmt: skip
+        _, df, proto, _ = next(iter(models.values()))
+        if args.max_windows and proto.test_origins:
+            proto = dataclasses.replace(proto, test_origins=proto.test_origins[: args.max_windows])
         _, windows = window_splits(df, proto)
         _, y = windows_to_arrays(windows, proto)
         full = df[["item_id", "timestamp", *proto.target_columns]]
         H, C = proto.prediction_length, len(proto.target_columns)
-        for order in ORDERS:
+        kw = (
+            {"origins": list(proto.test_origins)}
+            if proto.test_origins
+            else {"windows": proto.n_test_windows}
+        )
+        for order in samplers:
+            f = models["flow" if order == "flow" else "masked"][0]
             for steps in step_grid(H, C):
                 best = math.inf
                 for _rep in range(args.repeats):
                     if args.device == "cuda":
                         torch.cuda.synchronize()
                     t0 = time.perf_counter()
-                    bt = f.backtest(full, num_samples=NUM_SAMPLES, origins=list(proto.test_origins),
-                                    seed=0, order=order, steps=steps)  # fmt: skip
+                    bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=0, steps=steps,
+                                    **SAMPLERS[order], **kw)  # fmt: skip
                     best = min(best, time.perf_counter() - t0)
                 s = score(bt["samples"], y)
                 rows.append({"data": name, "order": order, "steps": steps, "nfe": bt["nfe"],
@@ -257,12 +296,13 @@ def main(argv=None) -> int:
                              "device": args.device, "temperature": f.temperature})  # fmt: skip
                 print(f"  {name} {order:7s} NFE {bt['nfe']:4d}: CRPS {s['crps']:.4f} "
                       f"cov90 {s['cov90']:.3f} {best:.2f}s", flush=True)  # fmt: skip
+        f = models.get("masked", next(iter(models.values())))[0]
         if args.cpu_timing_threads and args.device == "cuda":
             f.model.to("cpu")
             f.config.accelerator = "cpu"
             torch.set_num_threads(args.cpu_timing_threads)
             t0 = time.perf_counter()
-            bt = f.backtest(full, num_samples=NUM_SAMPLES, origins=list(proto.test_origins), seed=0)
+            bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=0, **kw)
             cpu_s = time.perf_counter() - t0
             torch.set_num_threads(args.threads)
             rows.append({"data": name, "order": f.config.order, "steps": bt["nfe"],
@@ -272,7 +312,7 @@ def main(argv=None) -> int:
                          "seconds_100_paths": cpu_s, "windows": y.shape[0], "H": H, "C": C,
                          "device": f"cpu {args.cpu_timing_threads} thread(s)",
                          "temperature": f.temperature})  # fmt: skip
-        del f
+        del f, models
         if args.device == "cuda":
             torch.cuda.empty_cache()
 
