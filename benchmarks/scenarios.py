@@ -65,6 +65,12 @@ def main(argv=None) -> int:
     ap.add_argument("--buildings", type=int, default=12, help="simulated buildings")
     ap.add_argument("--days", type=int, default=60, help="simulated days per building")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--scale-features",
+        action="store_true",
+        help="give the denoiser the context loc/scale of target and covariates (TSModelConfig)",
+    )
+    ap.add_argument("--tag", default="", help="suffix of the result files (an A/B run)")
     args = ap.parse_args(argv)
     setup_torch(args.threads, args.device)
     from tsdiff import Forecaster
@@ -81,7 +87,7 @@ def main(argv=None) -> int:
             "SYNTHETIC data: tsdiff.simulators heated building, known action effects",
             f"{n_b} buildings x {days} days hourly; train on days 1-{train_days}",
             f"H={H} L={L}; {S} rollout paths vs {M} simulator futures; plans {PLANS}",
-            f"training steps {steps}, seed {args.seed}",
+            f"training steps {steps}, seed {args.seed}, scale_features {args.scale_features}",
         ],
         args,
     )
@@ -92,6 +98,7 @@ def main(argv=None) -> int:
         prediction_length=H, context_length=L, freq="h", patch_size=8, d_model=96, n_layers=3,
         batch_size=64, max_steps=steps, lr=2e-3, future_covariates=["heating", "t_out"],
         accelerator="gpu" if args.device == "cuda" else "cpu", progress=False, seed=args.seed,
+        scale_features=args.scale_features,
     )  # fmt: skip
     t0 = time.perf_counter()
     f.fit(train, target="indoor")
@@ -177,11 +184,11 @@ def main(argv=None) -> int:
         ax.set_ylabel("CRPS / oracle CRPS")
         ax.set_title("Rollout quality vs horizon (synthetic building)")
         fig.tight_layout()
-        save_png(fig, args.out, "scenarios")
+        save_png(fig, args.out, "scenarios" + args.tag)
     except ImportError:
         pass
     meta.update(train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature)
-    finish("scenarios", rows, list(rows[0]), args.out, meta, notes)
+    finish("scenarios" + args.tag, rows, list(rows[0]), args.out, meta, notes)
     return 0
 
 

@@ -63,6 +63,9 @@ class ForecasterConfig:
     """Value bins of the masked mode."""
     mode: str = "masked"
     """masked: value bins and masked diffusion; flow: continuous values and flow matching."""
+    scale_features: bool = False
+    """Give the denoiser each channel's context level and scale (asinh loc, log scale), so that
+    effects of covariates in absolute units (actions, say) can be learned; see TSModelConfig."""
     d_model: int = 128
     """Width of the Transformer denoiser."""
     n_layers: int = 3
@@ -169,6 +172,7 @@ class Forecaster:
             patch_size=min(c.patch_size, c.context_length),
             n_bins=c.n_bins,
             mode=c.mode,
+            scale_features=c.scale_features,
             d_model=c.d_model,
             n_layers=c.n_layers,
             n_heads=c.n_heads,

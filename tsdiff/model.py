@@ -49,6 +49,11 @@ class TSModelConfig:
     static_cardinalities: list[int] = field(default_factory=list)
     """Number of categories of each static categorical covariate."""
     dropout: float = 0.0
+    scale_features: bool = False
+    """Feed the context statistics (asinh loc, log scale) of every target and covariate channel
+    to the denoiser (as DeepAR feeds log scale). Scaling makes the inputs scale-free; this gives
+    back the absolute levels that relations between channels can depend on (an action's effect
+    in degrees per unit of heating, say)."""
     mode: str = "masked"
     """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
 
@@ -103,6 +108,8 @@ class NumericDenoiser(nn.Module):
         self.step_proj = nn.Linear(F + Cf, d) if F + Cf > 0 else None
         self.static_proj = nn.Linear(cfg.n_static_real, d) if cfg.n_static_real > 0 else None
         self.cat_emb = nn.ModuleList(nn.Embedding(max(n, 1), d) for n in cfg.static_cardinalities)
+        n_stats = 2 * (cfg.n_channels + Cp + Cf)
+        self.scale_proj = nn.Linear(n_stats, d) if cfg.scale_features else None
         self.head = nn.Linear(d, cfg.n_bins if cfg.mode == "masked" else 1)
         self.value_in = nn.Linear(1, d) if cfg.mode == "flow" else None
         nn.init.normal_(self.channel_emb.weight, std=0.02)
@@ -111,9 +118,11 @@ class NumericDenoiser(nn.Module):
 
     # ----------------------------------------------------------------- scaling
     def scale_batch(self, batch: dict) -> dict:
-        """Adds loc/scale [B, 1, C] from the context and scaled fields z_ctx, z_fut, z_* covs."""
+        """Adds loc/scale [B, 1, C] from the context, scaled fields z_ctx, z_fut, z_* covs, and
+        ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of every channel)."""
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         out = dict(batch, loc=loc, scale=scale)
+        stats = [(loc, scale)]
         out["z_ctx"] = ((batch["ctx"] - loc) / scale) * batch["ctx_obs"]
         if "fut" in batch:
             out["z_fut"] = (batch["fut"] - loc) / scale
@@ -121,6 +130,7 @@ class NumericDenoiser(nn.Module):
             if batch[key].shape[-1] > 0:
                 cl, cs = context_scale(batch[key], batch[obs])
                 out["z_" + key] = ((batch[key] - cl) / cs) * batch[obs]
+                stats.append((cl, cs))
             else:
                 out["z_" + key] = batch[key]
         if batch["fcov_ctx"].shape[-1] > 0:
@@ -128,8 +138,12 @@ class NumericDenoiser(nn.Module):
             cl, cs = context_scale(batch["fcov_ctx"], ones)
             out["z_fcov_ctx"] = (batch["fcov_ctx"] - cl) / cs
             out["z_fcov_fut"] = (batch["fcov_fut"] - cl) / cs
+            stats.append((cl, cs))
         else:
             out["z_fcov_ctx"], out["z_fcov_fut"] = batch["fcov_ctx"], batch["fcov_fut"]
+        out["scale_stats"] = torch.cat(
+            [torch.cat([torch.asinh(lo), torch.log(sc)], -1)[:, 0] for lo, sc in stats], -1
+        )
         return out
 
     # ----------------------------------------------------------------- context
@@ -198,6 +212,8 @@ class NumericDenoiser(nn.Module):
         out = self.channel_emb.weight.new_zeros(B, self.cfg.d_model)
         if self.static_proj is not None:
             out = out + self.static_proj(s["static_real"])
+        if self.scale_proj is not None:
+            out = out + self.scale_proj(s["scale_stats"])
         for j, emb in enumerate(self.cat_emb):
             out = out + emb(s["static_cat"][:, j])
         return out

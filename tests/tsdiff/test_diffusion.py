@@ -166,3 +166,30 @@ def test_flow_mode_trains_and_samples_continuous_paths():
     assert s.shape == (2, 9, 6, 2) and torch.isfinite(s).all()
     assert stats.nfe == 4
     assert len(torch.unique(s)) > 50  # continuous, not lattice-valued
+
+
+@pytest.mark.parametrize("scale_features", [False, True])
+def test_scale_features_break_scale_invariance_only_when_asked(scale_features):
+    """Without scale features the denoiser sees scale-free inputs: a window and its affine copy
+    (x -> 10 x + 3) give the same logits. With them it also sees each channel's level and scale,
+    so the two differ (what an effect in absolute units needs)."""
+    cfg = TSModelConfig(
+        context_length=16, prediction_length=6, n_channels=2, patch_size=4, n_bins=32,
+        d_model=32, n_layers=1, n_heads=2, n_time_features=4, scale_features=scale_features,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    m = NumericDenoiser(cfg).eval()
+    torch.nn.init.normal_(m.head.weight, std=0.5)
+    ser = frame_to_series(_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], 200, 16, 6, "h")])
+    b2 = dict(b, ctx=10 * b["ctx"] + 3)
+    logits = []
+    for batch in (b, b2):
+        s = m.scale_batch(batch)
+        kv = m.encode_context(s)
+        tokens = torch.full((1, 12), m.encoder.mask_id)
+        logits.append(
+            m.horizon_logits(tokens, m.horizon_static(s), kv, m.horizon_positions(1, "cpu"))
+        )
+    same = torch.allclose(logits[0], logits[1], atol=1e-4)
+    assert same != scale_features
