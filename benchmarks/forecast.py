@@ -257,6 +257,31 @@ def score(samples: np.ndarray, y: np.ndarray) -> dict:
     return {k: float(out[k]) for k in SCORES}
 
 
+TEXT_FIELDS = {"data", "model", "mem_kind", "hp", "calibration", "precision",
+               "inference_precision", "quick"}  # fmt: skip
+
+
+def read_runs(path: Path) -> list[dict]:
+    """Rows of a forecast_runs.csv with numbers parsed (empty -> None); for --merge."""
+    import csv
+
+    out = []
+    with open(path) as fh:
+        for r in csv.DictReader(fh):
+            row = {}
+            for k, v in r.items():
+                if k in TEXT_FIELDS or k.startswith("machine_") or v == "":
+                    row[k] = v if v != "" else None
+                else:
+                    try:
+                        row[k] = float(v)
+                    except ValueError:
+                        row[k] = v
+            row["seed"] = int(row["seed"])
+            out.append(row)
+    return out
+
+
 def _mean_sd(vals):
     v = np.asarray([x for x in vals if x is not None and not np.isnan(x)], dtype=np.float64)
     if v.size == 0:
@@ -409,7 +434,17 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--save-ckpt", type=Path, default=None, help="save seed-0 tsdiff models here")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-peers", action="store_true", help="same as --peers ''")
+    ap.add_argument(
+        "--peers", default="deepar,ets", help="peer models to run (seasonal naive always)"
+    )
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        help="a forecast_runs.csv of an earlier run of the same protocol: its (data, model, seed) "
+        "rows that this run lacks are added (each keeps its own machine columns)",
+    )
     ap.add_argument("--deepar-epochs", type=int, default=30, help="x 50 batches of 32")
     ap.add_argument(
         "--variants",
@@ -498,34 +533,36 @@ def main(argv=None) -> int:
                            args.device, args.precision, variant, args.save_ckpt, args.threads,
                            samplers)  # fmt: skip
         futs[fut] = ("tsdiff", name, seed, variant)
-    if not args.no_peers:
-        if "appliances" in names:  # the slowest ETS pieces (m = 144) first
-            for k, col in enumerate(protos["appliances"].target_columns):
-                fut = cpool.submit(ets_job, "appliances", args.data_cache, args.quick,
-                                   channel=col, seed=k)  # fmt: skip
-                futs[fut] = ("ets", "appliances", ("channel", k))
+    peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
+    if unknown := sorted(set(peers) - {"deepar", "ets"}):
+        ap.error(f"--peers: unknown {unknown}; expected some of ['deepar', 'ets']")
+    if "ets" in peers and "appliances" in names:  # the slowest ETS pieces (m = 144) first
+        for k, col in enumerate(protos["appliances"].target_columns):
+            fut = cpool.submit(ets_job, "appliances", args.data_cache, args.quick,
+                               channel=col, seed=k)  # fmt: skip
+            futs[fut] = ("ets", "appliances", ("channel", k))
+    if "deepar" in peers:
         for name in sorted(names, key=lambda n: n != "elecdemand"):  # longest first
             for seed in range(args.seeds):
                 futs[cpool.submit(deepar_job, name, seed, args.data_cache, args.quick, 1,
-                                  args.deepar_epochs)] = (
-                    "deepar", name, seed)  # fmt: skip
+                                  args.deepar_epochs)] = ("deepar", name, seed)  # fmt: skip
                 if name in cov_names:
                     futs[cpool.submit(deepar_job, name, seed, args.data_cache, args.quick, 1,
                                       args.deepar_epochs, True)] = (
                         "deepar+cov", name, seed)  # fmt: skip
-        for name in [n for n in names if n != "appliances"]:
-            df, proto = data[name][0], protos[name]
-            items = list(df["item_id"].drop_duplicates())
-            if len(items) > 1:
-                chunks = [items[i : i + 10] for i in range(0, len(items), 10)]
-                for k, ch in enumerate(chunks):
-                    fut = cpool.submit(ets_job, name, args.data_cache, args.quick, items=ch, seed=k)
-                    futs[fut] = ("ets", name, ("items", k))
-            else:
-                for k, col in enumerate(proto.target_columns):
-                    fut = cpool.submit(ets_job, name, args.data_cache, args.quick, channel=col,
-                                       seed=k)  # fmt: skip
-                    futs[fut] = ("ets", name, ("channel", k))
+    for name in [n for n in names if n != "appliances" and "ets" in peers]:
+        df, proto = data[name][0], protos[name]
+        items = list(df["item_id"].drop_duplicates())
+        if len(items) > 1:
+            chunks = [items[i : i + 10] for i in range(0, len(items), 10)]
+            for k, ch in enumerate(chunks):
+                fut = cpool.submit(ets_job, name, args.data_cache, args.quick, items=ch, seed=k)
+                futs[fut] = ("ets", name, ("items", k))
+        else:
+            for k, col in enumerate(proto.target_columns):
+                fut = cpool.submit(ets_job, name, args.data_cache, args.quick, channel=col,
+                                   seed=k)  # fmt: skip
+                futs[fut] = ("ets", name, ("channel", k))
     print(f"submitted {len(futs)} tasks", flush=True)
 
     results: dict[tuple, dict] = {}
@@ -613,6 +650,12 @@ def main(argv=None) -> int:
     order_rank = {m: i for i, m in enumerate([
         "tsdiff/entropy", "tsdiff/random", "tsdiff/prob", "tsdiff/soft", "tsdiff-flow",
         "tsdiff+cov/entropy", "deepar", "deepar+cov", "ets", "seasonal_naive"])}  # fmt: skip
+    if args.merge:
+        have = {(r["data"], r["model"], int(r["seed"])) for r in runs}
+        extra = [r for r in read_runs(args.merge) if r["data"] in names
+                 and (r["data"], r["model"], int(r["seed"])) not in have]  # fmt: skip
+        print(f"merged {len(extra)} run row(s) from {args.merge}")
+        runs += extra
     runs.sort(key=lambda r: (names.index(r["data"]), order_rank.get(r["model"], 9), r["seed"]))
     rows = aggregate(runs)
     suffix = "_quick" if args.quick else ""
