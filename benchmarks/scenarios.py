@@ -70,6 +70,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="give the denoiser the context loc/scale of target and covariates (TSModelConfig)",
     )
+    ap.add_argument(
+        "--covariate-scaling",
+        default="context",
+        choices=["context", "global"],
+        help="how heating and t_out are standardised (ForecasterConfig.covariate_scaling)",
+    )
     ap.add_argument("--tag", default="", help="suffix of the result files (an A/B run)")
     args = ap.parse_args(argv)
     setup_torch(args.threads, args.device)
@@ -87,7 +93,8 @@ def main(argv=None) -> int:
             "SYNTHETIC data: tsdiff.simulators heated building, known action effects",
             f"{n_b} buildings x {days} days hourly; train on days 1-{train_days}",
             f"H={H} L={L}; {S} rollout paths vs {M} simulator futures; plans {PLANS}",
-            f"training steps {steps}, seed {args.seed}, scale_features {args.scale_features}",
+            f"training steps {steps}, seed {args.seed}, scale_features {args.scale_features}, "
+            f"covariate_scaling {args.covariate_scaling}",
         ],
         args,
     )
@@ -98,7 +105,7 @@ def main(argv=None) -> int:
         prediction_length=H, context_length=L, freq="h", patch_size=8, d_model=96, n_layers=3,
         batch_size=64, max_steps=steps, lr=2e-3, future_covariates=["heating", "t_out"],
         accelerator="gpu" if args.device == "cuda" else "cpu", progress=False, seed=args.seed,
-        scale_features=args.scale_features,
+        scale_features=args.scale_features, covariate_scaling=args.covariate_scaling,
     )  # fmt: skip
     t0 = time.perf_counter()
     f.fit(train, target="indoor")

@@ -66,6 +66,9 @@ class ForecasterConfig:
     scale_features: bool = False
     """Give the denoiser each channel's context level and scale (asinh loc, log scale), so that
     effects of covariates in absolute units (actions, say) can be learned; see TSModelConfig."""
+    covariate_scaling: str = "context"
+    """context: covariates standardised per window by their context statistics; global: by their
+    training-set mean and std (recommended for actions: a constant plan keeps its meaning)."""
     d_model: int = 128
     """Width of the Transformer denoiser."""
     n_layers: int = 3
@@ -124,12 +127,29 @@ class ForecasterConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order: expected one of {ORDERS}, got {self.order!r}")
+        if self.covariate_scaling not in ("context", "global"):
+            raise ValueError(
+                f"covariate_scaling: expected 'context' or 'global', got {self.covariate_scaling!r}"
+            )
         if self.inference_precision not in (None, "32", "bf16"):
             raise ValueError(
                 f"inference_precision: expected None, '32' or 'bf16', "
                 f"got {self.inference_precision!r}"
             )
         parse_freq(self.freq)
+
+
+def _global_stats(arrays: list[np.ndarray]) -> list[list[float]]:
+    """(mean, std) per column of the stacked [T_i, K] arrays, NaN ignored; std floored so that a
+    constant column scales by 1 (its values then enter as offsets from the mean)."""
+    x = np.concatenate(arrays, 0).astype(np.float64) if arrays else np.zeros((0, 0))
+    out = []
+    for k in range(x.shape[1]):
+        col = x[:, k][~np.isnan(x[:, k])]
+        mu = float(col.mean()) if col.size else 0.0
+        sd = float(col.std()) if col.size else 1.0
+        out.append([mu, sd if sd > 1e-6 * max(1.0, abs(mu)) else 1.0])
+    return out
 
 
 class Forecaster:
@@ -173,6 +193,9 @@ class Forecaster:
             n_bins=c.n_bins,
             mode=c.mode,
             scale_features=c.scale_features,
+            covariate_scaling=c.covariate_scaling,
+            past_cov_stats=_global_stats([x.past_cov for x in series]),
+            future_cov_stats=_global_stats([x.future_cov for x in series]),
             d_model=c.d_model,
             n_layers=c.n_layers,
             n_heads=c.n_heads,

@@ -54,6 +54,14 @@ class TSModelConfig:
     to the denoiser (as DeepAR feeds log scale). Scaling makes the inputs scale-free; this gives
     back the absolute levels that relations between channels can depend on (an action's effect
     in degrees per unit of heating, say)."""
+    covariate_scaling: str = "context"
+    """context: each window's covariates are standardised by their own context statistics;
+    global: by fixed training-set statistics (``past_cov_stats`` / ``future_cov_stats``), so a
+    covariate keeps its absolute meaning (a constant action plan stays what it is)."""
+    past_cov_stats: list[list[float]] = field(default_factory=list)
+    """[Cp] x (mean, std) of the past covariates over the training data (global scaling)."""
+    future_cov_stats: list[list[float]] = field(default_factory=list)
+    """[Cf] x (mean, std) of the future covariates over the training data (global scaling)."""
     mode: str = "masked"
     """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
 
@@ -64,6 +72,19 @@ class TSModelConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         if self.mode not in ("masked", "flow"):
             raise ValueError(f"mode: expected 'masked' or 'flow', got {self.mode!r}")
+        if self.covariate_scaling not in ("context", "global"):
+            raise ValueError(
+                f"covariate_scaling: expected 'context' or 'global', got {self.covariate_scaling!r}"
+            )
+        if self.covariate_scaling == "global" and (
+            len(self.past_cov_stats) != self.n_past_covariates
+            or len(self.future_cov_stats) != self.n_future_covariates
+        ):
+            raise ValueError(
+                "covariate_scaling='global' needs (mean, std) per covariate: past_cov_stats "
+                f"{len(self.past_cov_stats)} for {self.n_past_covariates}, future_cov_stats "
+                f"{len(self.future_cov_stats)} for {self.n_future_covariates}"
+            )
 
     @property
     def n_patches(self) -> int:
@@ -108,8 +129,13 @@ class NumericDenoiser(nn.Module):
         self.step_proj = nn.Linear(F + Cf, d) if F + Cf > 0 else None
         self.static_proj = nn.Linear(cfg.n_static_real, d) if cfg.n_static_real > 0 else None
         self.cat_emb = nn.ModuleList(nn.Embedding(max(n, 1), d) for n in cfg.static_cardinalities)
-        n_stats = 2 * (cfg.n_channels + Cp + Cf)
+        self.global_cov = cfg.covariate_scaling == "global"
+        n_stats = 2 * (cfg.n_channels + (0 if self.global_cov else Cp + Cf))
         self.scale_proj = nn.Linear(n_stats, d) if cfg.scale_features else None
+        for name, st in (("pcov", cfg.past_cov_stats), ("fcov", cfg.future_cov_stats)):
+            st_t = torch.tensor(st, dtype=torch.float32).reshape(-1, 2)
+            self.register_buffer(f"{name}_loc", st_t[:, 0], persistent=False)
+            self.register_buffer(f"{name}_scale", st_t[:, 1], persistent=False)
         self.head = nn.Linear(d, cfg.n_bins if cfg.mode == "masked" else 1)
         self.value_in = nn.Linear(1, d) if cfg.mode == "flow" else None
         nn.init.normal_(self.channel_emb.weight, std=0.02)
@@ -119,7 +145,8 @@ class NumericDenoiser(nn.Module):
     # ----------------------------------------------------------------- scaling
     def scale_batch(self, batch: dict) -> dict:
         """Adds loc/scale [B, 1, C] from the context, scaled fields z_ctx, z_fut, z_* covs, and
-        ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of every channel)."""
+        ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of every channel; only of
+        the targets when covariates are scaled globally)."""
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         out = dict(batch, loc=loc, scale=scale)
         stats = [(loc, scale)]
@@ -127,13 +154,19 @@ class NumericDenoiser(nn.Module):
         if "fut" in batch:
             out["z_fut"] = (batch["fut"] - loc) / scale
         for key, obs in (("pcov_ctx", "pcov_obs"),):
-            if batch[key].shape[-1] > 0:
+            if batch[key].shape[-1] > 0 and self.global_cov:
+                x = torch.nan_to_num(batch[key])
+                out["z_" + key] = ((x - self.pcov_loc) / self.pcov_scale) * batch[obs]
+            elif batch[key].shape[-1] > 0:
                 cl, cs = context_scale(batch[key], batch[obs])
                 out["z_" + key] = ((batch[key] - cl) / cs) * batch[obs]
                 stats.append((cl, cs))
             else:
                 out["z_" + key] = batch[key]
-        if batch["fcov_ctx"].shape[-1] > 0:
+        if batch["fcov_ctx"].shape[-1] > 0 and self.global_cov:
+            out["z_fcov_ctx"] = (batch["fcov_ctx"] - self.fcov_loc) / self.fcov_scale
+            out["z_fcov_fut"] = (batch["fcov_fut"] - self.fcov_loc) / self.fcov_scale
+        elif batch["fcov_ctx"].shape[-1] > 0:
             ones = torch.ones_like(batch["fcov_ctx"], dtype=torch.bool)
             cl, cs = context_scale(batch["fcov_ctx"], ones)
             out["z_fcov_ctx"] = (batch["fcov_ctx"] - cl) / cs

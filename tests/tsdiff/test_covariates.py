@@ -84,3 +84,39 @@ def test_missing_covariate_column_is_named(fitted):
     f, df = fitted
     with pytest.raises(DataError, match="temp"):
         f.predict(df[df.item_id == "a"].drop(columns=["temp"]), 2, future=_future(df, f))
+
+
+@pytest.mark.parametrize("scaling", ["context", "global"])
+def test_global_covariate_scaling_keeps_a_constant_plans_level(scaling, tmp_path):
+    """Per-window (context) scaling maps every constant plan to the same input, so 'always off'
+    and 'always on' cannot be told apart; global scaling (training mean / std, stored with the
+    model) keeps their levels, so the forecasts differ."""
+    import torch
+
+    df = _frame()
+    f = Forecaster(
+        prediction_length=6, context_length=24, freq="h", patch_size=4, d_model=32, n_layers=1,
+        n_heads=2, batch_size=16, max_steps=3, progress=False, calibrate=False,
+        future_covariates=["plan"], covariate_scaling=scaling,
+    )  # fmt: skip
+    f.fit(df[["item_id", "timestamp", "load", "plan"]], target="load")
+    with torch.no_grad():  # make the covariate path matter in this barely trained model
+        torch.nn.init.normal_(f.model.step_proj.weight, std=1.0)
+        torch.nn.init.normal_(f.model.head.weight, std=0.5)
+    hist = df[df.item_id == "a"].iloc[:100][["item_id", "timestamp", "load", "plan"]]
+    steps = pd.date_range(hist.timestamp.iloc[-1], periods=7, freq="h")[1:]
+    out = {}
+    for level in (0.0, 1.0):
+        h = hist.assign(plan=level)
+        fut = pd.DataFrame({"item_id": "a", "timestamp": steps, "plan": level})
+        out[level] = f.predict(h, num_samples=200, future=fut, seed=0).samples
+    differ = not np.allclose(out[0.0], out[1.0])
+    assert differ == (scaling == "global")
+    if scaling == "global":
+        stats = f.model.cfg.future_cov_stats[0]
+        assert abs(stats[0] - df.plan.mean()) < 1e-6 and abs(stats[1] - df.plan.std(ddof=0)) < 1e-6
+        f.save(tmp_path / "m")
+        g = Forecaster.load(tmp_path / "m")
+        h = hist.assign(plan=1.0)
+        fut = pd.DataFrame({"item_id": "a", "timestamp": steps, "plan": 1.0})
+        np.testing.assert_array_equal(g.predict(h, 200, future=fut, seed=0).samples, out[1.0])
