@@ -446,9 +446,11 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--merge",
         type=Path,
-        default=None,
-        help="a forecast_runs.csv of an earlier run of the same protocol: its (data, model, seed) "
-        "rows that this run lacks are added (each keeps its own machine columns)",
+        action="append",
+        default=[],
+        help="a forecast_runs.csv of an earlier run of the same protocol (repeatable): its "
+        "(data, model, seed) rows that this run (or an earlier --merge) lacks are added, each "
+        "keeping its own machine columns; with --variants '' --peers '' this only re-reports",
     )
     ap.add_argument("--deepar-epochs", type=int, default=30, help="x 50 batches of 32")
     ap.add_argument(
@@ -660,11 +662,11 @@ def main(argv=None) -> int:
     order_rank = {m: i for i, m in enumerate([
         "tsdiff/entropy", "tsdiff/random", "tsdiff/prob", "tsdiff/soft", "tsdiff-flow",
         "tsdiff+cov/entropy", "deepar", "deepar+cov", "ets", "seasonal_naive"])}  # fmt: skip
-    if args.merge:
+    for path in args.merge:
         have = {(r["data"], r["model"], int(r["seed"])) for r in runs}
-        extra = [r for r in read_runs(args.merge) if r["data"] in names
+        extra = [r for r in read_runs(path) if r["data"] in names
                  and (r["data"], r["model"], int(r["seed"])) not in have]  # fmt: skip
-        print(f"merged {len(extra)} run row(s) from {args.merge}")
+        print(f"merged {len(extra)} run row(s) from {path}")
         runs += extra
     runs.sort(key=lambda r: (names.index(r["data"]), order_rank.get(r["model"], 9), r["seed"]))
     rows = aggregate(runs)
