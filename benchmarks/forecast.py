@@ -483,7 +483,7 @@ def main(argv=None) -> int:
     if unknown := sorted(set(variants) - set(VARIANTS)):
         ap.error(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
     main_names = [n for n in args.datasets.split(",") if n]
-    cov_names = [n for n in args.cov_datasets.split(",") if n] if "cov" in variants else []
+    cov_names = [n for n in args.cov_datasets.split(",") if n]  # deepar+cov; tsdiff+cov if "cov"
     names = list(dict.fromkeys(main_names + cov_names))
     t_start = time.perf_counter()
 
