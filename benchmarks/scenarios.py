@@ -23,6 +23,7 @@ appended). Writes benchmarks/results/scenarios.csv and scenarios.png.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,19 @@ def main(argv=None) -> int:
         choices=["context", "global"],
         help="how heating and t_out are standardised (ForecasterConfig.covariate_scaling)",
     )
+    ap.add_argument("--paths", type=int, default=100, help="rollout paths per plan")
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature (default: the one calibrated after training)",
+    )
+    ap.add_argument(
+        "--ckpt",
+        type=Path,
+        default=None,
+        help="load the forecaster from here when it exists, else train and save it here",
+    )
     ap.add_argument("--tag", default="", help="suffix of the result files (an A/B run)")
     args = ap.parse_args(argv)
     setup_torch(args.threads, args.device)
@@ -85,7 +99,7 @@ def main(argv=None) -> int:
 
     n_b, days, steps = (6, 40, 200) if args.quick else (args.buildings, args.days, args.steps)
     train_days = days - 15
-    H, L, S, M = 24, 72, 100, 1000
+    H, L, S, M = 24, 72, args.paths, 1000
     horizons = (1, 2) if args.quick else (1, 2, 4)
     meta = print_header(
         "scenarios",
@@ -108,8 +122,16 @@ def main(argv=None) -> int:
         scale_features=args.scale_features, covariate_scaling=args.covariate_scaling,
     )  # fmt: skip
     t0 = time.perf_counter()
-    f.fit(train, target="indoor")
+    if args.ckpt and (args.ckpt / "config.json").is_file():
+        f = Forecaster.load(args.ckpt)
+        print(f"loaded {args.ckpt} (trained {f.history.get('steps')} steps)")
+    else:
+        f.fit(train, target="indoor")
+        if args.ckpt:
+            f.save(args.ckpt)
     fit_s = time.perf_counter() - t0
+    if args.temperature is not None:
+        f.temperature = args.temperature
     print(
         f"trained {f.history['steps']} steps in {fit_s:.0f} s, temperature {f.temperature}",
         flush=True,

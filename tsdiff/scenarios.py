@@ -8,6 +8,12 @@ with the same random stream, so differences between plans come from the actions,
 Horizons beyond the trained ``prediction_length`` are reached by appending blocks (iLLaDA's
 variable-length idea): condition on the history plus the path generated so far, generate the next
 block, slide. Each path continues from its own past, so paths stay coherent across blocks.
+
+Train the forecaster for rollouts with ``covariate_scaling="global"`` and ``scale_features=True``:
+per-window scaling maps every constant plan ("always off", "always half") to the same input and
+hides the target's level, so effects in absolute units are blurred; on the synthetic building
+(benchmarks/scenarios.py) these two settings cut the error of the estimated plan effect from
+26.5 % to 11.4 % at the same training.
 """
 
 from __future__ import annotations
