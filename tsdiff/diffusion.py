@@ -18,7 +18,7 @@ from torch import Tensor
 
 from lm_core.objectives import masked_diffusion_loss
 from lm_core.sampling import DistributionOrder, LowConfidence, SampleStats, denoise
-from tsdiff.model import NumericDenoiser
+from tsdiff.model import NumericDenoiser, windows_per_call
 
 ORDERS = ("entropy", "margin", "random", "prob")
 
@@ -73,7 +73,7 @@ def sample_paths(
     block_length: int | None = None,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
-    max_rows: int = 4096,
+    max_tokens: int = 2**17,
     commit: str = "hard",
     precision: str = "32",
 ) -> tuple[Tensor, SampleStats]:
@@ -81,7 +81,9 @@ def sample_paths(
 
     Args:
         batch: window tensors (windows.py); ``fut``/``fut_obs`` are not needed.
-        num_samples: S paths per window, drawn in one batched call (chunked by ``max_rows``).
+        num_samples: S paths per window, drawn in batched calls of whole windows, as many as
+            keep rows x (context + horizon tokens) within ``max_tokens`` (bounds the memory of
+            the repeated context keys/values and the logits; at least one window per call).
         order: commitment order rule, one of ``ORDERS``.
         steps: network evaluations per path (NFE); default ceil(H / 4). ``steps = H * C`` commits one cell
             per step; fewer steps commit several cells per step.
@@ -109,12 +111,12 @@ def sample_paths(
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         return _sample_paths(
             model, batch, num_samples, order=order, steps=steps, block_length=block_length,
-            temperature=temperature, generator=generator, max_rows=max_rows, commit=commit,
+            temperature=temperature, generator=generator, max_tokens=max_tokens, commit=commit,
         )  # fmt: skip
 
 
 def _sample_paths(
-    model, batch, num_samples, *, order, steps, block_length, temperature, generator, max_rows,
+    model, batch, num_samples, *, order, steps, block_length, temperature, generator, max_tokens,
     commit,
 ) -> tuple[Tensor, SampleStats]:  # fmt: skip
     if model.cfg.mode == "flow":
@@ -122,7 +124,7 @@ def _sample_paths(
 
         return flow_sample_paths(
             model, batch, num_samples, steps=steps, temperature=temperature,
-            generator=generator, max_rows=max_rows,
+            generator=generator, max_tokens=max_tokens,
         )  # fmt: skip
     cfg = model.cfg
     H, C = cfg.prediction_length, cfg.n_channels
@@ -135,7 +137,7 @@ def _sample_paths(
         policy = LowConfidence(temperature=1.0, confidence="prob")
     else:  # order fixed before drawing; values drawn only for the committed cells
         policy = DistributionOrder(order=order, temperature=1.0)
-    per_chunk = max(1, max_rows // num_samples)
+    per_chunk = windows_per_call(cfg, num_samples, max_tokens)
     outs, total = [], SampleStats(rows=0)
     for b0 in range(0, B, per_chunk):
         b1 = min(B, b0 + per_chunk)

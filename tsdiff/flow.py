@@ -19,7 +19,7 @@ from torch import Tensor
 
 from lm_core.corruption import flow_interpolate, logit_normal_t
 from lm_core.sampling import SampleStats
-from tsdiff.model import NumericDenoiser, squash
+from tsdiff.model import NumericDenoiser, squash, windows_per_call
 
 SQUASH = 3.0  # squash(z) = asinh(z) / SQUASH
 
@@ -60,7 +60,7 @@ def flow_sample_paths(
     steps: int | None = None,
     temperature: float = 1.0,
     generator=None,
-    max_rows: int = 4096,
+    max_tokens: int = 2**17,
     **_ignored,
 ) -> tuple[Tensor, SampleStats]:
     """Euler ODE sampling: S paths per window, [B, S, H, C] in data units, with NFE = steps."""
@@ -71,7 +71,7 @@ def flow_sample_paths(
     kvs = model.encode_context(s)
     static = model.horizon_static(s)
     B = static.shape[0]
-    per_chunk = max(1, max_rows // num_samples)
+    per_chunk = windows_per_call(cfg, num_samples, max_tokens)
     outs, stats = [], SampleStats(rows=0)
     ts = torch.linspace(1.0, 0.0, steps + 1, device=static.device)
     for b0 in range(0, B, per_chunk):

@@ -107,6 +107,13 @@ class TSModelConfig:
         return asdict(self)
 
 
+def windows_per_call(cfg: TSModelConfig, num_samples: int, max_tokens: int) -> int:
+    """Windows sampled together so that rows (windows x paths) x tokens per row <= max_tokens
+    (at least one window)."""
+    tokens = (cfg.n_patches + cfg.prediction_length) * cfg.n_channels
+    return max(1, max_tokens // (tokens * num_samples))
+
+
 def squash(z: Tensor, z_max: float) -> Tensor:
     """asinh squashing of scaled values for network inputs (bounded, monotone)."""
     return torch.asinh(z.clamp(-z_max, z_max)) / 3.0
