@@ -465,6 +465,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--threads", type=int, default=2, help="torch threads per tsdiff process")
     ap.add_argument(
+        "--samplers",
+        default=",".join(SAMPLERS["masked"]),
+        help="the masked model's samplers on the first --sampler-seeds seeds",
+    )
+    ap.add_argument(
         "--sampler-seeds",
         type=int,
         default=None,
@@ -523,7 +528,7 @@ def main(argv=None) -> int:
     def seed_tasks(seed, kinds):
         out = []
         if "masked" in kinds:
-            only = None if seed < n_all else ("tsdiff/entropy",)
+            only = tuple(args.samplers.split(",")) if seed < n_all else ("tsdiff/entropy",)
             out += [(seed, n, "masked", only) for n in main_names]
         if "cov" in kinds:
             for n in cov_names:
