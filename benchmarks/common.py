@@ -107,46 +107,49 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
     return "\n".join(out)
 
 
-def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None = None) -> Path:
-    """Write rows to ``out_dir/name.csv`` atomically; ``meta`` values become extra columns."""
+def _atomic_file(out_dir: Path, filename: str, write) -> Path:
+    """Create ``out_dir/filename`` atomically: ``write(tmp_path)`` fills a temporary file in the
+    same folder, which is then made world-readable and renamed over the target."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=out_dir)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        final = out_dir / filename
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None = None) -> Path:
+    """Write rows to ``out_dir/name.csv`` atomically; ``meta`` values become extra columns."""
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
     meta = meta or {}
     columns += [k for k in meta if k not in columns]
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".csv.tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns)
             w.writeheader()
             for r in rows:
                 w.writerow({**meta, **r})
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        final = out_dir / f"{name}.csv"
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+
+    return _atomic_file(out_dir, f"{name}.csv", write)
 
 
 def save_png(fig, out_dir: Path, name: str) -> Path:
     """Save a matplotlib figure to ``out_dir/name.png`` atomically."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png", dir=out_dir)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        final = out_dir / f"{name}.png"
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+    return _atomic_file(
+        out_dir,
+        f"{name}.png",
+        lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"),
+    )
 
 
 def finish(

@@ -47,7 +47,6 @@ from benchmarks.common import RESULTS, format_table, print_header, write_csv
 
 DATASETS = ("us_employment", "elecdemand", "tmy3", "appliances")
 COV_DATASETS = ("elecdemand", "tmy3_drivers")  # the covariate rows (issue 5)
-ORDERS = ("entropy", "random", "prob")
 NUM_SAMPLES = 100
 # the trained models ("variants") and the samplers each is backtested with (-> model names)
 VARIANTS = ("masked", "flow", "cov")

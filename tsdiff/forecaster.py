@@ -185,6 +185,7 @@ class Forecaster:
     def _model_config(self, series: list[Series]) -> TSModelConfig:
         c = self.config
         s = series[0]
+        glob = c.covariate_scaling == "global"  # training statistics only where they are used
         return TSModelConfig(
             context_length=c.context_length,
             prediction_length=c.prediction_length,
@@ -194,8 +195,8 @@ class Forecaster:
             mode=c.mode,
             scale_features=c.scale_features,
             covariate_scaling=c.covariate_scaling,
-            past_cov_stats=_global_stats([x.past_cov for x in series]),
-            future_cov_stats=_global_stats([x.future_cov for x in series]),
+            past_cov_stats=_global_stats([x.past_cov for x in series]) if glob else [],
+            future_cov_stats=_global_stats([x.future_cov for x in series]) if glob else [],
             d_model=c.d_model,
             n_layers=c.n_layers,
             n_heads=c.n_heads,

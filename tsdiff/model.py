@@ -151,9 +151,9 @@ class NumericDenoiser(nn.Module):
 
     # ----------------------------------------------------------------- scaling
     def scale_batch(self, batch: dict) -> dict:
-        """Adds loc/scale [B, 1, C] from the context, scaled fields z_ctx, z_fut, z_* covs, and
-        ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of every channel; only of
-        the targets when covariates are scaled globally)."""
+        """Adds loc/scale [B, 1, C] from the context, scaled fields z_ctx, z_fut, z_* covs, and,
+        with ``scale_features``, ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of
+        every channel; only of the targets when covariates are scaled globally)."""
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         out = dict(batch, loc=loc, scale=scale)
         stats = [(loc, scale)]
@@ -181,9 +181,10 @@ class NumericDenoiser(nn.Module):
             stats.append((cl, cs))
         else:
             out["z_fcov_ctx"], out["z_fcov_fut"] = batch["fcov_ctx"], batch["fcov_fut"]
-        out["scale_stats"] = torch.cat(
-            [torch.cat([torch.asinh(lo), torch.log(sc)], -1)[:, 0] for lo, sc in stats], -1
-        )
+        if self.scale_proj is not None:  # only the scale-features model reads them
+            out["scale_stats"] = torch.cat(
+                [torch.cat([torch.asinh(lo), torch.log(sc)], -1)[:, 0] for lo, sc in stats], -1
+            )
         return out
 
     # ----------------------------------------------------------------- context
