@@ -6,6 +6,10 @@ WSD (as in MiniCPM / LLaDA pre-training): the multiplier of the peak learning ra
 - ``1`` during the long stable phase,
 - a cosine from ``1`` down to ``min_lr_ratio`` over the last ``decay_fraction * max_steps`` steps.
 
+Under a wall-clock budget the run may stop long before ``max_steps``; the trainer then sets
+``time_fraction`` (share of the budget spent, 0 ... 1) and the schedule reads its position as
+``max(step, time_fraction * max_steps)``, so the decay still ends when the budget does.
+
 The multiplier is a plain picklable object so that ``LambdaLR.state_dict()`` holds only numbers.
 """
 
@@ -32,15 +36,17 @@ class WSDMultiplier:
         self.warmup_steps = int(warmup_steps)
         self.decay_steps = int(round(decay_fraction * max_steps))
         self.min_lr_ratio = float(min_lr_ratio)
+        self.time_fraction = 0.0
 
     def __call__(self, step: int) -> float:
         warm = 1.0
         if self.warmup_steps > 0:
             warm = min(1.0, (step + 1) / self.warmup_steps)
+        pos = max(float(step), self.time_fraction * self.max_steps)
         decay_start = self.max_steps - self.decay_steps
-        if self.decay_steps <= 0 or step < decay_start:
+        if self.decay_steps <= 0 or pos < decay_start:
             return warm
-        progress = min(1.0, (step - decay_start) / self.decay_steps)
+        progress = min(1.0, (pos - decay_start) / self.decay_steps)
         cos = 0.5 * (1.0 + math.cos(math.pi * progress))
         return warm * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cos)
 

@@ -84,7 +84,8 @@ class ForecasterConfig:
     max_steps: int = 2000
     """Optimiser steps (the WSD schedule's length)."""
     max_time_s: float | None = None
-    """Stop training after this many seconds (None: run max_steps)."""
+    """Stop training after this many seconds, or max_steps, whichever comes first (None: run
+    max_steps); the learning-rate decay follows whichever budget is nearer its end."""
     seed: int = 0
     """Seed of training windows, initialisation and masking."""
     order: str = "entropy"
@@ -279,7 +280,10 @@ class Forecaster:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             trainer.fit(module, loader)
         self.model = module.model.to(self.device).eval()
-        self.history = {"steps": int(trainer.global_step)}
+        self.history = {
+            "steps": int(trainer.global_step),
+            "final_lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+        }
         self.temperature = self._calibrate(val) if val else 1.0
         return self
 

@@ -2,12 +2,15 @@
 
 The loss is :func:`tsdiff.diffusion.training_loss` (lm_core's masked-diffusion ELBO over horizon
 cells, or the velocity loss in flow mode); the optimiser is AdamW with lm_core's warmup-stable-decay schedule.
+Under a wall-clock budget (``Trainer(max_time=...)``) the schedule follows the share of the budget
+spent as well as the step count, so a run cut by time still ends its learning-rate decay.
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 
 from lm_core.schedule import wsd_scheduler
 from tsdiff.diffusion import training_loss
@@ -34,6 +37,19 @@ class TSDiffModule(L.LightningModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0])
         self.log("masked_frac", stats["masked_frac"], batch_size=batch["ctx"].shape[0])
         return loss
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        timer = next((cb for cb in self.trainer.callbacks if isinstance(cb, Timer)), None)
+        if timer is None:
+            return
+        spent = timer.time_elapsed("train")
+        left = timer.time_remaining("train")
+        if left is None or spent + left <= 0:
+            return
+        for sched in self.trainer.lr_scheduler_configs:
+            for fn in getattr(sched.scheduler, "lr_lambdas", []):
+                if hasattr(fn, "time_fraction"):
+                    fn.time_fraction = min(1.0, spent / (spent + left))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         g = torch.Generator(device=batch["ctx"].device).manual_seed(batch_idx)

@@ -86,6 +86,17 @@ def test_wsd_shape():
     assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
 
 
+def test_wsd_follows_the_time_budget_when_it_runs_out_first():
+    f = WSDMultiplier(max_steps=1000, warmup_steps=10, decay_fraction=0.3, min_lr_ratio=0.05)
+    assert f(20) == 1.0  # 2 % of the steps, no time information: stable phase
+    f.time_fraction = 0.85  # the wall-clock budget is 85 % spent: halfway through the decay
+    assert f(20) == pytest.approx(0.05 + 0.95 * 0.5)
+    f.time_fraction = 1.0
+    assert f(20) == pytest.approx(0.05)
+    f.time_fraction = 0.1  # steps ahead of time: the step count decides
+    assert f(1000) == pytest.approx(0.05)
+
+
 def test_wsd_scheduler_state_is_plain():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = wsd_scheduler(opt, max_steps=10, warmup_steps=0, decay_fraction=0.5, min_lr_ratio=0.0)

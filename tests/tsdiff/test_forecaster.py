@@ -111,3 +111,18 @@ def test_load_errors(tmp_path):
         Forecaster.load(tmp_path)
     with pytest.raises(RuntimeError, match="not fitted"):
         Forecaster(prediction_length=2, context_length=4).predict(pd.DataFrame())
+
+
+def test_time_budget_ends_the_learning_rate_decay(data):
+    """A run stopped by max_time_s long before max_steps still finishes its WSD decay."""
+    torch.set_num_threads(1)
+    f = Forecaster(
+        prediction_length=H, context_length=L, freq="h", patch_size=4, n_bins=32, d_model=32,
+        n_layers=1, n_heads=2, batch_size=8, lr=1e-3, max_steps=100_000, max_time_s=3.0,
+        progress=False, calibrate=False,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f.fit(data, target=["x", "w"])
+    assert 0 < f.history["steps"] < 100_000
+    assert f.history["final_lr"] < 0.25e-3  # min ratio 0.05; without the time rule it stays 1e-3
