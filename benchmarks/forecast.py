@@ -70,6 +70,16 @@ TSDIFF_HP = {
                        lr=1e-3, max_steps=3000),
 }  # fmt: skip
 TSDIFF_HP["tmy3_drivers"] = TSDIFF_HP["tmy3"]
+# --device cpu: step budgets a 2-core machine finishes (the WSD schedule is sized to them, so the
+# learning rate decays fully); the multivariate sets (6-10 channels: 324-450 cells per window)
+# get a smaller model and batch
+CPU_HP = {
+    "us_employment": dict(max_steps=600),
+    "elecdemand": dict(max_steps=200),
+    "tmy3_drivers": dict(max_steps=200),
+    "tmy3": dict(d_model=128, n_layers=3, batch_size=64, max_steps=400),
+    "appliances": dict(d_model=128, n_layers=3, batch_size=64, max_steps=400),
+}  # fmt: skip
 QUICK_HP = dict(patch_size=4, d_model=32, n_layers=1, n_heads=2, batch_size=32, lr=2e-3,
                 max_steps=20)  # fmt: skip
 # ETS: parameters estimated on the last ETS_FIT_SEASONS seasons before the first origin
@@ -514,6 +524,8 @@ def main(argv=None) -> int:
     hps = {}
     for name in names:
         hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
+        if args.device == "cpu" and not args.quick:
+            hp.update(CPU_HP[name])
         if args.max_steps:
             hp["max_steps"] = args.max_steps
         if args.max_time_s:

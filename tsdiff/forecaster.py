@@ -328,7 +328,9 @@ class Forecaster:
         if grid is None:
             flow = self.model.cfg.mode == "flow"
             grid = (
-                (0.8, 1.0, 1.25, 1.6, 2.0, 2.5, 3.0) if flow else (0.7, 0.85, 1.0, 1.15, 1.3, 1.5)
+                (0.8, 1.0, 1.25, 1.6, 2.0, 2.5, 3.0, 4.0)
+                if flow
+                else (0.5, 0.6, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5)
             )
         batch = self._to_device(collate(val))
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
