@@ -84,6 +84,7 @@ PROMPT_LEN, GEN_LEN = 32, 64
 FULL_PROMPTS, QUICK_PROMPTS = 64, 8
 FLOW = {  # the flow's own settings (the rest of the run is the masked DLM's fit_args)
     "d_latent": 32,
+    "encoder_features": "hidden+embedding",
     "decoder_hidden": 512,
     "codec_lr": 0.003,
     "decoder_noise": 0.2,

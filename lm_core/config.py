@@ -186,6 +186,12 @@ class FlowConfig:
     encoder_ckpt: str | None = None
     """lm_core masked-DLM checkpoint whose final hidden states are the frozen encoder (its
     tokenizer is used); null trains a small token-embedding encoder here, then freezes it."""
+    encoder_features: str = "hidden+embedding"
+    """What the frozen encoder gives the codec: ``hidden`` (its final hidden states, as in ELF) or
+    ``hidden+embedding`` (those with the encoder's own input embedding of the token appended). A
+    masked DLM is trained only on masked cells, so its hidden states at visible cells need not keep
+    the token: from ``hidden`` alone the codec decoded 17 % of Shakespeare tokens, with the
+    embedding appended 94 % (same 150 codec steps)."""
     d_encoder: int = 64
     """Width of the embedding encoder trained here (when encoder_ckpt is null)."""
     decoder_hidden: int = 0
@@ -194,6 +200,8 @@ class FlowConfig:
     """Steps training the bottleneck and decoder (and the embedding encoder) before the flow."""
     codec_lr: float = 3e-3
     """Learning rate of that codec phase."""
+    codec_accumulate: int = 1
+    """Loader batches averaged per codec step (more tokens per step for the V-way decoder)."""
     decoder_noise: float = 0.2
     """Noise (in units of the latent's std) added to latents while the decoder trains."""
     t_mean: float = 0.0
@@ -219,6 +227,18 @@ class FlowConfig:
             v = getattr(self, name)
             _check(0.0 <= v <= 1.0, f"objective.flow.{name}", "a number in [0, 1]", v)
         _check(0.0 < self.t_min < 1.0, "objective.flow.t_min", "a number in (0, 1)", self.t_min)
+        _check(
+            self.encoder_features in ("hidden", "hidden+embedding"),
+            "objective.flow.encoder_features",
+            "'hidden' or 'hidden+embedding'",
+            self.encoder_features,
+        )
+        _check(
+            isinstance(self.codec_accumulate, int) and self.codec_accumulate > 0,
+            "objective.flow.codec_accumulate",
+            "a positive integer",
+            self.codec_accumulate,
+        )
         _check(self.t_std > 0, "objective.flow.t_std", "a positive number", self.t_std)
 
 

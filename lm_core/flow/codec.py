@@ -1,7 +1,8 @@
 """The latent codec of the flow LM: frozen encoder -> per-dim normaliser -> bottleneck; decoder.
 
 ``encode(ids) -> x``: ``h = encoder(ids)`` [B, T, d_enc] (the final normed hidden states of a
-frozen lm_core masked DLM run without masks, or a token embedding trained here), normalised per
+frozen lm_core masked DLM run without masks, optionally with that encoder's input embedding of
+the token appended (``with_embedding``: d_enc = 2 d_model), or a token embedding trained here), normalised per
 dimension ``(h - h_mean) / h_std``, projected by ``down`` to ``d_latent`` and standardised per
 latent dimension ``(y - z_mean) / z_std``, so that x has roughly zero mean and unit variance per
 dimension, the scale of the flow's Gaussian noise.
@@ -66,6 +67,8 @@ class LatentCodec(nn.Module):
         encoder: a frozen lm_core Transformer (its hidden states are the features), or None for
             a token-embedding encoder of width ``d_encoder`` trained by :func:`train_codec`.
         decoder_hidden: 0 for a linear decoder, else the hidden width of a GELU MLP.
+        with_embedding: append the frozen encoder's input embedding of each token to its hidden
+            state (keeps the token's identity, which a masked DLM's visible cells may drop).
     """
 
     def __init__(
@@ -76,12 +79,15 @@ class LatentCodec(nn.Module):
         encoder: Transformer | None = None,
         d_encoder: int = 64,
         decoder_hidden: int = 0,
+        with_embedding: bool = False,
     ) -> None:
         super().__init__()
         self.vocab_size, self.d_latent = vocab_size, d_latent
         self.encoder = encoder
+        self.with_embedding = bool(with_embedding and encoder is not None)
         self.embed = None if encoder is not None else nn.Embedding(vocab_size, d_encoder)
         d_enc = encoder.cfg.d_model if encoder is not None else d_encoder
+        d_enc *= 2 if self.with_embedding else 1
         if encoder is not None:
             encoder.requires_grad_(False).eval()
         self.register_buffer("h_mean", torch.zeros(d_enc))
@@ -107,13 +113,16 @@ class LatentCodec(nn.Module):
         """ids [B, T] -> encoder features h [B, T, d_enc]."""
         if self.encoder is None:
             return self.embed(ids)
-        return self.encoder(
+        h = self.encoder(
             ids,
             attn_mask=attn_mask,
             cu_seqlens=cu_seqlens,
             positions=positions,
             return_hidden=True,
         ).float()
+        if self.with_embedding:
+            h = torch.cat([h, self.encoder.tok_emb(ids).float()], dim=-1)
+        return h
 
     def bottleneck(self, h: Tensor) -> Tensor:
         """Features h [B, T, d_enc] -> unstandardised latents y [B, T, d_latent]."""
@@ -162,8 +171,13 @@ def train_codec(
     stat_batches: int = 8,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    accumulate: int = 1,
 ) -> dict:
     """Fit the bottleneck and decoder (and embedding encoder) on ``loader``'s batches, then freeze.
+
+    Each of the ``steps`` optimiser steps averages the gradient of ``accumulate`` loader batches:
+    the decoder is a V-way classifier, and a few hundred batches of a few hundred tokens show most
+    of a 2k-token vocabulary only a handful of times.
 
     Returns stats {"ce", "acc"}: the last step's cross-entropy and the token accuracy of
     ``decode(encode(ids))`` on ``stat_batches`` batches after freezing (noise-free round trip).
@@ -181,16 +195,19 @@ def train_codec(
     g = torch.Generator(device=device).manual_seed(seed)
     ce = torch.tensor(float("nan"))
     codec.train()
+    if accumulate < 1:
+        raise ValueError(f"objective.flow.codec_accumulate: expected >= 1, got {accumulate}")
     for _ in range(steps):
-        ids, valid, attn, cu = batch_io(next(batches))
-        with torch.set_grad_enabled(codec.encoder is None):  # the encoder stays frozen
-            h = codec.features(ids, attn_mask=attn, cu_seqlens=cu)
-        y = codec.bottleneck(h)
-        sd = y[valid].detach().std(0).clamp(min=1e-4)
-        y = y + noise * sd * torch.randn(y.shape, generator=g, device=y.device)
-        ce = F.cross_entropy(codec.decoder(y)[valid], ids[valid])
         opt.zero_grad(set_to_none=True)
-        ce.backward()
+        for _ in range(accumulate):
+            ids, valid, attn, cu = batch_io(next(batches))
+            with torch.set_grad_enabled(codec.encoder is None):  # the encoder stays frozen
+                h = codec.features(ids, attn_mask=attn, cu_seqlens=cu)
+            y = codec.bottleneck(h)
+            sd = y[valid].detach().std(0).clamp(min=1e-4)
+            y = y + noise * sd * torch.randn(y.shape, generator=g, device=y.device)
+            ce = F.cross_entropy(codec.decoder(y)[valid], ids[valid])
+            (ce / accumulate).backward()
         opt.step()
     codec.freeze()
     ys = lambda c, i, a, cu: c.bottleneck(c.features(i, attn_mask=a, cu_seqlens=cu))  # noqa: E731

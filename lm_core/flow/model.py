@@ -49,6 +49,7 @@ def build_codec(flow: FlowConfig, vocab_size: int, encoder: Transformer | None) 
         encoder=encoder,
         d_encoder=flow.d_encoder,
         decoder_hidden=flow.decoder_hidden,
+        with_embedding=flow.encoder_features == "hidden+embedding",
     )
 
 
@@ -104,7 +105,8 @@ def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         )
     meta = json.loads((path / "config.json").read_text())
     info = meta["extra"]["flow"]
-    flow = FlowConfig(**info["config"])
+    # checkpoints written before encoder_features existed used the hidden states only
+    flow = FlowConfig(**{"encoder_features": "hidden", **info["config"]})
     enc = None
     if info["encoder"] is not None:
         enc = Transformer(ModelConfig.from_dict(info["encoder"]["model"]))

@@ -213,6 +213,26 @@ def test_fit_with_a_masked_dlm_encoder(tmp_path, capsys):
                      "--objective.flow.encoder_ckpt", str(tmp_path / "enc")]) == 0  # fmt: skip
     model, _, meta = load_flow_checkpoint(out / "final")
     assert model.codec.contextual and meta["extra"]["flow"]["encoder"]["model"]["d_model"] == 32
+    # default encoder_features "hidden+embedding": the bottleneck reads 2 x d_model features
+    assert model.codec.with_embedding and model.codec.down.in_features == 64
     assert cli_main(["score", "--ckpt", str(out / "final"), "--prompt", "To be",
                      "--continuation", ", or not", "--samples", "4"]) == 0  # fmt: skip
     assert "codec round-trip accuracy" in capsys.readouterr().out
+
+
+def test_codec_features_can_append_the_encoders_token_embedding():
+    """with_embedding: [hidden states | the frozen encoder's input embedding of each token]."""
+    from lm_core import Transformer
+
+    torch.manual_seed(0)
+    enc = Transformer(ModelConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, max_seq_len=8))
+    ids = torch.randint(0, 20, (2, 5))
+    plain = LatentCodec(20, 4, encoder=enc)
+    both = LatentCodec(20, 4, encoder=enc, with_embedding=True)
+    h, hb = plain.features(ids), both.features(ids)
+    assert h.shape == (2, 5, 16) and hb.shape == (2, 5, 32)  # [B, T, d_enc]
+    torch.testing.assert_close(hb[..., :16], h)
+    torch.testing.assert_close(hb[..., 16:], enc.tok_emb(ids))
+    assert both.down.in_features == 32 and plain.down.in_features == 16
+    with pytest.raises(Exception, match="encoder_features"):
+        FlowConfig(encoder_features="embedding")
