@@ -43,22 +43,24 @@ FULL_STEPS, QUICK_STEPS = 2000, 60
 FULL_TEST, QUICK_TEST = 300, 40
 
 
-def problem(rng: random.Random) -> tuple[str, str]:
-    digits = "".join(rng.choice("0123456789") for _ in range(N_DIGITS))
+def problem(rng: random.Random, n_digits: int = N_DIGITS) -> tuple[str, str]:
+    digits = "".join(rng.choice("0123456789") for _ in range(n_digits))
     return f"s:{digits}>", "".join(sorted(digits))
 
 
-def make_data(root: Path, n_train: int, n_test: int) -> list[tuple[str, str]]:
+def make_data(
+    root: Path, n_train: int, n_test: int, n_digits: int = N_DIGITS
+) -> list[tuple[str, str]]:
     """Write train/val JSONL (seed 1) and return test problems (seed 2, disjoint from train)."""
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     train = {}
     while len(train) < n_train:
-        p, a = problem(rng)
+        p, a = problem(rng, n_digits)
         train[p] = a
     rng_t, test = random.Random(2), {}
     while len(test) < n_test:
-        p, a = problem(rng_t)
+        p, a = problem(rng_t, n_digits)
         if p not in train:
             test[p] = a
     items = list(train.items())

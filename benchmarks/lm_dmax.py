@@ -115,11 +115,11 @@ def cached_model(path: Path, make, key: dict):
     return model
 
 
-def decode_rows(name, model, tok, test, torch) -> list[dict]:
+def decode_rows(name, model, tok, test, torch, n_digits: int = N_DIGITS) -> list[dict]:
     from lm_core.dmax import dmax_generate
     from lm_core.sampling.generate import generate
 
-    settings = [("low_confidence 1/step", dict(sampler="low_confidence", steps=N_DIGITS))]
+    settings = [("low_confidence 1/step", dict(sampler="low_confidence", steps=n_digits))]
     settings += [(f"threshold tau={t}", dict(sampler="threshold", tau=t)) for t in THRESHOLDS]
     settings += [(f"DMax soft tau={t}", dict(sampler="dmax", tau=t)) for t in DMAX_TAUS]
     rows = []
@@ -128,10 +128,10 @@ def decode_rows(name, model, tok, test, torch) -> list[dict]:
         for p, a in test:
             ids = [tok.encode(p)]
             if kw["sampler"] == "dmax":
-                r = dmax_generate(model, tok, ids, gen_length=N_DIGITS, block_length=N_DIGITS,
+                r = dmax_generate(model, tok, ids, gen_length=n_digits, block_length=n_digits,
                                   tau=kw["tau"], stop_conf=0.9)  # fmt: skip
             else:
-                r = generate(model, tok, ids, gen_length=N_DIGITS, block_length=N_DIGITS,
+                r = generate(model, tok, ids, gen_length=n_digits, block_length=n_digits,
                              temperature=0.0, **kw)  # fmt: skip
             right += tok.decode(r.sequences[0].tolist()) == a
             nfe, tokens, secs = nfe + r.stats.nfe, tokens + r.stats.tokens, secs + r.stats.seconds
@@ -143,7 +143,7 @@ def decode_rows(name, model, tok, test, torch) -> list[dict]:
     return rows
 
 
-def matched(rows) -> list[str]:
+def matched(rows, n_digits: int = N_DIGITS) -> list[str]:
     """For each plain threshold row: the best DMax TPF at accuracy within 1 point (or better)."""
     notes, met = [], False
     thr = [r for r in rows if r["setting"].startswith("threshold")]
@@ -160,10 +160,10 @@ def matched(rows) -> list[str]:
         notes.append(f"{t['model']} {t['setting']} ({t['accuracy_pct']:.1f}%, TPF {t['tpf']:.2f}) "
                      f"vs {best['setting']} ({best['accuracy_pct']:.1f}%, TPF {best['tpf']:.2f}): "
                      f"{ratio:.2f}x")  # fmt: skip
-    ceiling = [t for t in thr if t["tpf"] >= 0.95 * N_DIGITS and t["model"] != "DMax fine-tuned"]
+    ceiling = [t for t in thr if t["tpf"] >= 0.95 * n_digits and t["model"] != "DMax fine-tuned"]
     if ceiling:
-        notes.append(f"note: the plain threshold sampler already reaches TPF ~{N_DIGITS} (one forward "
-                     f"per {N_DIGITS}-token answer, the ceiling) on: "
+        notes.append(f"note: the plain threshold sampler already reaches TPF ~{n_digits} (one forward "
+                     f"per {n_digits}-token answer, the ceiling) on: "
                      + ", ".join(f"{t['model']} {t['setting']} ({t['accuracy_pct']:.1f}%)" for t in ceiling)
                      + "; no sampler can be 1.5x faster there")  # fmt: skip
     notes.append("goal (DMax TPF >= 1.5x a plain threshold row of a masked model at equal accuracy): "
@@ -184,26 +184,31 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--problems", type=int, default=None, help=f"test problems (full {FULL['test']})"
     )
+    ap.add_argument(
+        "--digits", type=int, default=N_DIGITS, help="answer length: sort this many digits"
+    )
     args = ap.parse_args(argv)
+    n = args.digits
     torch = setup_torch(args.threads, args.device)
     sc = dict(QUICK if args.quick else FULL)
     for k, v in (("base", args.base_steps), ("ft", args.ft_steps), ("test", args.problems)):
         sc[k] = v or sc[k]
     m = print_header("lm_dmax", [
-        f"SYNTHETIC task: sort {N_DIGITS} random digits (benchmarks/lm_decoding.py's task and data)",
+        f"SYNTHETIC task: sort {n} random digits (benchmarks/lm_decoding.py's task and data)",
         f"masked DLM d_model={SHAPE['d_model']}, {SHAPE['n_layers']} layers, byte tokens; "
         f"{sc['base']} base steps (masked loss on answers, batch {sc['batch']}), then "
         f"{sc['ft']} steps of masked (control) or DMax (share 0.5) from the same weights",
-        f"decoding: batch 1, greedy, one block of {N_DIGITS}; {sc['test']} held-out problems",
+        f"decoding: batch 1, greedy, one block of {n}; {sc['test']} held-out problems",
         f"torch threads {args.threads}, device cpu",
     ], args)  # fmt: skip
     from lm_core.config import ModelConfig
     from lm_core.data.tokenizers import ByteTokenizer
     from lm_core.nn.transformer import Transformer
 
-    root = CACHE / "lm_dmax" / ("quick" if args.quick else "full")
-    data_root = CACHE / "lm_dmax" / "data"
-    test = make_data(data_root, 60_000, sc["test"])
+    tag = "" if n == N_DIGITS else f"-{n}"  # sort-8 keeps its original cache paths
+    root = CACHE / "lm_dmax" / (("quick" if args.quick else "full") + tag)
+    data_root = CACHE / "lm_dmax" / f"data{tag}"
+    test = make_data(data_root, 60_000, sc["test"], n)
     train_data, tok = load_train(data_root), ByteTokenizer()
     shape = ModelConfig(vocab_size=tok.vocab_size, **SHAPE)
     t0 = time.perf_counter()
@@ -230,12 +235,13 @@ def main(argv=None) -> int:
     rows = []
     with torch.no_grad():
         for name, model in models.items():
-            rows += decode_rows(name, model.eval(), tok, test, torch)
+            rows += decode_rows(name, model.eval(), tok, test, torch, n)
     notes = [f"scale: d_model {SHAPE['d_model']}, {SHAPE['n_layers']} layers; base {sc['base']} "
              f"steps + {sc['ft']} fine-tuning steps, batch {sc['batch']}; {sc['test']} problems; "
-             f"wall {time.perf_counter() - t0:.0f}s"] + matched(rows)  # fmt: skip
+             f"wall {time.perf_counter() - t0:.0f}s"] + matched(rows, n)  # fmt: skip
     cols = ["model", "setting", "accuracy_pct", "nfe", "tpf", "tokens_per_s"]
-    finish("lm_dmax" if not args.quick else "lm_dmax_quick", rows, cols, args.out,
+    finish(("lm_dmax" if not args.quick else "lm_dmax_quick") + tag.replace("-", "_sort"), rows,
+           cols, args.out,
            {"date": m["date"], "threads": args.threads, "torch": m["torch"]}, notes)  # fmt: skip
     return 0
 

@@ -20,8 +20,9 @@ Protocol.
     checkpoints under ``.data/bench/lm_likelihood/<mode>/`` are reused when present and trained
     for the same number of steps; otherwise trained here the same way);
   - flow LM (``objective.kind: flow``, :mod:`lm_core.flow`): the **trained masked DLM above is its
-    frozen encoder** (ELF style, ``objective.flow.encoder_ckpt``: final hidden states, normalised,
-    through a 32-dim bottleneck; an MLP decoder reads tokens out at the end), a short codec phase
+    frozen encoder** (ELF style, ``objective.flow.encoder_ckpt``: final hidden states with the
+    encoder's input embedding of the token appended, normalised, through a 32-dim bottleneck; an
+    MLP decoder reads tokens out at the end), a short codec phase
     fits the bottleneck and decoder, then the time-conditioned denoiser trains for the same steps
     on the same packed token stream cut into rows of at most 128 tokens (each row its own noise
     level and prompt). Checkpoint cached under ``.data/bench/lm_flow/<mode>/flow``.
@@ -379,7 +380,7 @@ def main(argv=None) -> int:
             "masked DLM + AR: benchmarks/lm_likelihood.py's matched pair (same init, tokens, order); "
             "reused from its cache when trained for the same steps",
             f"flow LM (lm_core.flow, ELF-style): frozen encoder = the trained masked DLM above "
-            f"(final hidden states), d_latent {FLOW['d_latent']}, MLP decoder {FLOW['decoder_hidden']}, "
+            f"(final hidden states + its input embedding of the token), d_latent {FLOW['d_latent']}, MLP decoder {FLOW['decoder_hidden']}, "
             f"{codec_steps} codec steps, then the time-conditioned denoiser on the same packed stream "
             f"cut into rows <= {FLOW_ROW} tokens; self-conditioning on; no guidance at sampling",
             f"eval: {n_prompts} held-out Shakespeare (val split) windows: {PROMPT_LEN}-token prompt, "
