@@ -1,6 +1,7 @@
 """DMax rows for the decoding benchmark: TPF against accuracy, next to the plain threshold sampler.
 
     .venv/bin/python benchmarks/lm_dmax.py            # ~10-15 min on a loaded 2-core CPU
+    .venv/bin/python benchmarks/lm_dmax.py --digits 16   # sort-16: results/lm_dmax_sort16.csv
     .venv/bin/python benchmarks/lm_dmax.py --quick    # smoke run (~1-2 minutes)
 
 Protocol (the task and its data come from ``benchmarks/lm_decoding.py``, imported):
