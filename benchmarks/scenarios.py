@@ -94,7 +94,11 @@ def main(argv=None) -> int:
         default=None,
         help="load the forecaster from here when it exists, else train and save it here",
     )
-    ap.add_argument("--tag", default="", help="suffix of the result files (an A/B run)")
+    ap.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the result files, e.g. _t115 -> scenarios_t115.csv (an A/B run)",
+    )
     args = ap.parse_args(argv)
     setup_torch(args.threads, args.device)
     from tsdiff import Forecaster
