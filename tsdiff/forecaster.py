@@ -47,6 +47,29 @@ def fair_crps(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
     return abs_err - (x * w).sum(1) / (S * (S - 1))
 
 
+def grid_search(
+    score, grid, *, factor: float = 1.25, max_extend: int = 3
+) -> tuple[float, dict[float, float]]:
+    """Minimise ``score(value)`` over a sorted grid, extending it while the best is at an edge.
+
+    When the minimum sits on the grid's largest (smallest) value, values ``factor`` times larger
+    (smaller) are tried, at most ``max_extend`` times per side, so a grid that was too narrow for
+    a model does not silently pin the answer to its edge. Returns (best value, {value: score}).
+    """
+    scores = {float(v): score(float(v)) for v in grid}
+    for _ in range(max_extend):
+        vals = sorted(scores)
+        best = min(vals, key=scores.get)
+        if best == vals[-1]:
+            new = round(vals[-1] * factor, 4)
+        elif best == vals[0]:
+            new = round(vals[0] / factor, 4)
+        else:
+            break
+        scores[new] = score(new)
+    return min(scores, key=scores.get), dict(sorted(scores.items()))
+
+
 @dataclass
 class ForecasterConfig:
     """Everything that defines a forecaster run (mirrored by configs/ts/*.yaml)."""
@@ -336,17 +359,17 @@ class Forecaster:
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         y = ((batch["fut"] - loc) / scale).cpu().numpy()
         obs = batch["fut_obs"].cpu().numpy()
-        scores = []
-        for temp in grid:
+
+        def score(temp: float) -> float:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             opts = self.sampler_options(temperature=temp)
             s, _ = sample_paths(self.model, batch, n_samples, generator=g, **opts)
             z = ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
-            scores.append(float((fair_crps(z, y) * obs).sum() / obs.sum()))
-        self.history["calibration"] = {
-            str(t): round(v, 5) for t, v in zip(grid, scores, strict=True)
-        }
-        return float(grid[int(np.argmin(scores))])
+            return float((fair_crps(z, y) * obs).sum() / obs.sum())
+
+        best, scores = grid_search(score, grid)
+        self.history["calibration"] = {str(t): round(v, 5) for t, v in scores.items()}
+        return best
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:

@@ -126,3 +126,21 @@ def test_time_budget_ends_the_learning_rate_decay(data):
         f.fit(data, target=["x", "w"])
     assert 0 < f.history["steps"] < 100_000
     assert f.history["final_lr"] < 0.25e-3  # min ratio 0.05; without the time rule it stays 1e-3
+
+
+def test_calibration_grid_grows_when_the_best_value_is_at_an_edge():
+    from tsdiff.forecaster import grid_search
+
+    calls = []
+
+    def score(t):  # minimum at 2.2, beyond the grid's top (1.5)
+        calls.append(t)
+        return (t - 2.2) ** 2
+
+    best, scores = grid_search(score, (0.5, 1.0, 1.5), factor=1.25, max_extend=3)
+    assert best == pytest.approx(2.3438, abs=1e-3)  # 1.5 * 1.25^2 (the next, 2.93, is worse)
+    assert list(scores) == sorted(scores) and len(calls) == 6  # 3 + 1.875, 2.3438, 2.9297
+    best, _ = grid_search(lambda t: (t - 1.0) ** 2, (0.5, 1.0, 1.5))
+    assert best == 1.0  # an interior optimum: no extension
+    best, scores = grid_search(lambda t: t, (0.5, 1.0), factor=2.0, max_extend=2)
+    assert best == 0.125 and len(scores) == 4  # bounded below by max_extend
