@@ -380,7 +380,8 @@ def main(argv=None) -> int:
             "masked DLM + AR: benchmarks/lm_likelihood.py's matched pair (same init, tokens, order); "
             "reused from its cache when trained for the same steps",
             f"flow LM (lm_core.flow, ELF-style): frozen encoder = the trained masked DLM above "
-            f"(final hidden states + its input embedding of the token), d_latent {FLOW['d_latent']}, MLP decoder {FLOW['decoder_hidden']}, "
+            "(final hidden states + its input embedding of the token), "
+            f"d_latent {FLOW['d_latent']}, MLP decoder {FLOW['decoder_hidden']}, "
             f"{codec_steps} codec steps, then the time-conditioned denoiser on the same packed stream "
             f"cut into rows <= {FLOW_ROW} tokens; self-conditioning on; no guidance at sampling",
             f"eval: {n_prompts} held-out Shakespeare (val split) windows: {PROMPT_LEN}-token prompt, "

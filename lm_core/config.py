@@ -200,8 +200,6 @@ class FlowConfig:
     """Steps training the bottleneck and decoder (and the embedding encoder) before the flow."""
     codec_lr: float = 3e-3
     """Learning rate of that codec phase."""
-    codec_accumulate: int = 1
-    """Loader batches averaged per codec step (more tokens per step for the V-way decoder)."""
     decoder_noise: float = 0.2
     """Noise (in units of the latent's std) added to latents while the decoder trains."""
     t_mean: float = 0.0
@@ -232,12 +230,6 @@ class FlowConfig:
             "objective.flow.encoder_features",
             "'hidden' or 'hidden+embedding'",
             self.encoder_features,
-        )
-        _check(
-            isinstance(self.codec_accumulate, int) and self.codec_accumulate > 0,
-            "objective.flow.codec_accumulate",
-            "a positive integer",
-            self.codec_accumulate,
         )
         _check(self.t_std > 0, "objective.flow.t_std", "a positive number", self.t_std)
 

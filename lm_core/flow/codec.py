@@ -2,10 +2,10 @@
 
 ``encode(ids) -> x``: ``h = encoder(ids)`` [B, T, d_enc] (the final normed hidden states of a
 frozen lm_core masked DLM run without masks, optionally with that encoder's input embedding of
-the token appended (``with_embedding``: d_enc = 2 d_model), or a token embedding trained here), normalised per
-dimension ``(h - h_mean) / h_std``, projected by ``down`` to ``d_latent`` and standardised per
-latent dimension ``(y - z_mean) / z_std``, so that x has roughly zero mean and unit variance per
-dimension, the scale of the flow's Gaussian noise.
+the token appended (``with_embedding``: d_enc = 2 d_model), or a token embedding trained here),
+normalised per dimension ``(h - h_mean) / h_std``, projected by ``down`` to ``d_latent`` and
+standardised per latent dimension ``(y - z_mean) / z_std``, so that x has roughly zero mean and
+unit variance per dimension, the scale of the flow's Gaussian noise.
 
 ``decode_logits(x) -> [B, T, V]``: a linear layer (or an MLP) on standardised latents; it is used
 only at the end of sampling (and for the codec's reconstruction accuracy).
@@ -171,13 +171,8 @@ def train_codec(
     stat_batches: int = 8,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    accumulate: int = 1,
 ) -> dict:
     """Fit the bottleneck and decoder (and embedding encoder) on ``loader``'s batches, then freeze.
-
-    Each of the ``steps`` optimiser steps averages the gradient of ``accumulate`` loader batches:
-    the decoder is a V-way classifier, and a few hundred batches of a few hundred tokens show most
-    of a 2k-token vocabulary only a handful of times.
 
     Returns stats {"ce", "acc"}: the last step's cross-entropy and the token accuracy of
     ``decode(encode(ids))`` on ``stat_batches`` batches after freezing (noise-free round trip).
@@ -195,19 +190,16 @@ def train_codec(
     g = torch.Generator(device=device).manual_seed(seed)
     ce = torch.tensor(float("nan"))
     codec.train()
-    if accumulate < 1:
-        raise ValueError(f"objective.flow.codec_accumulate: expected >= 1, got {accumulate}")
     for _ in range(steps):
+        ids, valid, attn, cu = batch_io(next(batches))
+        with torch.set_grad_enabled(codec.encoder is None):  # the encoder stays frozen
+            h = codec.features(ids, attn_mask=attn, cu_seqlens=cu)
+        y = codec.bottleneck(h)
+        sd = y[valid].detach().std(0).clamp(min=1e-4)
+        y = y + noise * sd * torch.randn(y.shape, generator=g, device=y.device)
+        ce = F.cross_entropy(codec.decoder(y)[valid], ids[valid])
         opt.zero_grad(set_to_none=True)
-        for _ in range(accumulate):
-            ids, valid, attn, cu = batch_io(next(batches))
-            with torch.set_grad_enabled(codec.encoder is None):  # the encoder stays frozen
-                h = codec.features(ids, attn_mask=attn, cu_seqlens=cu)
-            y = codec.bottleneck(h)
-            sd = y[valid].detach().std(0).clamp(min=1e-4)
-            y = y + noise * sd * torch.randn(y.shape, generator=g, device=y.device)
-            ce = F.cross_entropy(codec.decoder(y)[valid], ids[valid])
-            (ce / accumulate).backward()
+        ce.backward()
         opt.step()
     codec.freeze()
     ys = lambda c, i, a, cu: c.bottleneck(c.features(i, attn_mask=a, cu_seqlens=cu))  # noqa: E731

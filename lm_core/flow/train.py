@@ -177,7 +177,7 @@ def run_flow(cfg, callbacks=()):
         )
         st = train_codec(
             codec, dm.train_dataloader(), steps=flow.codec_steps, lr=flow.codec_lr,
-            noise=flow.decoder_noise, seed=cfg.seed, device=dev, accumulate=flow.codec_accumulate,
+            noise=flow.decoder_noise, seed=cfg.seed, device=dev,
         )  # fmt: skip
         codec.cpu()
         print(f"codec: d_latent {flow.d_latent}, round-trip token accuracy {st['acc']:.3f}")
