@@ -220,6 +220,29 @@ def test_fit_with_a_masked_dlm_encoder(tmp_path, capsys):
     assert "codec round-trip accuracy" in capsys.readouterr().out
 
 
+def test_flow_checkpoints_from_before_encoder_features_load_as_hidden_only(tmp_path):
+    """A checkpoint whose flow config lacks encoder_features used the hidden states alone."""
+    import json
+
+    from lm_core import Transformer
+    from lm_core.checkpoint import save_checkpoint
+    from lm_core.data.tokenizers import ByteTokenizer
+
+    cfg = ModelConfig(vocab_size=259, d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
+    save_checkpoint(tmp_path / "enc", Transformer(cfg), ByteTokenizer())
+    out = tmp_path / "run"
+    assert cli_main(["fit", "--config", TINY, "--out_dir", str(out), "--trainer.progress_bar",
+                     "false", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
+                     "--objective.flow.codec_steps", "2", "--objective.flow.encoder_features",
+                     "hidden", "--objective.flow.encoder_ckpt", str(tmp_path / "enc")]) == 0  # fmt: skip
+    meta_file = out / "final" / "config.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["extra"]["flow"]["config"]["encoder_features"]  # as written by older versions
+    meta_file.write_text(json.dumps(meta))
+    model, _, _ = load_flow_checkpoint(out / "final")
+    assert not model.codec.with_embedding and model.codec.down.in_features == 32
+
+
 def test_codec_features_can_append_the_encoders_token_embedding():
     """with_embedding: [hidden states | the frozen encoder's input embedding of each token]."""
     from lm_core import Transformer
