@@ -241,8 +241,8 @@ def main(argv=None) -> int:
              f"steps + {sc['ft']} fine-tuning steps, batch {sc['batch']}; {sc['test']} problems; "
              f"wall {time.perf_counter() - t0:.0f}s"] + matched(rows, n)  # fmt: skip
     cols = ["model", "setting", "accuracy_pct", "nfe", "tpf", "tokens_per_s"]
-    finish(("lm_dmax" if not args.quick else "lm_dmax_quick") + tag.replace("-", "_sort"), rows,
-           cols, args.out,
+    result = "lm_dmax" + ("_quick" if args.quick else "") + (f"_sort{n}" if tag else "")
+    finish(result, rows, cols, args.out,
            {"date": m["date"], "threads": args.threads, "torch": m["torch"]}, notes)  # fmt: skip
     return 0
 
