@@ -88,6 +88,19 @@ ETS_FIT_SEASONS = {"us_employment": None, "elecdemand": 42, "tmy3": 42, "applian
 QUICK_ITEMS = 6  # us_employment items kept in --quick
 
 
+def tsdiff_hp(name: str, args) -> dict:
+    """tsdiff settings for one data set: TSDIFF_HP (QUICK_HP with --quick), the CPU step budgets
+    on --device cpu, then --max-steps / --max-time-s (also used by forecast_nfe.py)."""
+    hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
+    if args.device == "cpu" and not args.quick:
+        hp.update(CPU_HP[name])
+    if args.max_steps:
+        hp["max_steps"] = args.max_steps
+    if args.max_time_s:
+        hp["max_time_s"] = args.max_time_s
+    return hp
+
+
 # ---------------------------------------------------------------------------------- workers
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -523,14 +536,7 @@ def main(argv=None) -> int:
     futs: dict[cf.Future, tuple] = {}
     hps = {}
     for name in names:
-        hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
-        if args.device == "cpu" and not args.quick:
-            hp.update(CPU_HP[name])
-        if args.max_steps:
-            hp["max_steps"] = args.max_steps
-        if args.max_time_s:
-            hp["max_time_s"] = args.max_time_s
-        hps[name] = hp
+        hps[name] = tsdiff_hp(name, args)
     # priority (the pools are FIFO; with --deadline-s the tail may not finish): seed 0 of the
     # masked model on the main sets, the covariate pairs and flow; then the masked model's other
     # seeds (issue 4's goals are means over seeds); then the other seeds of the rest

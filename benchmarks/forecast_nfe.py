@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, format_table, print_header, save_png, write_csv
-from benchmarks.forecast import CPU_HP, NUM_SAMPLES, QUICK_HP, TSDIFF_HP, _load, _quiet, score
+from benchmarks.forecast import NUM_SAMPLES, _load, _quiet, score, tsdiff_hp
 
 DATASETS = ("elecdemand", "us_employment")
 SAMPLERS = {
@@ -88,13 +88,7 @@ def get_model(name, args, torch, mode="masked"):
         if args.device == "cpu":
             f.model.to("cpu")
         return f, df, proto, "loaded " + str(ck)
-    hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
-    if args.device == "cpu" and not args.quick:
-        hp.update(CPU_HP[name])  # forecast.py's CPU step budgets
-    if args.max_steps:
-        hp["max_steps"] = args.max_steps
-    if args.max_time_s:
-        hp["max_time_s"] = args.max_time_s
+    hp = tsdiff_hp(name, args)
     cfg = ForecasterConfig(
         prediction_length=proto.prediction_length, context_length=proto.context_length,
         freq=proto.freq, seed=0, accelerator="gpu" if args.device == "cuda" else "cpu",

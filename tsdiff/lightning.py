@@ -46,10 +46,7 @@ class TSDiffModule(L.LightningModule):
         left = timer.time_remaining("train")
         if left is None or spent + left <= 0:
             return
-        for sched in self.trainer.lr_scheduler_configs:
-            for fn in getattr(sched.scheduler, "lr_lambdas", []):
-                if hasattr(fn, "time_fraction"):
-                    fn.time_fraction = min(1.0, spent / (spent + left))
+        self._wsd.time_fraction = min(1.0, spent / (spent + left))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         g = torch.Generator(device=batch["ctx"].device).manual_seed(batch_idx)
@@ -75,4 +72,5 @@ class TSDiffModule(L.LightningModule):
             decay_fraction=0.3,
             min_lr_ratio=0.05,
         )
+        self._wsd = sched.lr_lambdas[0]  # the WSDMultiplier that on_train_batch_start updates
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

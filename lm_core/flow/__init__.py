@@ -6,8 +6,9 @@ trained masked DLM (final hidden states, no masking, with the encoder's own inpu
 each token appended by default: ``objective.flow.encoder_features``) when
 ``objective.flow.encoder_ckpt`` is given; otherwise a token-embedding table trained here jointly
 with the bottleneck and decoder in a short codec phase, then frozen (non-contextual latents:
-cheaper, and the only choice without a trained DLM). ELF's recipe is the same shape: a frozen encoder's output, normalised, through a
-low-dimensional bottleneck, with a decoder to tokens used only at the end.
+cheaper, and the only choice without a trained DLM). ELF's recipe is the same shape: a frozen
+encoder's output, normalised, through a low-dimensional bottleneck, with a decoder to tokens used
+only at the end.
 
 The denoiser (:mod:`lm_core.flow.denoiser`) is lm_core's Transformer with ``time_conditioning``
 fed ``inputs_embeds = in_proj([z_t, x_sc])`` (self-conditioning on the previous x-prediction),
