@@ -77,6 +77,34 @@ def test_sample_paths_shape_nfe_and_finiteness():
     assert torch.equal(s, s2)
 
 
+def test_first_step_is_evaluated_once_per_window_not_once_per_path():
+    """Before anything is drawn the S paths of a window share one canvas, so the first network
+    call runs on one row per window and its logits are repeated; later calls see every path."""
+    m = _tiny_model()
+    torch.nn.init.normal_(m.head.weight, std=0.5)
+    ser = frame_to_series(_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], e, 16, 6, "h") for e in (100, 200)])
+    rows, logits = [], []
+
+    def record(module, inputs, out):
+        rows.append(out.shape[0])
+        logits.append(out)
+
+    hook = m.head.register_forward_hook(record)
+    try:
+        sample_paths(m, b, 5, steps=3, generator=torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    assert rows == [2, 10, 10]
+    # the shared first-step logits equal what each path would have got on its own
+    s = m.scale_batch(b)
+    kvs = m.repeat_kv(m.encode_context(s), 5)
+    st = m.horizon_static(s).repeat_interleave(5, 0)
+    canvas = torch.full((10, 12), m.encoder.mask_id)
+    full = m.horizon_logits(canvas, st, kvs, m.horizon_positions(10, st.device))
+    torch.testing.assert_close(full, logits[0].float().repeat_interleave(5, 0), atol=1e-5, rtol=1e-5)
+
+
 def test_bf16_sampling_matches_float32_in_distribution():
     """precision='bf16' runs the network under bfloat16 autocast; the paths it draws have the
     same distribution as float32's (here: the same per-cell means and spreads within noise)."""
