@@ -102,7 +102,9 @@ def test_first_step_is_evaluated_once_per_window_not_once_per_path():
     st = m.horizon_static(s).repeat_interleave(5, 0)
     canvas = torch.full((10, 12), m.encoder.mask_id)
     full = m.horizon_logits(canvas, st, kvs, m.horizon_positions(10, st.device))
-    torch.testing.assert_close(full, logits[0].float().repeat_interleave(5, 0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        full, logits[0].float().repeat_interleave(5, 0), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_bf16_sampling_matches_float32_in_distribution():
