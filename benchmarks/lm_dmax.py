@@ -20,7 +20,9 @@ Protocol (the task and its data come from ``benchmarks/lm_decoding.py``, importe
    (``lm_core.dmax.dmax_generate``, stop_conf 0.9) at several tau.
 
 Goal (issue 6): at equal accuracy (within 1 point), DMax's TPF >= 1.5x the plain threshold
-sampler's on the same model family. The matched comparison is printed under the table.
+sampler's on the same model family: for each DMax row, the fastest threshold row of a masked model
+(base or control) at its accuracy or better (within 1 point). The matched comparison, and DMax soft
+decoding against hard threshold decoding of the same DMax weights, are printed under the table.
 """
 
 from __future__ import annotations
@@ -37,9 +39,16 @@ from benchmarks.common import CACHE, base_parser, finish, print_header, setup_to
 from benchmarks.lm_decoding import N_DIGITS, make_data  # noqa: E402
 
 SHAPE = {"d_model": 64, "n_layers": 3, "n_heads": 4, "max_seq_len": 64}
+
+
+def shape_for(n_digits: int) -> dict:
+    """SHAPE with room for the prompt ("s:" + n digits + ">") and the n-digit answer."""
+    return {**SHAPE, "max_seq_len": max(SHAPE["max_seq_len"], 2 * n_digits + 8)}
+
+
 FULL = {"base": 1500, "ft": 500, "test": 100, "batch": 64}
 QUICK = {"base": 60, "ft": 20, "test": 10, "batch": 32}
-THRESHOLDS = (0.5, 0.7, 0.9)
+THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
 DMAX_TAUS = (0.3, 0.5, 0.7, 0.9)
 
 
@@ -103,11 +112,18 @@ def train(model, tok, train_data, *, steps, objective, lr, seed, batch, log_ever
 
 
 def cached_model(path: Path, make, key: dict):
-    """Load ``path`` if it was written with the same ``key``; otherwise build with ``make``."""
+    """Load ``path`` if it was written with the same ``key``; otherwise build with ``make``.
+    The number of test problems does not define a model, so it is not compared."""
     from lm_core.checkpoint import load_checkpoint, save_checkpoint
 
     meta = path.with_suffix(".json")
-    if path.is_dir() and meta.is_file() and json.loads(meta.read_text()) == key:
+
+    def same(stored: dict) -> bool:
+        return {k: v for k, v in stored.items() if k != "test"} == {
+            k: v for k, v in key.items() if k != "test"
+        }
+
+    if path.is_dir() and meta.is_file() and same(json.loads(meta.read_text())):
         print(f"  reusing {path}")
         return load_checkpoint(path)[0]
     model, tok = make()
@@ -145,30 +161,44 @@ def decode_rows(name, model, tok, test, torch, n_digits: int = N_DIGITS) -> list
 
 
 def matched(rows, n_digits: int = N_DIGITS) -> list[str]:
-    """For each plain threshold row: the best DMax TPF at accuracy within 1 point (or better)."""
+    """DMax (the DMax-trained model, soft decoding) against the plain threshold sampler.
+
+    For each DMax row: the fastest threshold row of a masked model (base or control) whose
+    accuracy is at least the DMax row's minus 1 point, i.e. what the plain sampler needs to
+    match that accuracy, and the TPF ratio (adding slow plain settings cannot inflate it). The
+    DMax model's own hard threshold rows are compared the same way (soft decoding against hard
+    commits on the same weights: what the decoder adds beyond the training)."""
     notes, met = [], False
     thr = [r for r in rows if r["setting"].startswith("threshold")]
+    plain = [t for t in thr if t["model"] != "DMax fine-tuned"]
+    own = [t for t in thr if t["model"] == "DMax fine-tuned"]
     dm = [r for r in rows if r["setting"].startswith("DMax") and r["model"].startswith("DMax")]
-    for t in thr:
-        ok = [d for d in dm if d["accuracy_pct"] >= t["accuracy_pct"] - 1.0]
-        if not ok:
-            notes.append(f"{t['model']} {t['setting']} ({t['accuracy_pct']:.1f}%, TPF "
-                         f"{t['tpf']:.2f}): no DMax row at that accuracy")  # fmt: skip
-            continue
-        best = max(ok, key=lambda d: d["tpf"])
-        ratio = best["tpf"] / max(t["tpf"], 1e-9)
-        met |= ratio >= 1.5 and t["model"] != "DMax fine-tuned"
-        notes.append(f"{t['model']} {t['setting']} ({t['accuracy_pct']:.1f}%, TPF {t['tpf']:.2f}) "
-                     f"vs {best['setting']} ({best['accuracy_pct']:.1f}%, TPF {best['tpf']:.2f}): "
-                     f"{ratio:.2f}x")  # fmt: skip
-    ceiling = [t for t in thr if t["tpf"] >= 0.95 * n_digits and t["model"] != "DMax fine-tuned"]
+    for group, refs in (
+        ("vs plain threshold (masked models)", plain),
+        ("vs hard threshold, same DMax weights", own),
+    ):
+        notes.append(f"{group}:")
+        for d in sorted(dm, key=lambda r: r["accuracy_pct"]):
+            head = f"  DMax {d['setting']} ({d['accuracy_pct']:.1f}%, TPF {d['tpf']:.2f})"
+            ok = [t for t in refs if t["accuracy_pct"] >= d["accuracy_pct"] - 1.0]
+            if not ok:
+                best = max(refs, key=lambda r: r["accuracy_pct"])
+                notes.append(f"{head}: no threshold row that accurate (best {best['model']} "
+                             f"{best['setting']}: {best['accuracy_pct']:.1f}%)")  # fmt: skip
+                continue
+            ref = max(ok, key=lambda t: t["tpf"])
+            ratio = d["tpf"] / max(ref["tpf"], 1e-9)
+            met |= ratio >= 1.5 and refs is plain
+            notes.append(f"{head} vs {ref['model']} {ref['setting']} ({ref['accuracy_pct']:.1f}%, "
+                         f"TPF {ref['tpf']:.2f}): {ratio:.2f}x")  # fmt: skip
+    ceiling = [t for t in plain if t["tpf"] >= 0.95 * n_digits]
     if ceiling:
         notes.append(f"note: the plain threshold sampler already reaches TPF ~{n_digits} (one forward "
                      f"per {n_digits}-token answer, the ceiling) on: "
                      + ", ".join(f"{t['model']} {t['setting']} ({t['accuracy_pct']:.1f}%)" for t in ceiling)
                      + "; no sampler can be 1.5x faster there")  # fmt: skip
-    notes.append("goal (DMax TPF >= 1.5x a plain threshold row of a masked model at equal accuracy): "
-                 + ("MET" if met else "MISSED"))  # fmt: skip
+    notes.append("goal (a DMax row with TPF >= 1.5x the fastest plain threshold row at its accuracy "
+                 "or better, within 1 point): " + ("MET" if met else "MISSED"))  # fmt: skip
     return notes
 
 
@@ -211,7 +241,7 @@ def main(argv=None) -> int:
     data_root = CACHE / "lm_dmax" / f"data{tag}"
     test = make_data(data_root, 60_000, sc["test"], n)
     train_data, tok = load_train(data_root), ByteTokenizer()
-    shape = ModelConfig(vocab_size=tok.vocab_size, **SHAPE)
+    shape = ModelConfig(vocab_size=tok.vocab_size, **shape_for(n))
     t0 = time.perf_counter()
 
     def make_base():
@@ -220,7 +250,7 @@ def main(argv=None) -> int:
         return train(net, tok, train_data, steps=sc["base"], objective="masked", lr=3e-3, seed=0,
                      batch=sc["batch"]), tok  # fmt: skip
 
-    key = {"shape": SHAPE, **sc}
+    key = {"shape": shape_for(n), **sc}
     base = cached_model(root / "base", make_base, {**key, "model": "base"})
     models = {"masked (base)": base}
     for name, obj in (("masked +ft (control)", "masked"), ("DMax fine-tuned", "dmax")):
