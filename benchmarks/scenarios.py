@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     n_b, days, steps = (6, 40, 200) if args.quick else (args.buildings, args.days, args.steps)
     train_days = days - 15
     H, L, S, M = 24, 72, args.paths, 1000
-    E = 0 if args.quick else args.effect_paths
+    E = 0 if args.quick or args.effect_paths == S else args.effect_paths  # 0: no extra rollout
     horizons = (1, 2) if args.quick else (1, 2, 4)
     meta = print_header(
         "scenarios",
