@@ -84,6 +84,8 @@ def sample_paths(
         num_samples: S paths per window, drawn in batched calls of whole windows, as many as
             keep rows x (context + horizon tokens) within ``max_tokens`` (bounds the memory of
             the repeated context keys/values and the logits; at least one window per call).
+            While the S paths of a window still share one canvas (the first step of the masked
+            mode) the network runs once per window, not once per path.
         order: commitment order rule, one of ``ORDERS``.
         steps: network evaluations per path (NFE); default ceil(H / 4). ``steps = H * C`` commits one cell
             per step; fewer steps commit several cells per step.
