@@ -118,12 +118,14 @@ def cached_model(path: Path, make, key: dict):
 
     meta = path.with_suffix(".json")
 
-    def same(stored: dict) -> bool:
-        return {k: v for k, v in stored.items() if k != "test"} == {
-            k: v for k, v in key.items() if k != "test"
-        }
+    def model_key(k: dict) -> dict:
+        return {name: v for name, v in k.items() if name != "test"}
 
-    if path.is_dir() and meta.is_file() and same(json.loads(meta.read_text())):
+    if (
+        path.is_dir()
+        and meta.is_file()
+        and model_key(json.loads(meta.read_text())) == model_key(key)
+    ):
         print(f"  reusing {path}")
         return load_checkpoint(path)[0]
     model, tok = make()

@@ -14,6 +14,7 @@ across plans against 1000 simulator futures: 200 paths over 4x the horizon (``--
 the goals, 1000 paths over the first horizon (``--effect-paths``: with 200 paths the Monte-Carlo
 error of the path mean adds about half a point to the effect error, so 200-path runs of one
 model scatter around the 10 % goal):
+
 - CRPS / oracle: mean CRPS of the rollout against simulator draws, over the oracle's own
   (the simulator's distribution scored against itself), per horizon block;
 - energy score of the whole path against simulator draws, and the oracle's;
@@ -78,7 +79,7 @@ def score_block(acc: dict, x: np.ndarray, truth: dict, exact: dict, sl: slice) -
         lo, hi = np.quantile(xs, [0.05, 0.95], axis=0)
         acc["cov"].append(((ys >= lo) & (ys <= hi)).mean())
         if p != "off":
-            est = x[a][:, sl].mean(0) - x[0][:, sl].mean(0)
+            est = xs.mean(0) - x[0][:, sl].mean(0)
             true = exact[p][sl] - exact["off"][sl]
             acc["err"].append(np.abs(est - true).sum())
             acc["true"].append(np.abs(true).sum())
@@ -251,8 +252,9 @@ def main(argv=None) -> int:
         save_png(fig, args.out, "scenarios" + args.tag)
     except ImportError:
         pass
-    meta.update(train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature)
-    meta.update(effect_paths=E)
+    meta.update(
+        train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature, effect_paths=E
+    )
     finish("scenarios" + args.tag, rows, list(rows[0]), args.out, meta, notes)
     return 0
 

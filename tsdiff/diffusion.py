@@ -144,17 +144,17 @@ def _sample_paths(
     for b0 in range(0, B, per_chunk):
         b1 = min(B, b0 + per_chunk)
         n = (b1 - b0) * num_samples
-        kv1 = [(k[b0:b1], v[b0:b1]) for k, v in kvs]
+        kv1, st1 = [(k[b0:b1], v[b0:b1]) for k, v in kvs], static[b0:b1]  # one row per window
         kv = model.repeat_kv(kv1, num_samples)
-        st = static[b0:b1].repeat_interleave(num_samples, 0)
+        st = st1.repeat_interleave(num_samples, 0)
         pos = model.horizon_positions(n, st.device)
 
-        def model_fn(x: Tensor, kv=kv, kv1=kv1, st=st, pos=pos, w=b1 - b0) -> Tensor:
+        def model_fn(x: Tensor, kv=kv, kv1=kv1, st=st, st1=st1, pos=pos) -> Tensor:
             # x [w*S, H*C]. When the S paths of every window hold the same canvas (the first step:
             # nothing drawn yet), their logits are equal: evaluate one row per window, then repeat.
-            xs = x.view(w, num_samples, -1)
+            xs = x.view(st1.shape[0], num_samples, -1)
             if num_samples > 1 and bool((xs == xs[:, :1]).all()):
-                one = model.horizon_logits(xs[:, 0], st[::num_samples], kv1, pos[:w]) / temperature
+                one = model.horizon_logits(xs[:, 0], st1, kv1, pos[: st1.shape[0]]) / temperature
                 return one.repeat_interleave(num_samples, 0)
             return model.horizon_logits(x, st, kv, pos) / temperature
 
