@@ -35,7 +35,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch
+from benchmarks.common import (
+    base_parser,
+    finish,
+    machine,
+    print_header,
+    save_png,
+    setup_torch,
+)
 
 PLANS = ("off", "half", "evening")
 
@@ -85,6 +92,63 @@ def score_block(acc: dict, x: np.ndarray, truth: dict, exact: dict, sl: slice) -
             acc["true"].append(np.abs(true).sum())
 
 
+GOALS = {"effect_err": (0.0, 0.10), "cov90": (0.85, 0.95)}
+"""Goal ranges, judged at 1x on the effect rollout (the first row of a run)."""
+
+
+def goal_notes(row: dict, what: str) -> list[str]:
+    """PASS / MISS lines for the goals of one 1x row."""
+    out = []
+    for key, (lo, hi) in GOALS.items():
+        ok = lo <= row[key] <= hi
+        out.append(f"goal {key} in [{lo}, {hi}] at 1x ({what}): {'PASS' if ok else 'MISS'} "
+                   f"({row[key]:.3f})")  # fmt: skip
+    return out
+
+
+def summarize(paths: list[Path], out_dir: Path) -> int:
+    """Mean and sd over seeds of per-seed scenarios CSVs (one training seed each).
+
+    Rows are matched on (horizon, paths); the goals are judged on the mean over seeds of the
+    first row (1x, the effect rollout), with each seed's own verdict printed beside it.
+    """
+    runs = []
+    for path in paths:
+        frame = pd.read_csv(path)
+        for col in ("horizon", "paths", "effect_err", "cov90", "crps_ratio", "temperature"):
+            if col not in frame:
+                raise SystemExit(
+                    f"--summarize {path}: column {col!r} missing (not a scenarios CSV)"
+                )
+        if "seed" not in frame:
+            raise SystemExit(f"--summarize {path}: no 'seed' column (re-run with this version)")
+        runs.append(frame)
+    seeds = [int(r["seed"].iloc[0]) for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--summarize: each CSV must hold a different seed, got {seeds}")
+    both = pd.concat(runs, ignore_index=True)
+    keys = list(runs[0][["horizon", "paths"]].itertuples(index=False, name=None))
+    metrics = ("crps_ratio", "energy_ratio", "effect_err", "cov90")
+    both["energy_ratio"] = both["energy"] / both["energy_oracle"]
+    rows = []
+    for h, n in keys:
+        grp = both[(both.horizon == h) & (both.paths == n)]
+        row = {"horizon": h, "paths": int(n), "seeds": len(grp)}
+        for m in metrics:
+            row[m] = float(grp[m].mean())
+            row[m + "_sd"] = float(grp[m].std(ddof=1)) if len(grp) > 1 else float("nan")
+        rows.append(row)
+    notes = [
+        f"seeds {sorted(seeds)}; temperatures {[float(r['temperature'].iloc[0]) for r in runs]}"
+    ]
+    for seed, frame in zip(seeds, runs, strict=True):
+        notes += [f"seed {seed}: " + n for n in goal_notes(frame.iloc[0].to_dict(), "this seed")]
+    notes += goal_notes(rows[0], f"mean over {len(runs)} seeds, {rows[0]['paths']} paths")
+    meta = {"date": machine()["date"], "sources": " ".join(p.name for p in paths)}
+    finish("scenarios_seeds", rows, list(rows[0]), out_dir, meta, notes)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = base_parser(__doc__)
     ap.add_argument("--steps", type=int, default=3000, help="training steps")
@@ -102,6 +166,9 @@ def main(argv=None) -> int:
         default="global",
         choices=["context", "global"],
         help="how heating and t_out are standardised (ForecasterConfig.covariate_scaling)",
+    )
+    ap.add_argument(
+        "--dropout", type=float, default=0.0, help="residual dropout (ForecasterConfig.dropout)"
     )
     ap.add_argument(
         "--paths", type=int, default=200, help="rollout paths per plan (the long-horizon curve)"
@@ -129,7 +196,18 @@ def main(argv=None) -> int:
         default="",
         help="suffix of the result files, e.g. _t115 -> scenarios_t115.csv (an A/B run)",
     )
+    ap.add_argument(
+        "--summarize",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="no run: mean and sd over the per-seed CSVs given (one seed each), goals on the "
+        "mean; writes scenarios_seeds.csv",
+    )
     args = ap.parse_args(argv)
+    if args.summarize:
+        return summarize(args.summarize, args.out)
     setup_torch(args.threads, args.device)
     from tsdiff import Forecaster
     from tsdiff.scenarios import rollout
@@ -146,8 +224,8 @@ def main(argv=None) -> int:
             "SYNTHETIC data: tsdiff.simulators heated building, known action effects",
             f"{n_b} buildings x {days} days hourly; train on days 1-{train_days}",
             f"H={H} L={L}; {S} rollout paths vs {M} simulator futures; plans {PLANS}",
-            f"training steps {steps}, seed {args.seed}, scale_features {args.scale_features}, "
-            f"covariate_scaling {args.covariate_scaling}",
+            f"training steps {steps}, seed {args.seed}, dropout {args.dropout}, "
+            f"scale_features {args.scale_features}, covariate_scaling {args.covariate_scaling}",
         ],
         args,
     )
@@ -159,6 +237,7 @@ def main(argv=None) -> int:
         batch_size=64, max_steps=steps, lr=2e-3, future_covariates=["heating", "t_out"],
         accelerator="gpu" if args.device == "cuda" else "cpu", progress=False, seed=args.seed,
         scale_features=args.scale_features, covariate_scaling=args.covariate_scaling,
+        dropout=args.dropout,
     )  # fmt: skip
     t0 = time.perf_counter()
     if args.ckpt and (args.ckpt / "config.json").is_file():
@@ -221,6 +300,7 @@ def main(argv=None) -> int:
     for k, n_paths in keys:
         a = per_h[(k, n_paths)]
         rows.append({
+            "seed": args.seed,
             "horizon": f"{k}x ({(k - 1) * H + 1}-{k * H} h)" if k > 1 else f"1x (1-{H} h)",
             "paths": n_paths,
             "crps": float(np.mean(a["crps"])), "crps_oracle": float(np.mean(a["oracle"])),
@@ -230,9 +310,7 @@ def main(argv=None) -> int:
             "cov90": float(np.mean(a["cov"])),
         })  # fmt: skip
     first = rows[0]
-    notes = [
-        f"goal effect error <= 0.10 at 1x ({first['paths']} paths): {'PASS' if first['effect_err'] <= 0.10 else 'MISS'} ({first['effect_err']:.3f})",
-        f"goal cov90 in [0.85, 0.95] at 1x ({first['paths']} paths): {'PASS' if 0.85 <= first['cov90'] <= 0.95 else 'MISS'} ({first['cov90']:.3f})",
+    notes = goal_notes(first, f"{first['paths']} paths, seed {args.seed}") + [
         f"fit {fit_s:.0f} s; rollouts {t_roll:.0f} s for {n_b * 3} histories x {len(PLANS)} plans "
         f"x ({S} paths over {max(horizons)}x" + (f" + {E} paths over 1x)" if E else ")"),
     ]

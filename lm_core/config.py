@@ -51,6 +51,8 @@ class ModelConfig:
     """Add an embedding of the noise level t to every position (off for LLaDA; on for flow)."""
     init_std: float = 0.02
     """Standard deviation of the normal initialisation of linear and embedding weights."""
+    dropout: float = 0.0
+    """Dropout on each attention and MLP output before its residual add (training only)."""
     attn_backend: Literal["auto", "flash", "varlen", "sdpa"] = "auto"
     """Attention kernel: auto picks flash-attn, then torch varlen (CUDA), then SDPA."""
 
@@ -87,6 +89,12 @@ class ModelConfig:
             self.n_kv_heads,
         )
         _check(self.rope_theta > 0, "model.rope_theta", "a positive number", self.rope_theta)
+        _check(
+            isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0,
+            "model.dropout",
+            "a number in [0, 1)",
+            self.dropout,
+        )
         _check(
             self.attn_backend in ("auto", "flash", "varlen", "sdpa"),
             "model.attn_backend",

@@ -98,6 +98,8 @@ class ForecasterConfig:
     """Transformer blocks."""
     n_heads: int = 4
     """Attention heads."""
+    dropout: float = 0.0
+    """Residual dropout in the denoiser during training (a regulariser for small data)."""
     batch_size: int = 64
     """Training windows per optimiser step."""
     num_workers: int = 0
@@ -151,6 +153,8 @@ class ForecasterConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order: expected one of {ORDERS}, got {self.order!r}")
+        if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
         if self.covariate_scaling not in ("context", "global"):
             raise ValueError(
                 f"covariate_scaling: expected 'context' or 'global', got {self.covariate_scaling!r}"
@@ -224,6 +228,7 @@ class Forecaster:
             d_model=c.d_model,
             n_layers=c.n_layers,
             n_heads=c.n_heads,
+            dropout=c.dropout,
             n_time_features=len(feature_names(c.freq)),
             n_past_covariates=s.past_cov.shape[1],
             n_future_covariates=s.future_cov.shape[1],

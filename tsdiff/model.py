@@ -49,6 +49,7 @@ class TSModelConfig:
     static_cardinalities: list[int] = field(default_factory=list)
     """Number of categories of each static categorical covariate."""
     dropout: float = 0.0
+    """Residual dropout of the backbone (lm_core ModelConfig.dropout), training only."""
     scale_features: bool = False
     """Feed the context statistics (asinh loc, log scale) of every target and covariate channel
     to the denoiser (as DeepAR feeds log scale). Scaling makes the inputs scale-free; this gives
@@ -101,6 +102,7 @@ class TSModelConfig:
             max_seq_len=max(max_len, 16),
             tie_embeddings=True,
             time_conditioning=self.mode == "flow",
+            dropout=self.dropout,
         )
 
     def to_dict(self) -> dict:

@@ -67,7 +67,7 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm residual block: x + drop(attn(norm(x))), then x + drop(mlp(norm(x)))."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -75,6 +75,7 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def forward(self, x, cos, sin, *, cu_seqlens, attn_mask, kv_prefix=None):
         h, kv = self.attn(
@@ -85,8 +86,8 @@ class Block(nn.Module):
             attn_mask=attn_mask,
             kv_prefix=kv_prefix,
         )
-        x = x + h
-        x = x + self.mlp(self.mlp_norm(x))
+        x = x + self.drop(h)
+        x = x + self.drop(self.mlp(self.mlp_norm(x)))
         return x, kv
 
 

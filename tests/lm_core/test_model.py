@@ -99,3 +99,18 @@ def test_rmsnorm_computes_in_fp32_under_bf16():
 def test_too_long_sequence_is_a_clear_error():
     with pytest.raises(ValueError, match="max_seq_len=64"):
         Transformer(small())(torch.zeros(1, 65, dtype=torch.long))
+
+
+def test_dropout_acts_in_training_only_and_bad_rates_are_named():
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50, (2, 16))
+    model = Transformer(small(dropout=0.3))
+    model.train()
+    assert not torch.allclose(model(ids), model(ids))  # a fresh mask per call
+    model.eval()
+    assert torch.equal(model(ids), model(ids))
+    plain = Transformer(small())
+    plain.load_state_dict(model.state_dict())  # dropout adds no parameters
+    assert torch.equal(plain.eval()(ids), model(ids))
+    with pytest.raises(ConfigError, match="model.dropout"):
+        small(dropout=1.0)

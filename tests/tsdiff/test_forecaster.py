@@ -144,3 +144,23 @@ def test_calibration_grid_grows_when_the_best_value_is_at_an_edge():
     assert best == 1.0  # an interior optimum: no extension
     best, scores = grid_search(lambda t: t, (0.5, 1.0), factor=2.0, max_extend=2)
     assert best == 0.125 and len(scores) == 4  # bounded below by max_extend
+
+
+def test_dropout_reaches_the_denoiser_and_survives_save_load(data, tmp_path):
+    torch.set_num_threads(1)
+    with pytest.raises(ValueError, match="dropout: expected a number in \\[0, 1\\)"):
+        Forecaster(prediction_length=H, context_length=L, dropout=1.5)
+    f = Forecaster(
+        prediction_length=H, context_length=L, freq="h", patch_size=4, n_bins=32, d_model=32,
+        n_layers=1, n_heads=2, batch_size=8, max_steps=2, dropout=0.2, progress=False,
+        calibrate=False,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f.fit(data, target="x")
+    drops = [m.p for m in f.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [0.2]  # one block, one residual dropout module
+    a = f.predict(data, num_samples=4, seed=0).samples  # sampling runs in eval mode
+    np.testing.assert_array_equal(a, f.predict(data, num_samples=4, seed=0).samples)
+    g = Forecaster.load(f.save(tmp_path / "ckpt"))
+    np.testing.assert_array_equal(a, g.predict(data, num_samples=4, seed=0).samples)
