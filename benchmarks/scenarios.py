@@ -32,20 +32,14 @@ least 3), which ``--summarize`` computes from one CSV per seed (scenarios_seeds.
 from __future__ import annotations
 
 import argparse
+import datetime
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import (
-    base_parser,
-    finish,
-    machine,
-    print_header,
-    save_png,
-    setup_torch,
-)
+from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch
 
 PLANS = ("off", "half", "evening")
 
@@ -147,7 +141,10 @@ def summarize(paths: list[Path], out_dir: Path) -> int:
     for seed, frame in zip(seeds, runs, strict=True):
         notes += [f"seed {seed}: " + n for n in goal_notes(frame.iloc[0].to_dict(), "this seed")]
     notes += goal_notes(rows[0], f"mean over {len(runs)} seeds, {rows[0]['paths']} paths")
-    meta = {"date": machine()["date"], "sources": " ".join(p.name for p in paths)}
+    meta = {
+        "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
+        "sources": " ".join(p.name for p in paths),
+    }
     finish("scenarios_seeds", rows, list(rows[0]), out_dir, meta, notes)
     return 0
 
