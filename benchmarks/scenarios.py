@@ -32,6 +32,7 @@ least 3), which ``--summarize`` computes from one CSV per seed (scenarios_seeds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import time
 from pathlib import Path
@@ -135,8 +136,10 @@ def summarize(paths: list[Path], out_dir: Path) -> int:
             row[m] = float(grp[m].mean())
             row[m + "_sd"] = float(grp[m].std(ddof=1)) if len(grp) > 1 else float("nan")
         rows.append(row)
+    spreads = [float(r["spread"].iloc[0]) if "spread" in r else 1.0 for r in runs]
     notes = [
-        f"seeds {sorted(seeds)}; temperatures {[float(r['temperature'].iloc[0]) for r in runs]}"
+        f"seeds {seeds}; temperatures {[float(r['temperature'].iloc[0]) for r in runs]}; "
+        f"spreads {spreads}"
     ]
     for seed, frame in zip(seeds, runs, strict=True):
         notes += [f"seed {seed}: " + n for n in goal_notes(frame.iloc[0].to_dict(), "this seed")]
@@ -184,6 +187,13 @@ def main(argv=None) -> int:
         type=float,
         default=None,
         help="sampling temperature (default: the one calibrated after training)",
+    )
+    ap.add_argument(
+        "--calibration",
+        default="spread",
+        choices=["temperature", "spread", "both"],
+        help="what is fitted on validation windows after training (ForecasterConfig.calibration); "
+        "a loaded checkpoint calibrated otherwise is recalibrated on the same windows",
     )
     ap.add_argument(
         "--ckpt",
@@ -237,12 +247,15 @@ def main(argv=None) -> int:
         batch_size=64, max_steps=steps, lr=2e-3, future_covariates=["heating", "t_out"],
         accelerator="gpu" if args.device == "cuda" else "cpu", progress=False, seed=args.seed,
         scale_features=args.scale_features, covariate_scaling=args.covariate_scaling,
-        dropout=args.dropout,
+        dropout=args.dropout, calibration=args.calibration,
     )  # fmt: skip
     t0 = time.perf_counter()
     if args.ckpt and (args.ckpt / "config.json").is_file():
         f = Forecaster.load(args.ckpt)
         print(f"loaded {args.ckpt} (trained {f.history.get('steps')} steps)")
+        if f.config.calibration != args.calibration:  # the windows fit() held out, refitted
+            f.config = dataclasses.replace(f.config, calibration=args.calibration)
+            f._calibrate(f._holdout(f._series(train))[1])
     else:
         f.fit(train, target="indoor")
         if args.ckpt:
@@ -251,7 +264,8 @@ def main(argv=None) -> int:
     if args.temperature is not None:
         f.temperature = args.temperature
     print(
-        f"trained {f.history['steps']} steps in {fit_s:.0f} s, temperature {f.temperature}",
+        f"trained {f.history['steps']} steps in {fit_s:.0f} s, temperature {f.temperature}, "
+        f"spread {f.spread}",
         flush=True,
     )
 
@@ -331,8 +345,9 @@ def main(argv=None) -> int:
     except ImportError:
         pass
     meta.update(
-        train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature, effect_paths=E
-    )
+        train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature,
+        spread=f.spread, calibration=f.config.calibration, effect_paths=E,
+    )  # fmt: skip
     finish("scenarios" + args.tag, rows, list(rows[0]), args.out, meta, notes)
     return 0
 

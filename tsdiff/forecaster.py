@@ -8,7 +8,9 @@
 Training runs on Lightning (CPU here; GPUs via ``accelerator``/``devices``); inference needs no
 Trainer. After training, a softmax temperature for the cell distributions is fitted on held-out
 validation windows (the last horizon of every training series, excluded from training) by
-minimising CRPS: the "calibrated" part of the default sampler. Set ``calibrate=False`` to skip.
+minimising CRPS: the "calibrated" part of the default sampler. ``calibration="spread"`` fits a
+centre-preserving spread factor instead (or ``"both"``; see tsdiff.calibration). Set
+``calibrate=False`` to skip.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from lm_core.checkpoint import atomic_write_dir
+from tsdiff.calibration import fair_crps, fit_spread, grid_search, widen
 from tsdiff.conditioning import extend, future_block
 from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
@@ -37,37 +40,7 @@ from tsdiff.forecast import Forecast
 from tsdiff.lightning import TSDiffModule
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
-
-def fair_crps(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Unbiased ensemble CRPS per cell: samples [N, S, H, C], y [N, H, C] -> [N, H, C]."""
-    x = np.sort(samples, axis=1)
-    S = x.shape[1]
-    abs_err = np.abs(x - y[:, None]).mean(1)
-    w = (2.0 * np.arange(1, S + 1) - S - 1.0).reshape(1, S, 1, 1)
-    return abs_err - (x * w).sum(1) / (S * (S - 1))
-
-
-def grid_search(
-    score, grid, *, factor: float = 1.25, max_extend: int = 3
-) -> tuple[float, dict[float, float]]:
-    """Minimise ``score(value)`` over a sorted grid, extending it while the best is at an edge.
-
-    When the minimum sits on the grid's largest (smallest) value, values ``factor`` times larger
-    (smaller) are tried, at most ``max_extend`` times per side, so a grid that was too narrow for
-    a model does not silently pin the answer to its edge. Returns (best value, {value: score}).
-    """
-    scores = {float(v): score(float(v)) for v in grid}
-    for _ in range(max_extend):
-        vals = sorted(scores)
-        best = min(vals, key=scores.get)
-        if best == vals[-1]:
-            new = round(vals[-1] * factor, 4)
-        elif best == vals[0]:
-            new = round(vals[0] / factor, 4)
-        else:
-            break
-        scores[new] = score(new)
-    return min(scores, key=scores.get), dict(sorted(scores.items()))
+CALIBRATIONS = ("temperature", "spread", "both")
 
 
 @dataclass
@@ -120,7 +93,12 @@ class ForecasterConfig:
     block_length: int | None = None
     """Horizon steps per semi-autoregressive block; None = one block."""
     calibrate: bool = True
-    """Fit the sampling temperature on held-out validation windows after training."""
+    """Calibrate on held-out validation windows after training (what: see ``calibration``)."""
+    calibration: str = "temperature"
+    """What calibrate fits, by validation CRPS: temperature (the sampler's softmax temperature /
+    flow noise scale), spread (a centre-preserving factor on the paths' spread around their mean:
+    keeps means and hence plan effects; recommended for scenario rollouts), or both (temperature,
+    then spread)."""
     accelerator: str = "cpu"
     """Lightning accelerator for training (cpu, gpu, auto); inference follows it."""
     devices: int | str = 1
@@ -155,6 +133,10 @@ class ForecasterConfig:
             raise ValueError(f"order: expected one of {ORDERS}, got {self.order!r}")
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(
+                f"calibration: expected one of {CALIBRATIONS}, got {self.calibration!r}"
+            )
         if self.covariate_scaling not in ("context", "global"):
             raise ValueError(
                 f"covariate_scaling: expected 'context' or 'global', got {self.covariate_scaling!r}"
@@ -192,6 +174,7 @@ class Forecaster:
         self.model: NumericDenoiser | None = None
         self.columns: Columns | None = None
         self.temperature = 1.0
+        self.spread = 1.0
         self.history: dict = {}
         self.categories: dict[str, list[str]] = {}
 
@@ -312,7 +295,9 @@ class Forecaster:
             "steps": int(trainer.global_step),
             "final_lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
         }
-        self.temperature = self._calibrate(val) if val else 1.0
+        self.temperature, self.spread = 1.0, 1.0
+        if val:
+            self._calibrate(val)
         return self
 
     @staticmethod
@@ -345,36 +330,48 @@ class Forecaster:
             val = [val[i] for i in rng.choice(len(val), 4 * target_windows, replace=False)]
         return train, val
 
-    def _calibrate(self, val: list[dict], grid=None, n_samples: int = 16) -> float:
-        """Softmax temperature minimising the fair CRPS of held-out windows.
+    def _calibrate(
+        self, val: list[dict], grid=None, n_samples: int = 16, spread_samples: int = 64
+    ) -> None:
+        """Fit ``self.temperature`` and/or ``self.spread`` on held-out windows (config.calibration).
 
         CRPS is taken on context-scaled values so every channel counts alike, with the unbiased
-        ("fair") ensemble estimator so the small ensemble does not favour sharp forecasts; every
-        temperature sees the same random numbers. The grid holds softmax temperatures (masked
-        mode) or initial-noise scales (flow mode, whose few-step ODE tends to be too sharp).
+        ("fair") ensemble estimator so the small ensemble does not favour sharp forecasts.
+        Temperature: every grid value sees the same random numbers; the grid holds softmax
+        temperatures (masked mode) or initial-noise scales (flow mode, whose few-step ODE tends
+        to be too sharp). Spread: one set of ``spread_samples`` paths at the fitted temperature is
+        widened or narrowed around its mean (:func:`tsdiff.calibration.fit_spread`).
         """
-        if grid is None:
-            flow = self.model.cfg.mode == "flow"
-            grid = (
-                (0.8, 1.0, 1.25, 1.6, 2.0, 2.5, 3.0, 4.0)
-                if flow
-                else (0.5, 0.6, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5)
-            )
+        what = self.config.calibration
         batch = self._to_device(collate(val))
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         y = ((batch["fut"] - loc) / scale).cpu().numpy()
         obs = batch["fut_obs"].cpu().numpy()
 
-        def score(temp: float) -> float:
+        def paths(temp: float, n: int) -> np.ndarray:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             opts = self.sampler_options(temperature=temp)
-            s, _ = sample_paths(self.model, batch, n_samples, generator=g, **opts)
-            z = ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
-            return float((fair_crps(z, y) * obs).sum() / obs.sum())
+            s, _ = sample_paths(self.model, batch, n, generator=g, **opts)
+            return ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
 
-        best, scores = grid_search(score, grid)
-        self.history["calibration"] = {str(t): round(v, 5) for t, v in scores.items()}
-        return best
+        self.temperature, self.spread = 1.0, 1.0
+        if what in ("temperature", "both"):
+            if grid is None:
+                flow = self.model.cfg.mode == "flow"
+                grid = (
+                    (0.8, 1.0, 1.25, 1.6, 2.0, 2.5, 3.0, 4.0)
+                    if flow
+                    else (0.5, 0.6, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5)
+                )
+
+            def score(temp: float) -> float:
+                return float((fair_crps(paths(temp, n_samples), y) * obs).sum() / obs.sum())
+
+            self.temperature, scores = grid_search(score, grid)
+            self.history["calibration"] = {str(t): round(v, 5) for t, v in scores.items()}
+        if what in ("spread", "both"):
+            self.spread, scores = fit_spread(paths(self.temperature, spread_samples), y, obs)
+            self.history["spread_calibration"] = {str(k): round(v, 5) for k, v in scores.items()}
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
@@ -409,17 +406,21 @@ class Forecaster:
         return Forecast(samples, items, starts, c.freq, self.columns.targets, stats.nfe)
 
     def _sample(self, windows: list[dict], num_samples: int, seed: int, **sampler):
+        """Paths [N, S, H, C] of the windows, with the fitted spread (or ``spread=``) applied."""
         if num_samples < 1:
             raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
+        spread = sampler.pop("spread", self.spread)
         g = torch.Generator(device=self.device).manual_seed(seed)
         batch = self._to_device(collate(windows))
         opts = self.sampler_options(**sampler)
         samples, stats = sample_paths(self.model, batch, num_samples, generator=g, **opts)
-        return samples.cpu().numpy(), stats
+        return widen(samples.cpu().numpy(), spread), stats
 
     def sampler_options(self, **overrides) -> dict:
         """The configured sampler settings (order, steps, block_length, fitted temperature),
-        updated with ``overrides``: the keyword arguments of :func:`tsdiff.diffusion.sample_paths`."""
+        updated with ``overrides``: the keyword arguments of :func:`tsdiff.diffusion.sample_paths`.
+        (The fitted ``spread`` acts on finished paths, after the sampler; predict, backtest and
+        rollout apply it and take ``spread=`` as an override.)"""
         c = self.config
         opts = {
             "order": c.order,
@@ -501,6 +502,7 @@ class Forecaster:
             "model": self.model.cfg.to_dict(),
             "columns": asdict(self.columns),
             "temperature": self.temperature,
+            "spread": self.spread,
             "history": self.history,
             "categories": self.categories,
         }
@@ -532,6 +534,7 @@ class Forecaster:
             raise ValueError(f"{path}: corrupt tsdiff checkpoint ({e})") from e
         f.model.to(f.device).eval()
         f.temperature = float(meta.get("temperature", 1.0))
+        f.spread = float(meta.get("spread", 1.0))
         f.history = meta.get("history", {})
         f.categories = meta.get("categories", {})
         return f

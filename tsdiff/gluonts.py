@@ -24,7 +24,8 @@ or ``[S, H, C]`` (multivariate), ``start_date`` the period after the last target
 
 If ``validation_data`` is given, its last horizon per series gives the validation loss (the best
 weights by ``val_loss`` are kept, as in every GluonTS torch estimator) and the sampling
-temperature is calibrated on those windows (``calibrate=True``); without it the temperature is 1.
+temperature (or the spread factor, ``calibration="spread"``) is calibrated on those windows
+(``calibrate=True``); without it both are 1.
 
 A predictor serializes to a directory: ``gluonts-config.json`` and ``predictor.json`` (plain JSON)
 and a :meth:`tsdiff.Forecaster.save` checkpoint under ``tsdiff/`` (safetensors + JSON; no pickle),
@@ -317,6 +318,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         steps: int | None = None,
         block_length: int | None = None,
         calibrate: bool = True,
+        calibration: str = "temperature",
         num_samples: int = 100,
         trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -359,6 +361,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             steps=steps,
             block_length=block_length,
             calibrate=calibrate,
+            calibration=calibration,
         )
         self.freq, self.prediction_length = freq, prediction_length
         self.shapes = {
@@ -452,7 +455,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             val = [
                 make_window(s, len(s) - H, c.context_length, H, c.freq) for s in self._val_series
             ]
-            f.temperature = f._calibrate(val)
+            f._calibrate(val)
         return TSDiffPredictor(
             f, num_samples=self.num_samples, batch_size=c.batch_size, seed=c.seed, **self.shapes
         )

@@ -128,24 +128,6 @@ def test_time_budget_ends_the_learning_rate_decay(data):
     assert f.history["final_lr"] < 0.25e-3  # min ratio 0.05; without the time rule it stays 1e-3
 
 
-def test_calibration_grid_grows_when_the_best_value_is_at_an_edge():
-    from tsdiff.forecaster import grid_search
-
-    calls = []
-
-    def score(t):  # minimum at 2.2, beyond the grid's top (1.5)
-        calls.append(t)
-        return (t - 2.2) ** 2
-
-    best, scores = grid_search(score, (0.5, 1.0, 1.5), factor=1.25, max_extend=3)
-    assert best == pytest.approx(2.3438, abs=1e-3)  # 1.5 * 1.25^2 (the next, 2.93, is worse)
-    assert list(scores) == sorted(scores) and len(calls) == 6  # 3 + 1.875, 2.3438, 2.9297
-    best, _ = grid_search(lambda t: (t - 1.0) ** 2, (0.5, 1.0, 1.5))
-    assert best == 1.0  # an interior optimum: no extension
-    best, scores = grid_search(lambda t: t, (0.5, 1.0), factor=2.0, max_extend=2)
-    assert best == 0.125 and len(scores) == 4  # bounded below by max_extend
-
-
 def test_dropout_reaches_the_denoiser_and_survives_save_load(data, tmp_path):
     torch.set_num_threads(1)
     with pytest.raises(ValueError, match="dropout: expected a number in \\[0, 1\\)"):
@@ -164,3 +146,29 @@ def test_dropout_reaches_the_denoiser_and_survives_save_load(data, tmp_path):
     np.testing.assert_array_equal(a, f.predict(data, num_samples=4, seed=0).samples)
     g = Forecaster.load(f.save(tmp_path / "ckpt"))
     np.testing.assert_array_equal(a, g.predict(data, num_samples=4, seed=0).samples)
+
+
+def test_spread_calibration_keeps_means_and_survives_save_load(data, tmp_path):
+    """calibration="spread": temperature stays 1, a spread factor is fitted on validation
+    windows, and predictions are the raw paths widened around their own mean."""
+    torch.set_num_threads(1)
+    with pytest.raises(ValueError, match="calibration: expected one of"):
+        Forecaster(prediction_length=H, context_length=L, calibration="quantile")
+    f = Forecaster(
+        prediction_length=H, context_length=L, freq="h", patch_size=4, n_bins=32, d_model=32,
+        n_layers=1, n_heads=2, batch_size=8, max_steps=3, progress=False, calibration="spread",
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f.fit(data, target=["x", "w"])
+    assert f.temperature == 1.0 and "calibration" not in f.history
+    scores = f.history["spread_calibration"]  # {str(lambda): validation CRPS}
+    assert str(f.spread) == min(scores, key=scores.get) and len(scores) >= 10
+    f.spread = 1.7  # a value far from 1 so the check below cannot pass by accident
+    raw = f.predict(data, num_samples=50, seed=2, spread=1.0).samples
+    cal = f.predict(data, num_samples=50, seed=2).samples
+    np.testing.assert_allclose(cal.mean(1), raw.mean(1), atol=1e-4)
+    np.testing.assert_allclose(cal.std(1), 1.7 * raw.std(1), rtol=1e-4, atol=1e-6)
+    g = Forecaster.load(f.save(tmp_path / "ckpt"))
+    assert g.spread == 1.7 and g.config.calibration == "spread"
+    np.testing.assert_array_equal(g.predict(data, num_samples=50, seed=2).samples, cal)

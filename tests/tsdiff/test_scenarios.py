@@ -110,3 +110,16 @@ def test_rollout_command(fitted, tmp_path, capsys):
     assert "effect" in capsys.readouterr().out
     assert cli([*args[:-2], "--reference", "nope"]) == 2
     assert "--reference" in capsys.readouterr().err
+
+
+def test_spread_widens_each_plan_around_its_mean_and_keeps_effects(fitted):
+    f, df, _ = fitted
+    hist, plans = _plans(df, horizon=9)  # two blocks: the factor acts on the finished paths
+    raw = rollout(f, hist, plans, horizon=9, num_samples=40, seed=1, spread=1.0)
+    wide = rollout(f, hist, plans, horizon=9, num_samples=40, seed=1, spread=2.0)
+    x, w = raw.samples["building_00"], wide.samples["building_00"]
+    np.testing.assert_allclose(w.mean(1), x.mean(1), atol=1e-4)  # per plan: means kept
+    np.testing.assert_allclose(w.std(1), 2.0 * x.std(1), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        wide.effect("on", "off")["mean"], raw.effect("on", "off")["mean"], atol=1e-4
+    )

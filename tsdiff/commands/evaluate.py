@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "sampling_seconds": bt["seconds"],
         "quantiles_wql": "0.1..0.9",
         "temperature": f.temperature,
+        "spread": f.spread,
     }
     print(
         f"backtest: {protocol['windows']} windows ({a.windows} per item x {protocol['items']} items), "

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     (Path(path) / "fit.yaml").write_text(build_parser().dump(ns))
     print(
         f"wrote {path}: {f.history.get('steps')} steps, targets {f.columns.targets}, "
-        f"sampling temperature {f.temperature:g}"
+        f"sampling temperature {f.temperature:g}, spread {f.spread:g}"
     )
     return 0
 
