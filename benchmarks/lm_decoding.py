@@ -49,23 +49,30 @@ def problem(rng: random.Random, n_digits: int = N_DIGITS) -> tuple[str, str]:
 
 
 def make_data(
-    root: Path, n_train: int, n_test: int, n_digits: int = N_DIGITS
+    root: Path,
+    n_train: int,
+    n_test: int,
+    n_digits: int = N_DIGITS,
+    *,
+    make_problem=problem,
+    prefix: str = "sort",
 ) -> list[tuple[str, str]]:
-    """Write train/val JSONL (seed 1) and return test problems (seed 2, disjoint from train)."""
+    """Write ``{prefix}_train/val.jsonl`` (seed 1) and return test problems (seed 2, disjoint from
+    train); ``make_problem(rng, n_digits) -> (prompt, answer)`` defines the task."""
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     train = {}
     while len(train) < n_train:
-        p, a = problem(rng, n_digits)
+        p, a = make_problem(rng, n_digits)
         train[p] = a
     rng_t, test = random.Random(2), {}
     while len(test) < n_test:
-        p, a = problem(rng_t, n_digits)
+        p, a = make_problem(rng_t, n_digits)
         if p not in train:
             test[p] = a
     items = list(train.items())
     for name, part in (("train", items[:-200]), ("val", items[-200:])):
-        with open(root / f"sort_{name}.jsonl", "w") as f:
+        with open(root / f"{prefix}_{name}.jsonl", "w") as f:
             for p, a in part:
                 f.write(json.dumps({"text": p + a}) + "\n")
     return list(test.items())
