@@ -8,7 +8,9 @@ with 12 buildings x 60 days, hourly (flags); tsdiff trained on all but the last 
 ``heating`` (the action) and ``t_out`` (the weather, known in the future) as future covariates,
 H = 24, L = 72, ``covariate_scaling="global"`` and ``scale_features=True`` (the settings
 recommended for rollouts; ``--covariate-scaling context --no-scale-features`` gives the
-per-window scaling of the forecasting benchmarks), 3000 steps. Held-out histories: 3 origins per
+per-window scaling of the forecasting benchmarks), 3000 steps, then ``calibration="spread"``
+(``--calibration``: a centre-preserving spread factor fitted on validation windows, which leaves
+the plan means and so the effects as the model estimated them). Held-out histories: 3 origins per
 building in the last 13 days. Plans: ``off`` (u = 0), ``half`` (u = 0.5) and ``evening`` (u = 1
 from 16:00 to 22:00, else 0.2). For each history and plan, rollouts with common random numbers
 across plans against 1000 simulator futures: 200 paths over 4x the horizon (``--paths``) and, for
