@@ -58,7 +58,7 @@ def univariate():
         freq="h",
     )
     train, test_gen = split(full, offset=-H)
-    est = TSDiffEstimator(freq="h", num_feat_dynamic_real=1, **SMALL)
+    est = TSDiffEstimator(freq="h", num_feat_dynamic_real=1, calibration="both", **SMALL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predictor = est.train(train, validation_data=train)
@@ -93,6 +93,9 @@ def test_serialize_round_trip(univariate, tmp_path):
     b = [f.samples for f in loaded.predict(test.input, num_samples=6, seed=5)]
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+    f, g = predictor.forecaster, loaded.forecaster  # both calibrations were fitted and kept
+    assert "calibration" in f.history and "spread_calibration" in f.history
+    assert (g.temperature, g.spread) == (f.temperature, f.spread)
     assert (tmp_path / "tsdiff" / "model.safetensors").is_file()
     assert not list(tmp_path.rglob("*.pkl"))
 
