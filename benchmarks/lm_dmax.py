@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/lm_dmax.py --digits 16   # sort-16: results/lm_dmax_sort16.csv
     .venv/bin/python benchmarks/lm_dmax.py --task add --problems 400   # add-8 (6000 base steps,
                                                      # ~8-10 min): results/lm_dmax_add8.csv
+    .venv/bin/python benchmarks/lm_dmax.py --task add --lsb-first --problems 400
+                                 # add-8, sum least significant digit first: lm_dmax_add8_lsb.csv
     .venv/bin/python benchmarks/lm_dmax.py --quick    # smoke run (~1-2 minutes)
 
 Protocol (the sorting task and its data come from ``benchmarks/lm_decoding.py``, imported):
@@ -27,6 +29,12 @@ Protocol (the sorting task and its data come from ``benchmarks/lm_decoding.py``,
      (no carry: the run's cells all read 9), each with probability 1/2; all other digits are
      uniform. Whether the top of the run (and the leading cell) changes thus hinges on one pair
      up to n - 1 places away.
+   * ``--task add --lsb-first``: the same problems (same prompts, same seeds) with the sum
+     written reversed, least significant digit first (``"a:48213+93877>"`` -> ``"090241"``).
+     DMax's frontier commits cells left to right, so most-significant-first runs it against the
+     carries (which travel up from the least significant digit) and least-significant-first runs
+     it with them; the flag tests that. Its data, models and CSV are separate (tag
+     ``-add<n>-lsb``; add-8 writes ``results/lm_dmax_add8_lsb.csv``).
 2. A masked DLM of the same family (bidirectional lm_core Transformer, byte tokenizer) smaller
    than lm_decoding's SHAPE because this machine is shared (see SHAPE below), is trained in process
    with the masked-diffusion loss on the answer cells (prompt never masked, normalised per answer)
@@ -49,6 +57,7 @@ decoding against hard threshold decoding of the same DMax weights, are printed u
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -86,8 +95,12 @@ MIN_ACCURACY = 50.0  # exact-match %, below which a DMax row cannot meet the goa
 CHAIN_SHARE = 0.5  # share of add problems with a planted carry run (see the module docstring)
 
 
-def add_problem(rng: random.Random, n_digits: int = ADD_DIGITS) -> tuple[str, str]:
-    """One addition problem: ``("a:<n digits>+<n digits>>", "<n + 1 digit sum>")``.
+def add_problem(
+    rng: random.Random, n_digits: int = ADD_DIGITS, *, lsb_first: bool = False
+) -> tuple[str, str]:
+    """One addition problem: ``("a:<n digits>+<n digits>>", "<n + 1 digit sum>")``, the sum most
+    significant digit first, or least significant first with ``lsb_first`` (the prompt and the
+    random draws are the same either way, so both orders see the same problems).
 
     Digits are uniform; with probability CHAIN_SHARE a run of L (uniform in 2..n-1) digit pairs
     summing to 9 is planted, with the pair just below it summing to >= 10 or <= 8 (1/2 each), so
@@ -107,7 +120,8 @@ def add_problem(rng: random.Random, n_digits: int = ADD_DIGITS) -> tuple[str, st
         a[start - 1], b[start - 1] = rng.choice(pairs)
     num = lambda ds: int("".join(str(d) for d in reversed(ds)))  # noqa: E731
     x, y = num(a), num(b)
-    return f"a:{x:0{n_digits}d}+{y:0{n_digits}d}>", f"{x + y:0{n_digits + 1}d}"
+    answer = f"{x + y:0{n_digits + 1}d}"
+    return f"a:{x:0{n_digits}d}+{y:0{n_digits}d}>", answer[::-1] if lsb_first else answer
 
 
 def load_train(root: Path, task: str = "sort") -> list[tuple[str, str]]:
@@ -308,8 +322,17 @@ def main(argv=None) -> int:
         help=f"sort: this many digits (default {N_DIGITS}); add: operands of this many digits, "
         f"answer one longer (default {ADD_DIGITS})",
     )
+    ap.add_argument(
+        "--lsb-first",
+        action="store_true",
+        help="add only: write the sum least significant digit first (the prompt unchanged), so "
+        "DMax's left-to-right frontier runs with the carries; separate data, models and CSV "
+        "(tag -add<n>-lsb, lm_dmax_add<n>_lsb.csv)",
+    )
     args = ap.parse_args(argv)
     add = args.task == "add"
+    if args.lsb_first and not add:
+        ap.error("--lsb-first only applies to --task add (it reverses the sum's digits)")
     n = args.digits or (ADD_DIGITS if add else N_DIGITS)
     if add and n < 3:
         ap.error("--task add needs --digits >= 3 (room for a carry run)")
@@ -318,10 +341,14 @@ def main(argv=None) -> int:
     sc = dict(QUICK if args.quick else FULL_ADD if add else FULL)
     for k, v in (("base", args.base_steps), ("ft", args.ft_steps), ("test", args.problems)):
         sc[k] = v or sc[k]
+    order = (
+        "least significant first ('a:48213+93877>' -> '090241' for n=5)"
+        if args.lsb_first
+        else "most significant first ('a:48213+93877>' -> '142090' for n=5)"
+    )
     task_line = (
-        f"SYNTHETIC task: {n}-digit addition, {answer_len} answer digits, most significant first "
-        f"('a:48213+93877>' -> '142090' for n=5); {CHAIN_SHARE:.0%} of problems with a planted "
-        f"carry run"
+        f"SYNTHETIC task: {n}-digit addition, {answer_len} answer digits, {order}; "
+        f"{CHAIN_SHARE:.0%} of problems with a planted carry run"
         if add
         else f"SYNTHETIC task: sort {n} random digits (benchmarks/lm_decoding.py's task and data)"
     )
@@ -338,13 +365,14 @@ def main(argv=None) -> int:
     from lm_core.nn.transformer import Transformer
 
     if add:
-        tag = f"-add{n}"
+        tag = f"-add{n}" + ("-lsb" if args.lsb_first else "")
     else:
         tag = "" if n == N_DIGITS else f"-{n}"  # sort-8 keeps its original cache paths
     root = CACHE / "lm_dmax" / (("quick" if args.quick else "full") + tag)
     data_root = CACHE / "lm_dmax" / f"data{tag}"
     if add:
-        test = make_data(data_root, 60_000, sc["test"], n, make_problem=add_problem, prefix="add")
+        make_problem = functools.partial(add_problem, lsb_first=args.lsb_first)
+        test = make_data(data_root, 60_000, sc["test"], n, make_problem=make_problem, prefix="add")
     else:
         test = make_data(data_root, 60_000, sc["test"], n)
     train_data, tok = load_train(data_root, args.task), ByteTokenizer()
@@ -379,7 +407,10 @@ def main(argv=None) -> int:
              f"steps + {sc['ft']} fine-tuning steps, batch {sc['batch']}; {sc['test']} problems; "
              f"wall {time.perf_counter() - t0:.0f}s"] + matched(rows, answer_len)  # fmt: skip
     cols = ["model", "setting", "accuracy_pct", "nfe", "tpf", "tokens_per_s"]
-    suffix = f"_add{n}" if add else (f"_sort{n}" if tag else "")
+    if add:
+        suffix = f"_add{n}" + ("_lsb" if args.lsb_first else "")
+    else:
+        suffix = f"_sort{n}" if tag else ""
     result = "lm_dmax" + ("_quick" if args.quick else "") + suffix
     finish(result, rows, cols, args.out,
            {"date": m["date"], "threads": args.threads, "torch": m["torch"]}, notes)  # fmt: skip
