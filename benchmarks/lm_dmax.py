@@ -86,6 +86,7 @@ FULL_ADD = {**FULL, "base": 6000}
 QUICK = {"base": 60, "ft": 20, "test": 10, "batch": 32}
 THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
 DMAX_TAUS = (0.3, 0.5, 0.7, 0.9)
+HARD_TAUS = (0.5, 0.9)  # the hard-input ablation of DMax decoding (see decode_rows)
 # add: lower taus too, on both sides, so a fast but less accurate DMax row always has a plain
 # threshold row of that speed range to be matched against
 THRESHOLDS_ADD = (0.1, 0.2, 0.3, *THRESHOLDS)
@@ -224,6 +225,11 @@ def decode_rows(
     settings = [("low_confidence 1/step", dict(sampler="low_confidence", steps=n))]
     settings += [(f"threshold tau={t}", dict(sampler="threshold", tau=t)) for t in thresholds]
     settings += [(f"DMax soft tau={t}", dict(sampler="dmax", tau=t)) for t in dmax_taus]
+    # ablation (not a DMax row for the goal): the same frontier and stops, decoded cells fed back
+    # as their hard top-1 token instead of the soft mixture
+    settings += [
+        (f"hard self-correct tau={t}", dict(sampler="dmax", tau=t, soft=False)) for t in HARD_TAUS
+    ]
     rows = []
     for label, kw in settings:
         right, nfe, tokens, secs = 0, 0, 0, 0.0
@@ -231,7 +237,7 @@ def decode_rows(
             ids = [tok.encode(p)]
             if kw["sampler"] == "dmax":
                 r = dmax_generate(model, tok, ids, gen_length=n, block_length=n, tau=kw["tau"],
-                                  stop_conf=0.9)  # fmt: skip
+                                  stop_conf=0.9, soft=kw.get("soft", True))  # fmt: skip
             else:
                 r = generate(model, tok, ids, gen_length=n, block_length=n, temperature=0.0,
                              **kw)  # fmt: skip

@@ -194,8 +194,11 @@ def _check(gen_length, block_length, tau, stop_conf, longest, max_seq_len) -> No
 
 
 @torch.no_grad()
-def _decode_block(model, emb, x, cols, live, cond, *, mask_id, tau, stop_conf, max_steps):
-    """Soft-decode canvas columns ``cols`` for the ``live`` rows in place; returns per-row NFE [B]."""
+def _decode_block(
+    model, emb, x, cols, live, cond, *, mask_id, tau, stop_conf, max_steps, soft=True
+):
+    """Soft-decode canvas columns ``cols`` for the ``live`` rows in place; returns per-row NFE [B].
+    ``soft=False``: decoded cells are fed back as their hard top-1 embedding (an ablation)."""
     weight = model.tok_emb.weight
     B, N = x.shape[0], cols.stop - cols.start
     frontier = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -216,9 +219,9 @@ def _decode_block(model, emb, x, cols, live, cond, *, mask_id, tau, stop_conf, m
         full = f == N
         done = full & ((conf >= stop_conf).all(-1) | (top1 == prev[rows]).all(-1))
         done |= step == max_steps - 1
-        soft = soft_embedding(weight, top1, conf, mask_id)
+        fed = soft_embedding(weight, top1, conf, mask_id) if soft else weight[top1]
         keep = (idx < f[:, None])[..., None]
-        new_emb = torch.where(keep, soft, weight[mask_id].expand_as(soft))
+        new_emb = torch.where(keep, fed, weight[mask_id].expand_as(fed))
         hard = model.tok_emb(top1)
         new_emb = torch.where(done[:, None, None], hard, new_emb)
         emb[rows, cols] = new_emb
@@ -239,6 +242,7 @@ def dmax_generate(
     tau: float = 0.5,
     stop_conf: float = 0.9,
     max_steps_per_block: int | None = None,
+    soft: bool = True,
     mask_id: int | None = None,
     eos_id: int | None = None,
     pad_id: int | None = None,
@@ -259,6 +263,8 @@ def dmax_generate(
         tau: frontier threshold (cells with p >= tau are taken left to right in one step).
         stop_conf: a block ends when every cell has p >= stop_conf (or nothing changed).
         max_steps_per_block: safety bound on model calls per block (default 2 * block_length).
+        soft: feed decoded cells back as soft embeddings (DMax); False feeds their hard top-1
+            token instead (an ablation: hard self-correction with the same frontier and stops).
     """
     mask_id, eos_id, pad_id = _special_ids(tokenizer, mask_id, eos_id, pad_id)
     ids = encode_prompts(tokenizer, prompts)
@@ -278,7 +284,7 @@ def dmax_generate(
         cols = slice(P + b * block_length, P + (b + 1) * block_length)
         nfe = _decode_block(
             model, emb, x, cols, live, cond, mask_id=mask_id, tau=tau, stop_conf=stop_conf,
-            max_steps=max_steps,
+            max_steps=max_steps, soft=soft,
         )  # fmt: skip
         stats.nfe += int(nfe.max())
         stats.per_block_nfe.append(int(nfe.max()))

@@ -140,6 +140,16 @@ def test_soft_decoding_commits_left_to_right_and_stops_when_nothing_changes():
     )
 
 
+def test_hard_ablation_feeds_decoded_cells_back_as_their_top1_token():
+    m = Scripted(lambda k: ([1, 2, 3, 4], [0.95, 0.5, 0.95, 0.95]))
+    with torch.no_grad():
+        r = dmax_generate(m, None, [[0, 1]], gen_length=4, block_length=4, tau=0.9, soft=False,
+                          mask_id=7, eos_id=6, pad_id=5)  # fmt: skip
+    assert r.sequences.tolist() == [[1, 2, 3, 4]] and r.stats.nfe == 3  # same frontier, stops
+    torch.testing.assert_close(m.calls[1][0, -4], m.tok_emb.weight[1])  # E[top1], not a mix
+    assert _decoded_cells(m, 2, 4) == [True, True, False, False]
+
+
 def test_soft_decoding_stops_when_all_confident_and_at_the_step_bound():
     m = Scripted(lambda k: ([1, 2, 3, 4], [0.95] * 4), n_blocks=2)
     with torch.no_grad():
