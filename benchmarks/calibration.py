@@ -22,7 +22,6 @@ path, coverage of the central 50 / 90 % intervals, calibration error. Writes
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -69,13 +68,11 @@ def main(argv=None) -> int:
         print(
             f"seed {seed}: trained {f.history['steps']} steps in {time.perf_counter() - t0:.0f} s"
         )
-        val = f._holdout(f._series(train))[1]  # the windows fit() held out of training
         for mode in MODES:
             if mode == "none":
                 f.temperature, f.spread = 1.0, 1.0
-            else:
-                f.config = dataclasses.replace(f.config, calibrate=True, calibration=mode)
-                f._calibrate(val)
+            else:  # on the validation windows fit() held out of training
+                f.recalibrate(train, mode)
             bt = f.backtest(df, windows=WINDOWS, num_samples=100, seed=seed)
             m = evaluate_samples(bt["samples"], bt["y"])
             row = {"seed": seed, "calibration": mode, "temperature": f.temperature,

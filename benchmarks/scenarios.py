@@ -34,7 +34,6 @@ least 3), which ``--summarize`` computes from one CSV per seed (scenarios_seeds.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import time
 from pathlib import Path
@@ -255,9 +254,8 @@ def main(argv=None) -> int:
     if args.ckpt and (args.ckpt / "config.json").is_file():
         f = Forecaster.load(args.ckpt)
         print(f"loaded {args.ckpt} (trained {f.history.get('steps')} steps)")
-        if f.config.calibration != args.calibration:  # the windows fit() held out, refitted
-            f.config = dataclasses.replace(f.config, calibration=args.calibration)
-            f._calibrate(f._holdout(f._series(train))[1])
+        if f.config.calibration != args.calibration:  # on the windows fit() held out
+            f.recalibrate(train, args.calibration)
     else:
         f.fit(train, target="indoor")
         if args.ckpt:

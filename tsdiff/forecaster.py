@@ -300,6 +300,23 @@ class Forecaster:
             self._calibrate(val)
         return self
 
+    def recalibrate(self, df: pd.DataFrame, calibration: str | None = None) -> Forecaster:
+        """Refit the calibration (``calibration``: temperature, spread or both; default the
+        configured one) on the validation windows that :meth:`fit` held out of ``df``, the
+        training frame. E.g. a checkpoint calibrated by temperature, refitted for rollouts."""
+        self._check_fitted()
+        if calibration is not None:
+            self.config = dataclasses.replace(self.config, calibration=calibration)
+        _, val = self._holdout(self._series(df, min_length=self.config.prediction_length + 1))
+        if not val:
+            raise DataError(
+                "recalibrate: no series in df is long enough to hold out validation windows "
+                f"(its last horizons of {self.config.prediction_length} steps, as fit() does)"
+            )
+        self.config = dataclasses.replace(self.config, calibrate=True)
+        self._calibrate(val)
+        return self
+
     @staticmethod
     def _truncate(s: Series, n: int) -> Series:
         """The first n steps of a series."""
@@ -343,6 +360,8 @@ class Forecaster:
         widened or narrowed around its mean (:func:`tsdiff.calibration.fit_spread`).
         """
         what = self.config.calibration
+        for key in ("calibration", "spread_calibration"):  # no stale scores of an earlier fit
+            self.history.pop(key, None)
         batch = self._to_device(collate(val))
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         y = ((batch["fut"] - loc) / scale).cpu().numpy()

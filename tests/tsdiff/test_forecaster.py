@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tsdiff import Forecast, Forecaster
+from tsdiff.data.frames import DataError
 
 H, L = 4, 16
 
@@ -172,3 +173,8 @@ def test_spread_calibration_keeps_means_and_survives_save_load(data, tmp_path):
     g = Forecaster.load(f.save(tmp_path / "ckpt"))
     assert g.spread == 1.7 and g.config.calibration == "spread"
     np.testing.assert_array_equal(g.predict(data, num_samples=50, seed=2).samples, cal)
+    g.recalibrate(data, "temperature")  # a checkpoint refitted the other way on the same windows
+    assert g.config.calibration == "temperature" and g.spread == 1.0
+    assert "spread_calibration" not in g.history and "calibration" in g.history
+    with pytest.raises(DataError, match="long enough to hold out validation windows"):
+        g.recalibrate(data[data.timestamp < data.timestamp.min() + pd.Timedelta(hours=2 * H)])
