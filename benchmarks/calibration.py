@@ -61,16 +61,19 @@ def main(argv=None) -> int:
         f = Forecaster(
             prediction_length=H, context_length=CTX, freq="h", d_model=96, n_layers=3,
             batch_size=32, max_steps=steps, lr=2e-3, seed=seed, progress=False, calibrate=True,
-            accelerator="gpu" if args.device == "cuda" else "cpu",
+            calibration="temperature", accelerator="gpu" if args.device == "cuda" else "cpu",
         )  # fmt: skip
         t0 = time.perf_counter()
         f.fit(train, target=CHANNELS)
         print(
             f"seed {seed}: trained {f.history['steps']} steps in {time.perf_counter() - t0:.0f} s"
         )
+        fitted = (f.temperature, f.spread)  # fit() already ran the temperature calibration
         for mode in MODES:
             if mode == "none":
                 f.temperature, f.spread = 1.0, 1.0
+            elif mode == "temperature":
+                f.temperature, f.spread = fitted
             else:  # on the validation windows fit() held out of training
                 f.recalibrate(train, mode)
             bt = f.backtest(df, windows=WINDOWS, num_samples=100, seed=seed)

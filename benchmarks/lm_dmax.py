@@ -405,9 +405,9 @@ def main(argv=None) -> int:
         models[name] = cached_model(root / obj, make_ft, {**key, "model": obj})
     print(f"training done in {time.perf_counter() - t0:.0f}s", flush=True)
     rows = []
+    grids = (THRESHOLDS_ADD, DMAX_TAUS_ADD) if add else (THRESHOLDS, DMAX_TAUS)
     with torch.no_grad():
         for name, model in models.items():
-            grids = (THRESHOLDS_ADD, DMAX_TAUS_ADD) if add else (THRESHOLDS, DMAX_TAUS)
             rows += decode_rows(name, model.eval(), tok, test, torch, answer_len, *grids)
     notes = [f"scale: d_model {SHAPE['d_model']}, {SHAPE['n_layers']} layers; base {sc['base']} "
              f"steps + {sc['ft']} fine-tuning steps, batch {sc['batch']}; {sc['test']} problems; "

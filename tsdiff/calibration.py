@@ -33,6 +33,15 @@ def fair_crps(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
     return abs_err - (x * w).sum(1) / (S * (S - 1))
 
 
+def mean_fair_crps(samples: np.ndarray, y: np.ndarray, observed: np.ndarray | None = None) -> float:
+    """Mean :func:`fair_crps` over the observed cells (bool [N, H, C]; None: every cell)."""
+    crps = fair_crps(samples, y)
+    if observed is None:
+        return float(crps.mean())
+    obs = observed.astype(bool)
+    return float((crps * obs).sum() / max(obs.sum(), 1))
+
+
 def grid_search(
     score, grid, *, factor: float = 1.25, max_extend: int = 3
 ) -> tuple[float, dict[float, float]]:
@@ -79,14 +88,9 @@ def fit_spread(
     z: [N, S, H, C] validation paths (scaled so every channel counts alike); y: [N, H, C];
     observed: bool [N, H, C] (missing targets are left out). Returns (best, {lambda: CRPS}).
     """
-    obs = np.ones(y.shape, bool) if observed is None else observed.astype(bool)
     if z.shape[1] < 2:
         raise ValueError(f"fit_spread: needs at least 2 paths per window, got {z.shape[1]}")
-
-    def score(lam: float) -> float:
-        return float((fair_crps(widen(z, lam), y) * obs).sum() / max(obs.sum(), 1))
-
-    return grid_search(score, grid)
+    return grid_search(lambda lam: mean_fair_crps(widen(z, lam), y, observed), grid)
 
 
-__all__ = ["SPREAD_GRID", "fair_crps", "fit_spread", "grid_search", "widen"]
+__all__ = ["SPREAD_GRID", "fair_crps", "fit_spread", "grid_search", "mean_fair_crps", "widen"]

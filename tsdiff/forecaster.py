@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from lm_core.checkpoint import atomic_write_dir
-from tsdiff.calibration import fair_crps, fit_spread, grid_search, widen
+from tsdiff.calibration import fit_spread, grid_search, mean_fair_crps, widen
 from tsdiff.conditioning import extend, future_block
 from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
@@ -384,7 +384,7 @@ class Forecaster:
                 )
 
             def score(temp: float) -> float:
-                return float((fair_crps(paths(temp, n_samples), y) * obs).sum() / obs.sum())
+                return mean_fair_crps(paths(temp, n_samples), y, obs)
 
             self.temperature, scores = grid_search(score, grid)
             self.history["calibration"] = {str(t): round(v, 5) for t, v in scores.items()}
