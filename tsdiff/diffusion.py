@@ -165,7 +165,7 @@ def _sample_paths(
 
             ids, stats = soft_denoise(
                 model, st, kv, pos, steps=steps, block_length=bl, order=order,
-                temperature=temperature, generator=generator,
+                temperature=temperature, generator=generator, shared=(st1, kv1, num_samples),
             )  # fmt: skip
         else:
             ids, stats = denoise(

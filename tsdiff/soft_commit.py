@@ -62,6 +62,7 @@ def soft_denoise(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     radius: int | None = None,
+    shared: tuple[Tensor, list, int] | None = None,
 ) -> tuple[Tensor, SampleStats]:
     """Soft-commit sampling of horizon bins for n rows (paths).
 
@@ -72,6 +73,9 @@ def soft_denoise(
         steps, block_length: as in :func:`lm_core.sampling.denoise` (cells per block).
         order: ``entropy``, ``margin`` or ``random`` (value-independent).
         temperature: divides the logits (1 = the model's predictive distribution).
+        shared: ``(static1, kvs1, S)`` with one row per window when the n rows are S paths of
+            each window: the first step (every path still all-MASK) then runs the network once
+            per window and repeats the logits, as the hard sampler does.
 
     Returns:
         bins [n, N] long and the sampler's :class:`SampleStats`.
@@ -93,10 +97,19 @@ def soft_denoise(
         in_block = blocks == b
         counts = num_transfer_tokens(in_block.sum(-1), per_block)
         for s in range(per_block):
-            h = model.backbone(
-                inputs_embeds=emb + static, positions=positions, kv_prefix=kvs, return_hidden=True
-            )
-            logits = model.head(h).float() / temperature
+            if shared is not None and b == 0 and s == 0:  # all paths of a window still alike
+                st1, kv1, S = shared
+                x1 = emb[::S] + st1
+                h = model.backbone(
+                    inputs_embeds=x1, positions=positions[::S], kv_prefix=kv1, return_hidden=True
+                )
+                logits = model.head(h).float().repeat_interleave(S, 0) / temperature
+            else:
+                h = model.backbone(
+                    inputs_embeds=emb + static, positions=positions, kv_prefix=kvs,
+                    return_hidden=True,
+                )  # fmt: skip
+                logits = model.head(h).float() / temperature
             stats.nfe += 1
             hidden = in_block & ~drawn
             if order == "random":

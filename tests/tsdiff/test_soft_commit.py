@@ -49,6 +49,32 @@ def test_soft_commit_shape_finite_nfe_and_seeded():
     assert torch.equal(h, sample_paths(m, b, 5, steps=3, commit="hard", generator=g(0))[0])
 
 
+def test_soft_first_step_runs_once_per_window_with_the_same_logits():
+    """As in the hard sampler, the first call (every path all-MASK) sees one row per window; its
+    repeated logits equal what every path gets when the network runs on all of them."""
+    m, b = _setup()
+    rows, logits = [], []
+
+    def record(module, inputs, out):  # returns None: the output is left as it is
+        rows.append(out.shape[0])
+        logits.append(out)
+
+    hook = m.head.register_forward_hook(record)
+    try:
+        sample_paths(m, b, 5, steps=3, commit="soft", generator=torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    assert rows == [3, 15, 15]
+    s = m.scale_batch(b)
+    kvs = m.repeat_kv(m.encode_context(s), 5)
+    st = m.horizon_static(s).repeat_interleave(5, 0)
+    full = m.horizon_logits(torch.full((15, 12), m.encoder.mask_id), st, kvs,
+                            m.horizon_positions(15, st.device))  # fmt: skip
+    torch.testing.assert_close(
+        full, logits[0].float().repeat_interleave(5, 0), atol=1e-5, rtol=1e-5
+    )
+
+
 def test_soft_commit_rejects_value_dependent_order_and_unknown_mode():
     m, b = _setup()
     with pytest.raises(ValueError, match="order"):
