@@ -92,14 +92,36 @@ QUICK_ITEMS = 6  # us_employment items kept in --quick
 
 def tsdiff_hp(name: str, args) -> dict:
     """tsdiff settings for one data set: TSDIFF_HP (QUICK_HP with --quick), the CPU step budgets
-    on --device cpu, then --max-steps / --max-time-s (also used by forecast_nfe.py)."""
+    on --device cpu, then --hp, --max-steps / --max-time-s (also used by forecast_nfe.py)."""
     hp = dict(QUICK_HP if args.quick else TSDIFF_HP[name])
     if args.device == "cpu" and not args.quick:
         hp.update(CPU_HP[name])
+    hp.update(getattr(args, "hp", None) or {})
     if args.max_steps:
         hp["max_steps"] = args.max_steps
     if args.max_time_s:
         hp["max_time_s"] = args.max_time_s
+    return hp
+
+
+def hp_json(text: str) -> dict:
+    """``--hp`` value: a JSON object whose keys are ForecasterConfig fields."""
+    from tsdiff.forecaster import ForecasterConfig
+
+    try:
+        hp = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(
+            f"--hp: expected a JSON object, got {text!r} ({e})"
+        ) from None
+    if not isinstance(hp, dict):
+        raise argparse.ArgumentTypeError(f"--hp: expected a JSON object, got {text!r}")
+    fields = {f.name for f in dataclasses.fields(ForecasterConfig)}
+    unknown = sorted(set(hp) - (fields - {"prediction_length", "freq", "seed", "mode"}))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"--hp: unknown or protocol-fixed Forecaster settings {unknown}"
+        )
     return hp
 
 
@@ -157,11 +179,20 @@ def tsdiff_job(
     out = {"name": name, "seed": seed, "hp": dict(hp), "orders": {}}
     for prec in [precision, "32-true"] if precision != "32-true" else ["32-true"]:
         cfg = ForecasterConfig(
-            prediction_length=proto.prediction_length, context_length=proto.context_length,
-            freq=proto.freq, seed=seed, accelerator="gpu" if gpu else "cpu", precision=prec,
-            progress=False, calibrate=True, mode="flow" if variant == "flow" else "masked",
-            future_covariates=covs, **hp,
-        )  # fmt: skip
+            **{
+                "prediction_length": proto.prediction_length,
+                "context_length": proto.context_length,
+                "freq": proto.freq,
+                "seed": seed,
+                "accelerator": "gpu" if gpu else "cpu",
+                "precision": prec,
+                "progress": False,
+                "calibrate": True,
+                "mode": "flow" if variant == "flow" else "masked",
+                "future_covariates": covs,
+                **hp,
+            }
+        )  # --hp entries override these (a probe may lengthen the context a model reads)
         f = Forecaster(cfg)
         if gpu:
             torch.cuda.reset_peak_memory_stats()
@@ -449,6 +480,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-jobs", type=int, default=1, help="peer processes at once")
     ap.add_argument("--max-steps", type=int, default=None, help="override tsdiff steps")
     ap.add_argument("--max-time-s", type=float, default=None, help="tsdiff training time cap")
+    ap.add_argument(
+        "--hp",
+        type=hp_json,
+        default=None,
+        help="JSON of Forecaster settings over the per-set ones (a probe), e.g. '{\"dropout\": 0.1}'",
+    )
     ap.add_argument(
         "--deadline-s",
         type=float,
