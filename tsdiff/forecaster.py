@@ -99,6 +99,10 @@ class ForecasterConfig:
     flow noise scale), spread (a centre-preserving factor on the paths' spread around their mean:
     keeps means and hence plan effects; recommended for scenario rollouts), or both (temperature,
     then spread)."""
+    validation_per_series: int = 7
+    """At most this many held-out validation windows per series (its last horizons, cut from
+    training; about 32 windows are held out in all): a data set of one long series gets this
+    many, so raise it where a few horizons are too small a sample for the calibration."""
     accelerator: str = "cpu"
     """Lightning accelerator for training (cpu, gpu, auto); inference follows it."""
     devices: int | str = 1
@@ -125,6 +129,7 @@ class ForecasterConfig:
             "batch_size",
             "max_steps",
             "patch_size",
+            "validation_per_series",
         ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -325,14 +330,15 @@ class Forecaster:
             past_cov=s.past_cov[:n], future_cov=s.future_cov[:n],
         )  # fmt: skip
 
-    def _holdout(self, series: list[Series], target_windows: int = 32, max_per_series: int = 7):
+    def _holdout(self, series: list[Series], target_windows: int = 32):
         """Carve validation windows from the end of each series (training stops before them).
 
-        Each series long enough gives its last k horizons (k = ceil(32 / items), at most 7) as
-        validation windows; series too short to spare them stay whole in training.
+        Each series long enough gives its last k horizons (k = ceil(32 / items), at most
+        ``config.validation_per_series``) as validation windows; series too short to spare them
+        stay whole in training.
         """
         H, Lc = self.config.prediction_length, self.config.context_length
-        k = min(max_per_series, max(1, -(-target_windows // len(series))))
+        k = min(self.config.validation_per_series, max(1, -(-target_windows // len(series))))
         train, val = [], []
         for s in series:
             if len(s) <= (k + 1) * H:

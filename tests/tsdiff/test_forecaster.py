@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tsdiff import Forecast, Forecaster
-from tsdiff.data.frames import DataError
+from tsdiff.data.frames import Columns, DataError
 
 H, L = 4, 16
 
@@ -178,3 +178,25 @@ def test_spread_calibration_keeps_means_and_survives_save_load(data, tmp_path):
     assert "spread_calibration" not in g.history and "calibration" in g.history
     with pytest.raises(DataError, match="long enough to hold out validation windows"):
         g.recalibrate(data[data.timestamp < data.timestamp.min() + pd.Timedelta(hours=2 * H)])
+
+
+def test_validation_windows_are_the_last_horizons_and_capped_per_series(data):
+    """fit() holds out each series' last horizons for calibration: ceil(32 / items) of them, at
+    most ``validation_per_series``; training keeps everything before them, and a series too
+    short to spare them stays whole in training."""
+    one = data[data.item_id == "a"]  # one item of 72 steps: ceil(32 / 1) = 32 wanted
+    for cap, n_val in ((7, 7), (3, 3), (20, 0)):  # 20 horizons + 1 do not fit in 72 steps
+        f = Forecaster(prediction_length=H, context_length=L, freq="h", validation_per_series=cap)
+        f.columns = Columns(targets=["x"])
+        (series,) = f._series(one)
+        (train,), val = f._holdout([series])
+        assert len(val) == n_val
+        assert len(train) == len(series) - n_val * H
+        if val:  # the first validation window is the series' last horizon
+            np.testing.assert_array_equal(val[0]["fut"][:, 0], series.target[-H:, 0])
+    three = Forecaster(prediction_length=H, context_length=L, freq="h")
+    three.columns = Columns(targets=["x"])
+    _, val = three._holdout(three._series(data))
+    assert len(val) == 3 * 7  # ceil(32 / 3) = 11 per item, capped at the default 7
+    with pytest.raises(ValueError, match="validation_per_series"):
+        Forecaster(prediction_length=H, context_length=L, validation_per_series=0)
