@@ -125,6 +125,16 @@ def hp_json(text: str) -> dict:
     return hp
 
 
+def sampler_names(text: str, ap: argparse.ArgumentParser) -> list[str]:
+    """``--samplers`` -> model names of the masked variant; ``entropy`` means ``tsdiff/entropy``.
+    An unknown name is an error (it would otherwise skip every backtest of the model)."""
+    known = list(SAMPLERS["masked"])
+    names = [n if n in known else f"tsdiff/{n}" for n in text.split(",") if n]
+    if unknown := [n for n in names if n not in known]:
+        ap.error(f"--samplers: unknown {unknown}; expected some of {known}")
+    return names
+
+
 # ---------------------------------------------------------------------------------- workers
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -548,6 +558,7 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     if unknown := sorted(set(variants) - set(VARIANTS)):
         ap.error(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
+    args.samplers = ",".join(sampler_names(args.samplers, ap))
     main_names = [n for n in args.datasets.split(",") if n]
     cov_names = [n for n in args.cov_datasets.split(",") if n]  # deepar+cov; tsdiff+cov if "cov"
     names = list(dict.fromkeys(main_names + cov_names))

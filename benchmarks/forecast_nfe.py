@@ -7,14 +7,20 @@ benchmarks/forecast.py; loaded from ``--ckpt`` when forecast.py saved it there: 
 masked model, ``NAME-flow`` for the flow model), re-sampled with 100 paths per window at
 NFE = H * C (one cell per step) down to 1, for each sampler: the masked model with each commitment
 order (entropy = default, random, prob) and with soft commitment (``soft``: DMax-style, entropy
-order), and the flow model (``flow``: Euler steps = NFE). The temperature is the model's
-calibrated one (fitted at the default NFE = ceil(H / 4)) for every row. Wall-clock is the whole
-backtest sampling call (windows x 100 paths, GPU synchronised), best of ``--repeats``.
-``--max-windows K`` keeps the first K origins (a cheaper CPU run; said in the header).
+order), and the flow model (``flow``: Euler steps = NFE). Calibration (``--recalibrate``):
+``per-nfe`` (default) refits the temperature (flow: noise scale) of every (sampler, NFE) row on
+the validation windows fit() held out, with that row's order and steps, as
+``Forecaster(steps=NFE, order=...)`` would at fit time (soft rows take the entropy order's
+temperature at the same NFE); ``none`` keeps the one fitted at the default NFE = ceil(H / 4) for
+every row. Wall-clock is the whole backtest call (frame to windows, sampling, windows x 100
+paths, GPU synchronised), best of ``--repeats``. ``--max-windows K`` keeps the first K origins
+(a cheaper CPU run; said in the header).
 
 Goals (issue 4): some NFE <= H / 4 whose CRPS is within 3 % of the one-cell-per-step sampler's;
-wall-clock for 100 paths within 2x of DeepAR's (DeepAR's predict time is read from
-benchmarks/results/forecast_runs.csv when present: gluonts on 1 CPU thread).
+wall-clock for 100 paths within 2x of DeepAR's. DeepAR (gluonts torch, forecast.py's settings,
+seed 0) is trained and timed in the same run, process and thread count (its predict call over
+the same windows, 100 paths); ``--deepar-csv FILE`` reads its time from a forecast_runs.csv
+instead.
 
     python -m benchmarks.forecast_nfe --quick
     python -m benchmarks.forecast_nfe --device cuda --data-cache .data/bench/forecast_data \
@@ -61,13 +67,20 @@ def step_grid(H: int, C: int) -> list[int]:
     return sorted((s for s in grid if s <= n), reverse=True)
 
 
-def deepar_predict_s(path: Path) -> dict:
-    """Mean DeepAR predict wall-clock per window (100 paths) per data set, from forecast_runs.csv.
+def deepar_predict_s(path: Path | None, rows: list[dict]) -> dict:
+    """Mean DeepAR predict wall-clock per window (100 paths) per data set: from this run's
+    ``deepar`` rows, or from a forecast_runs.csv (``path``).
 
     Per window, so that a run on the first K origins (``--max-windows``) compares like with like.
     """
     out: dict[str, list[float]] = {}
-    if path.is_file():
+    if path is None:
+        for r in rows:
+            if r["order"] == "deepar":
+                out.setdefault(r["data"], []).append(
+                    float(r["seconds_100_paths"]) / float(r["windows"])
+                )
+    elif path.is_file():
         with open(path) as f:
             for r in csv.DictReader(f):
                 if r["model"] == "deepar":
@@ -75,6 +88,35 @@ def deepar_predict_s(path: Path) -> dict:
                         float(r["predict_s"]) / float(r["windows"])
                     )
     return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def deepar_rows(name, df, proto, y, args) -> list[dict]:
+    """DeepAR trained and timed here: one row (order ``deepar``) beside the tsdiff rows."""
+    from benchmarks import peers
+
+    r = peers.deepar(df, proto, n_samples=NUM_SAMPLES, seed=0, quick=args.quick)
+    s = score(r.samples, y)
+    H, C = proto.prediction_length, len(proto.target_columns)
+    return [{"data": name, "order": "deepar", "steps": H, "nfe": H, "cells_per_step": C,
+             **{k: s[k] for k in ("crps", "wql", "cov50", "cov90", "calibration_error",
+                                  "energy_score")},
+             "seconds_100_paths": r.predict_seconds, "windows": y.shape[0], "H": H, "C": C,
+             "device": "cpu", "temperature": float("nan")}]  # fmt: skip
+
+
+def calibrated(f, train, order: str, steps: int, args) -> float:
+    """The temperature of (order, steps): refitted on the validation windows (per-nfe) or the
+    model's own (none). Soft commitment uses the entropy order's value."""
+    if args.recalibrate == "none":
+        return f.temperature
+    cfg = f.config
+    key = ("entropy" if order == "soft" else order, steps)
+    cache = f.__dict__.setdefault("_per_nfe", {})
+    if key not in cache:
+        opts = {"steps": steps} if cfg.mode == "flow" else {"steps": steps, "order": key[0]}
+        f.recalibrate(train, **opts)
+        cache[key] = f.temperature
+    return cache[key]
 
 
 def get_model(name, args, torch, mode="masked"):
@@ -101,8 +143,9 @@ def get_model(name, args, torch, mode="masked"):
     return f, df, proto, f"trained here in {time.perf_counter() - t0:.0f} s"
 
 
-def report(rows, names, args, dar, suffix) -> None:
+def report(rows, names, args, suffix) -> None:
     """Goals, plot and table from the rows (also from a CSV with --report-only)."""
+    dar = deepar_predict_s(args.deepar_csv, rows)
     goal_rows = []
     for name in names:
         H = int(next(r["H"] for r in rows if r["data"] == name))
@@ -110,6 +153,8 @@ def report(rows, names, args, dar, suffix) -> None:
             rs = [r for r in rows if r["data"] == name and r["order"] == order
                   and r["device"] == args.device]  # fmt: skip
             if not rs:
+                continue
+            if order == "deepar":
                 continue
             ref = next(r for r in rs if r["nfe"] == max(x["nfe"] for x in rs))
             ok = [r for r in rs if r["nfe"] <= H / 4 and r["crps"] <= 1.03 * ref["crps"]]
@@ -142,6 +187,9 @@ def report(rows, names, args, dar, suffix) -> None:
             for order in dict.fromkeys(r["order"] for r in rows if r["data"] == name):
                 rs = sorted((r for r in rows if r["data"] == name and r["order"] == order
                              and r["device"] == args.device), key=lambda r: r["nfe"])  # fmt: skip
+                if order == "deepar":
+                    ax.axhline(rs[0]["crps"], color="k", lw=0.8, label="DeepAR")
+                    continue
                 ax.plot([r["nfe"] for r in rs], [r["crps"] for r in rs], "o-", label=order)
             ref = [r["crps"] for r in rows if r["data"] == name and r["order"] == "entropy"
                    and r["device"] == args.device]  # fmt: skip
@@ -166,7 +214,8 @@ def report(rows, names, args, dar, suffix) -> None:
     print(format_table(goal_rows))
     print()
     show = [{k: r[k] for k in ("data", "order", "nfe", "crps", "wql", "cov50", "cov90",
-                               "calibration_error", "energy_score", "seconds_100_paths", "device")}
+                               "calibration_error", "energy_score", "seconds_100_paths", "temperature",
+                               "device")}
             for r in rows]  # fmt: skip
     print(format_table(show), flush=True)
 
@@ -187,7 +236,18 @@ def main(argv=None) -> int:
         "--samplers", default=",".join(SAMPLERS), help="subset of " + str(list(SAMPLERS))
     )
     ap.add_argument("--max-windows", type=int, default=None, help="keep the first K origins")
-    ap.add_argument("--deepar-csv", type=Path, default=RESULTS / "forecast_runs.csv")
+    ap.add_argument(
+        "--deepar-csv",
+        type=Path,
+        default=None,
+        help="read DeepAR's predict time from this forecast_runs.csv instead of timing it here",
+    )
+    ap.add_argument(
+        "--recalibrate",
+        default="per-nfe",
+        choices=["per-nfe", "none"],
+        help="per-nfe: refit the temperature for every (sampler, NFE) on validation windows",
+    )
     ap.add_argument(
         "--cpu-timing-threads",
         type=int,
@@ -229,7 +289,6 @@ def main(argv=None) -> int:
             rows,
             names,
             args,
-            deepar_predict_s(args.deepar_csv),
             "_quick" if "quick" in args.report_only.name else "",
         )
         return 0
@@ -249,15 +308,24 @@ def main(argv=None) -> int:
     ]
     lines += [
         "one model per data set (seed 0, forecast.py settings), re-sampled for every (order, "
-        "NFE); calibrated temperature fixed; CRPS = sum CRPS / sum |y| (exact sample CRPS)",
-        "wall-clock: the whole sampling call over all windows x 100 paths (best of repeats), "
-        "GPU synchronised; DeepAR predict time from forecast_runs.csv (1 CPU thread)",
+        "NFE); temperature "
+        + (
+            "refitted per (order, NFE) on the validation windows"
+            if args.recalibrate == "per-nfe"
+            else "fitted once at the default NFE"
+        )
+        + "; CRPS = sum CRPS / sum |y| (exact sample CRPS)",
+        "wall-clock: the whole backtest call over all windows x 100 paths (best of repeats), "
+        "GPU synchronised; DeepAR predict time "
+        + (
+            f"from {args.deepar_csv}"
+            if args.deepar_csv
+            else f"measured here (trained in this run, {args.threads} thread(s))"
+        ),
     ]
     meta = print_header("forecast_nfe", lines, args)
     if args.device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(0)
-    dar = deepar_predict_s(args.deepar_csv)
-
     rows = []
     for name in names:
         models = {}
@@ -271,7 +339,12 @@ def main(argv=None) -> int:
         _, windows = window_splits(df, proto)
         _, y = windows_to_arrays(windows, proto)
         full = df[["item_id", "timestamp", *proto.target_columns]]
+        train = window_splits(df, proto)[0][["item_id", "timestamp", *proto.target_columns]]
         H, C = proto.prediction_length, len(proto.target_columns)
+        if args.deepar_csv is None and args.device == "cpu":
+            rows += deepar_rows(name, df, proto, y, args)
+            print(f"  {name} DeepAR: CRPS {rows[-1]['crps']:.4f} predict "
+                  f"{rows[-1]['seconds_100_paths']:.2f}s", flush=True)  # fmt: skip
         kw = (
             {"origins": list(proto.test_origins)}
             if proto.test_origins
@@ -280,24 +353,25 @@ def main(argv=None) -> int:
         for order in samplers:
             f = models["flow" if order == "flow" else "masked"][0]
             for steps in step_grid(H, C):
+                temp = calibrated(f, train, order, steps, args)
                 best = math.inf
                 for _rep in range(args.repeats):
                     if args.device == "cuda":
                         torch.cuda.synchronize()
                     t0 = time.perf_counter()
                     bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=0, steps=steps,
-                                    **SAMPLERS[order], **kw)  # fmt: skip
+                                    temperature=temp, **SAMPLERS[order], **kw)  # fmt: skip
                     best = min(best, time.perf_counter() - t0)
                 s = score(bt["samples"], y)
                 rows.append({"data": name, "order": order, "steps": steps, "nfe": bt["nfe"],
                              "cells_per_step": H * C / bt["nfe"], "crps": s["crps"],
                              "wql": s["wql"], "cov50": s["cov50"], "cov90": s["cov90"],
                              "calibration_error": s["calibration_error"],
-                        "energy_score": s["energy_score"],
+                             "energy_score": s["energy_score"],
                              "seconds_100_paths": best, "windows": y.shape[0], "H": H, "C": C,
-                             "device": args.device, "temperature": f.temperature})  # fmt: skip
+                             "device": args.device, "temperature": temp})  # fmt: skip
                 print(f"  {name} {order:7s} NFE {bt['nfe']:4d}: CRPS {s['crps']:.4f} "
-                      f"cov90 {s['cov90']:.3f} {best:.2f}s", flush=True)  # fmt: skip
+                      f"cov90 {s['cov90']:.3f} T {temp} {best:.2f}s", flush=True)  # fmt: skip
         f = models.get("masked", next(iter(models.values())))[0]
         if args.cpu_timing_threads and args.device == "cuda":
             f.model.to("cpu")
@@ -322,7 +396,7 @@ def main(argv=None) -> int:
     mm = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
     p = write_csv(args.out, f"forecast_nfe{suffix}", rows, mm)
     print(f"wrote {p}")
-    report(rows, names, args, dar, suffix)
+    report(rows, names, args, suffix)
     return 0
 
 

@@ -13,11 +13,14 @@ is kept for comparison only: it depends on the draw and pulls paths toward the m
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import Tensor
 
 from lm_core.objectives import masked_diffusion_loss
 from lm_core.sampling import DistributionOrder, LowConfidence, SampleStats, denoise
+from lm_core.sampling.policies import confidence_scores
 from tsdiff.model import NumericDenoiser, windows_per_call
 
 ORDERS = ("entropy", "margin", "random", "prob")
@@ -117,6 +120,49 @@ def sample_paths(
         )  # fmt: skip
 
 
+def shared_first_step(
+    model: NumericDenoiser,
+    static: Tensor,
+    kvs: list,
+    positions: Tensor,
+    num_samples: int,
+    *,
+    n_commit: int,
+    order: str,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """The first sampler step, done once per window: all S paths of a window still hold the
+    all-MASK canvas, so they share the logits and, for a value-independent order fixed by those
+    logits (entropy, margin), the cells to commit. The network runs on one row per window, the
+    order is ranked once, and the S values of each committed cell are S inverse-CDF draws
+    (float64) from that cell's distribution at ``temperature``: the same distribution as running
+    :class:`lm_core.sampling.DistributionOrder` on every path, without S copies of the logits.
+
+    Args:
+        static: [w, H*C, d] horizon embeddings of the w windows; kvs: their cached context.
+        n_commit: cells committed by this step (the first count of the step schedule).
+
+    Returns:
+        canvas [w * S, H*C] (window-major) with the committed cells drawn, MASK elsewhere.
+    """
+    w, N = static.shape[:2]
+    mask_id = model.encoder.mask_id
+    canvas = torch.full((w, N), mask_id, dtype=torch.long, device=static.device)
+    logits = model.horizon_logits(canvas, static, kvs, positions) / temperature  # [w, N, V]
+    score = confidence_scores(logits, canvas, order)
+    cells = score.argsort(dim=-1, descending=True, stable=True)[:, :n_commit]  # [w, k]
+    chosen = logits.gather(1, cells[..., None].expand(-1, -1, logits.shape[-1]))
+    cdf = torch.softmax(chosen.double(), dim=-1).cumsum(-1)  # [w, k, V]
+    u = torch.rand(
+        (w, n_commit, num_samples), dtype=torch.float64, device=cdf.device, generator=generator
+    )
+    ids = torch.searchsorted(cdf, u * cdf[..., -1:]).clamp_max(cdf.shape[-1] - 1)  # [w, k, S]
+    out = canvas[:, None].repeat(1, num_samples, 1)  # [w, S, N]
+    out.scatter_(2, cells[:, None].expand(-1, num_samples, -1), ids.transpose(1, 2))
+    return out.view(w * num_samples, N)
+
+
 def _sample_paths(
     model, batch, num_samples, *, order, steps, block_length, temperature, generator, max_tokens,
     commit,
@@ -160,6 +206,13 @@ def _sample_paths(
 
         canvas = torch.full((n, H * C), model.encoder.mask_id, dtype=torch.long, device=st.device)
         editable = torch.ones_like(canvas, dtype=torch.bool)
+        left, nfe0, t0 = steps, 0, time.perf_counter()
+        if commit == "hard" and order in ("entropy", "margin") and bl == H * C:
+            canvas = shared_first_step(
+                model, st1, kv1, pos[: st1.shape[0]], num_samples, n_commit=-(-(H * C) // steps),
+                order=order, temperature=temperature, generator=generator,
+            )  # fmt: skip
+            left, nfe0 = steps - 1, 1
         if commit == "soft":
             from tsdiff.soft_commit import soft_denoise
 
@@ -167,6 +220,8 @@ def _sample_paths(
                 model, st, kv, pos, steps=steps, block_length=bl, order=order,
                 temperature=temperature, generator=generator, shared=(st1, kv1, num_samples),
             )  # fmt: skip
+        elif left == 0:
+            ids, stats = canvas, SampleStats(rows=n)
         else:
             ids, stats = denoise(
                 model_fn,
@@ -174,10 +229,14 @@ def _sample_paths(
                 editable,
                 mask_id=model.encoder.mask_id,
                 policy=policy,
-                steps=steps,
+                steps=left,
                 block_length=bl,
                 generator=generator,
             )
+        if nfe0:  # the shared first step: one more call, and the cells it drew
+            stats.nfe += nfe0
+            stats.committed += int((canvas != model.encoder.mask_id).sum())
+            stats.seconds = time.perf_counter() - t0
         outs.append(model.encoder.decode(ids, generator=generator).view(b1 - b0, num_samples, H, C))
         total.nfe = stats.nfe
         total.committed += stats.committed

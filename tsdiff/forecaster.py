@@ -41,6 +41,7 @@ from tsdiff.lightning import TSDiffModule
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
 CALIBRATIONS = ("temperature", "spread", "both")
+SAMPLER_SETTINGS = {"steps", "order", "block_length"}  # what recalibrate() may change
 
 
 @dataclass
@@ -89,7 +90,8 @@ class ForecasterConfig:
     order: str = "entropy"
     """Commitment order: entropy (default), margin, random, or prob (mode-seeking; comparison only)."""
     steps: int | None = None
-    """Sampler steps = NFE per path; None = ceil(prediction_length / 4)."""
+    """Sampler steps = NFE per path; None = ceil(prediction_length / 4). The calibration is
+    fitted with these steps (``recalibrate(df, steps=...)`` refits it for others)."""
     block_length: int | None = None
     """Horizon steps per semi-autoregressive block; None = one block."""
     calibrate: bool = True
@@ -305,13 +307,27 @@ class Forecaster:
             self._calibrate(val)
         return self
 
-    def recalibrate(self, df: pd.DataFrame, calibration: str | None = None) -> Forecaster:
+    def recalibrate(
+        self, df: pd.DataFrame, calibration: str | None = None, **sampler
+    ) -> Forecaster:
         """Refit the calibration (``calibration``: temperature, spread or both; default the
         configured one) on the validation windows that :meth:`fit` held out of ``df``, the
-        training frame. E.g. a checkpoint calibrated by temperature, refitted for rollouts."""
+        training frame. E.g. a checkpoint calibrated by temperature, refitted for rollouts.
+
+        ``sampler``: new sampler settings (``steps``, ``order``, ``block_length``) that become
+        the configured ones before the refit. A temperature belongs to the sampler it was fitted
+        with: with fewer steps more cells are drawn from their marginals given the context alone,
+        which need another temperature than cells drawn given earlier draws (e.g. one step:
+        every cell is a marginal draw)."""
         self._check_fitted()
+        if unknown := sorted(set(sampler) - SAMPLER_SETTINGS):
+            raise TypeError(
+                f"recalibrate: unknown sampler setting(s) {unknown}; "
+                f"expected some of {sorted(SAMPLER_SETTINGS)}"
+            )
         if calibration is not None:
-            self.config = dataclasses.replace(self.config, calibration=calibration)
+            sampler["calibration"] = calibration
+        self.config = dataclasses.replace(self.config, **sampler)
         _, val = self._holdout(self._series(df, min_length=self.config.prediction_length + 1))
         if not val:
             raise DataError(

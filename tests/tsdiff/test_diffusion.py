@@ -9,7 +9,7 @@ from lm_core.sampling import DistributionOrder, LowConfidence
 from tsdiff import Forecaster
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
-from tsdiff.diffusion import horizon_loss, resolve_schedule, sample_paths
+from tsdiff.diffusion import horizon_loss, resolve_schedule, sample_paths, shared_first_step
 from tsdiff.metrics import coverage, crps_from_samples
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
@@ -105,6 +105,35 @@ def test_first_step_is_evaluated_once_per_window_not_once_per_path():
     torch.testing.assert_close(
         full, logits[0].float().repeat_interleave(5, 0), atol=1e-5, rtol=1e-5
     )
+
+
+def test_shared_first_step_commits_the_policys_cells_with_its_value_distribution():
+    """The first step, done once per window, commits the cells DistributionOrder would commit on
+    every path (same order rule on the same logits) and draws their values from the same
+    softmax: S draws of one window's cell match the policy's draws on S repeated rows."""
+    m = _tiny_model()
+    torch.nn.init.normal_(m.head.weight, std=0.5)
+    ser = frame_to_series(_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], e, 16, 6, "h") for e in (100, 200)])
+    s = m.scale_batch(b)
+    kvs, st = m.encode_context(s), m.horizon_static(s)
+    pos = m.horizon_positions(2, st.device)
+    S, k, T = 4000, 5, 1.3
+    g = torch.Generator().manual_seed(0)
+    fast = shared_first_step(m, st, kvs, pos, S, n_commit=k, order="entropy", temperature=T,
+                             generator=g).view(2, S, 12)  # fmt: skip
+    logits = m.horizon_logits(torch.full((2, 12), m.encoder.mask_id), st, kvs, pos) / T
+    rows = logits.repeat_interleave(S, 0)
+    x0, commit = DistributionOrder("entropy").step(
+        rows, torch.ones(2 * S, 12, dtype=torch.bool), torch.full((2 * S,), k), g
+    )
+    commit, x0 = commit.view(2, S, 12), x0.view(2, S, 12)
+    assert torch.equal(fast != m.encoder.mask_id, commit)  # the same cells, on every path
+    for w in range(2):
+        for c in commit[w, 0].nonzero().squeeze(-1).tolist():
+            a = torch.bincount(fast[w, :, c], minlength=32).float() / S
+            p = torch.bincount(x0[w, :, c], minlength=32).float() / S
+            assert (a - p).abs().max() < 0.04  # two samples of 4000 from one softmax
 
 
 def test_bf16_sampling_matches_float32_in_distribution():

@@ -178,6 +178,13 @@ def test_spread_calibration_keeps_means_and_survives_save_load(data, tmp_path):
     assert "spread_calibration" not in g.history and "calibration" in g.history
     with pytest.raises(DataError, match="long enough to hold out validation windows"):
         g.recalibrate(data[data.timestamp < data.timestamp.min() + pd.Timedelta(hours=2 * H)])
+    # a temperature belongs to its sampler: refitted for one step, the setting is kept with it
+    g.recalibrate(data, steps=1, order="margin")
+    assert (g.config.steps, g.config.order) == (1, "margin")
+    assert g.sampler_options()["steps"] == 1 and g.predict(data, num_samples=4).nfe == 1
+    assert str(g.temperature) == min(g.history["calibration"], key=g.history["calibration"].get)
+    with pytest.raises(TypeError, match="unknown sampler setting.*'commit'"):
+        g.recalibrate(data, commit="soft")
 
 
 def test_validation_windows_are_the_last_horizons_and_capped_per_series(data):

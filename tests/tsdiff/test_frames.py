@@ -75,6 +75,23 @@ def test_off_grid_timestamps(fitted):
         fitted.predict(frame(np.arange(10.0), ts=ts))
 
 
+def test_items_on_different_phases_each_keep_their_own_grid():
+    """Items share one grid when they start on it; an item on another phase of the frequency
+    (here :30 against :00) gets its own, and an off-grid stamp is still an error."""
+    a = frame(np.arange(10.0), "a", start="2021-01-01 00:00")
+    b = frame(np.arange(6.0), "b", start="2021-01-01 03:30")
+    c = frame(np.arange(5.0), "c", start="2021-01-01 02:00")
+    sa, sb, sc = frame_to_series(pd.concat([a, b, c]), Columns(["y"]), "h")
+    assert list(sa.index) == list(a.timestamp) and list(sc.index) == list(c.timestamp)
+    assert list(sb.index) == list(b.timestamp) and not np.isnan(sb.target).any()
+    m = frame_to_series(frame(np.arange(4.0), "m", "2021-01-01", "MS"), Columns(["y"]), "MS")
+    assert [t.month for t in m[0].index] == [1, 2, 3, 4]
+    bad = c.copy()
+    bad.loc[2, "timestamp"] += pd.Timedelta(minutes=30)
+    with pytest.raises(DataError, match="item 'c': timestamps"):
+        frame_to_series(pd.concat([a, bad]), Columns(["y"]), "h")
+
+
 def test_gaps_become_unobserved_and_forecasts_stay_finite(fitted):
     df = frame(np.sin(np.arange(60.0)))
     df = df.drop(index=range(40, 55))  # a 15-step hole at the end of the context

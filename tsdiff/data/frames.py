@@ -126,11 +126,36 @@ def _timestamps(df: pd.DataFrame, col: str) -> pd.Series:
     return ts
 
 
-def _regular_index(item, ts: pd.Series, freq: str, col: str) -> pd.DatetimeIndex:
+MAX_SHARED_GRID = 5_000_000  # steps of the one grid shared by all items (else one per item)
+
+
+def _shared_grid(ts: pd.Series, freq: str) -> pd.DatetimeIndex | None:
+    """One regular grid from the earliest to the latest timestamp of the frame, so that items on
+    it slice it instead of each building its own (``pd.date_range`` of calendar offsets such as
+    MS is a Python loop); None when it would exceed MAX_SHARED_GRID steps."""
+    offset = parse_freq(freq)
+    lo, hi = ts.min(), ts.max()
+    try:
+        if (hi - lo) / pd.Timedelta(offset.nanos, "ns") > MAX_SHARED_GRID:
+            return None
+    except ValueError:  # calendar offsets (months and longer) have no fixed length: small grids
+        pass
+    return pd.date_range(lo, hi, freq=offset)
+
+
+def _regular_index(
+    item, ts: pd.Series, freq: str, col: str, grid: pd.DatetimeIndex | None = None
+) -> pd.DatetimeIndex:
+    """The item's regular index from its first to its last timestamp (a slice of ``grid`` when
+    the item starts on it, else its own ``date_range``); off-grid or duplicate stamps: DataError."""
     if ts.duplicated().any():
         dup = ts[ts.duplicated()].iloc[:3].tolist()
         raise DataError(f"item {item!r}: duplicate timestamps in {col!r}, e.g. {dup}")
-    full = pd.date_range(ts.iloc[0], ts.iloc[-1], freq=parse_freq(freq))
+    ends = grid.get_indexer([ts.iloc[0], ts.iloc[-1]]) if grid is not None else [-1, -1]
+    if min(ends) >= 0:
+        full = grid[ends[0] : ends[1] + 1]
+    else:  # another phase than the shared grid's (or none): the item's own grid
+        full = pd.date_range(ts.iloc[0], ts.iloc[-1], freq=parse_freq(freq))
     off_grid = ~ts.isin(full)
     if off_grid.any():
         bad = ts[off_grid].iloc[:3].tolist()
@@ -161,8 +186,10 @@ def frame_to_series(
     df[cols.timestamp] = _timestamps(df, cols.timestamp)
     df = df.sort_values([cols.item_id, cols.timestamp], kind="stable")
     out = []
+    grid = _shared_grid(df[cols.timestamp], freq)
     for item, g in df.groupby(cols.item_id, sort=False):
-        index = _regular_index(item, g[cols.timestamp].reset_index(drop=True), freq, cols.timestamp)
+        ts = g[cols.timestamp].reset_index(drop=True)
+        index = _regular_index(item, ts, freq, cols.timestamp, grid)
         g = g.set_index(cols.timestamp).reindex(index)
 
         def arr(names, g=g, n=len(index)):
