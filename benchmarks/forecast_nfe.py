@@ -104,19 +104,18 @@ def deepar_rows(name, df, proto, y, args) -> list[dict]:
              "device": "cpu", "temperature": float("nan")}]  # fmt: skip
 
 
-def calibrated(f, train, order: str, steps: int, args) -> float:
+def calibrated(f, train, order: str, steps: int, args, fitted: dict) -> float:
     """The temperature of (order, steps): refitted on the validation windows (per-nfe) or the
-    model's own (none). Soft commitment uses the entropy order's value."""
+    model's own (none). Soft commitment uses the entropy order's value; ``fitted`` remembers
+    the values already fitted for this model, keyed by (order, steps)."""
     if args.recalibrate == "none":
         return f.temperature
-    cfg = f.config
     key = ("entropy" if order == "soft" else order, steps)
-    cache = f.__dict__.setdefault("_per_nfe", {})
-    if key not in cache:
-        opts = {"steps": steps} if cfg.mode == "flow" else {"steps": steps, "order": key[0]}
-        f.recalibrate(train, **opts)
-        cache[key] = f.temperature
-    return cache[key]
+    if key not in fitted:
+        flow = f.config.mode == "flow"
+        f.recalibrate(train, steps=steps, **({} if flow else {"order": key[0]}))
+        fitted[key] = f.temperature
+    return fitted[key]
 
 
 def get_model(name, args, torch, mode="masked"):
@@ -140,7 +139,11 @@ def get_model(name, args, torch, mode="masked"):
     cols = list(proto.target_columns)
     t0 = time.perf_counter()
     f = Forecaster(cfg).fit(train[["item_id", "timestamp", *cols]], target=cols)
-    return f, df, proto, f"trained here in {time.perf_counter() - t0:.0f} s"
+    note = f"trained here in {time.perf_counter() - t0:.0f} s"
+    if ck and not args.quick:  # kept for the next run (the same folder forecast.py fills)
+        f.save(ck)
+        note += f", saved to {ck}"
+    return f, df, proto, note
 
 
 def report(rows, names, args, suffix) -> None:
@@ -228,7 +231,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="timing repeats (best of)")
     ap.add_argument("--data-cache", type=Path, default=None)
-    ap.add_argument("--ckpt", type=Path, default=None, help="forecast.py --save-ckpt folder")
+    ap.add_argument(
+        "--ckpt",
+        type=Path,
+        default=None,
+        help="forecast.py --save-ckpt folder: models found there are loaded, others saved there",
+    )
     ap.add_argument("--max-steps", type=int, default=None, help="override tsdiff steps")
     ap.add_argument("--max-time-s", type=float, default=None, help="tsdiff training time cap")
     ap.add_argument("--precision", default="bf16-mixed", help="training precision (no --ckpt)")
@@ -350,10 +358,12 @@ def main(argv=None) -> int:
             if proto.test_origins
             else {"windows": proto.n_test_windows}
         )
+        fitted = {mode: {} for mode in models}
         for order in samplers:
-            f = models["flow" if order == "flow" else "masked"][0]
+            mode = "flow" if order == "flow" else "masked"
+            f = models[mode][0]
             for steps in step_grid(H, C):
-                temp = calibrated(f, train, order, steps, args)
+                temp = calibrated(f, train, order, steps, args, fitted[mode])
                 best = math.inf
                 for _rep in range(args.repeats):
                     if args.device == "cuda":
