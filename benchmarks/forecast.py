@@ -135,6 +135,27 @@ def sampler_names(text: str, ap: argparse.ArgumentParser) -> list[str]:
     return names
 
 
+def tsdiff_config(proto, hp: dict, *, seed: int, **settings):
+    """The ForecasterConfig of a benchmark run: the protocol's horizon, context and frequency,
+    then ``settings`` (device, precision, mode, covariates...), then ``hp`` (the per-set
+    settings and any --hp probe, which may override the protocol's context)."""
+    from tsdiff.forecaster import ForecasterConfig
+
+    return ForecasterConfig(
+        **{"prediction_length": proto.prediction_length, "context_length": proto.context_length,
+           "freq": proto.freq, "seed": seed, "progress": False, "calibrate": True,
+           **settings, **hp}
+    )  # fmt: skip
+
+
+def backtest_kwargs(proto) -> dict:
+    """Forecaster.backtest's window arguments for a protocol: its shared origins, or the last
+    ``n_test_windows`` horizons of each series."""
+    if proto.test_origins:
+        return {"origins": list(proto.test_origins)}
+    return {"windows": proto.n_test_windows}
+
+
 # ---------------------------------------------------------------------------------- workers
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -178,7 +199,7 @@ def tsdiff_job(
     """
     torch = _quiet(threads)
     from benchmarks.datasets import window_splits, windows_to_arrays
-    from tsdiff.forecaster import Forecaster, ForecasterConfig
+    from tsdiff.forecaster import Forecaster
 
     df, proto = _load(name, cache, quick)
     train, windows = window_splits(df, proto)
@@ -188,21 +209,10 @@ def tsdiff_job(
     gpu = device == "cuda"
     out = {"name": name, "seed": seed, "hp": dict(hp), "orders": {}}
     for prec in [precision, "32-true"] if precision != "32-true" else ["32-true"]:
-        cfg = ForecasterConfig(
-            **{
-                "prediction_length": proto.prediction_length,
-                "context_length": proto.context_length,
-                "freq": proto.freq,
-                "seed": seed,
-                "accelerator": "gpu" if gpu else "cpu",
-                "precision": prec,
-                "progress": False,
-                "calibrate": True,
-                "mode": "flow" if variant == "flow" else "masked",
-                "future_covariates": covs,
-                **hp,
-            }
-        )  # --hp entries override these (a probe may lengthen the context a model reads)
+        cfg = tsdiff_config(
+            proto, hp, seed=seed, accelerator="gpu" if gpu else "cpu", precision=prec,
+            mode="flow" if variant == "flow" else "masked", future_covariates=covs,
+        )  # fmt: skip
         f = Forecaster(cfg)
         if gpu:
             torch.cuda.reset_peak_memory_stats()
@@ -224,11 +234,7 @@ def tsdiff_job(
     out["temperature"] = f.temperature
     out["calibration"] = f.history.get("calibration")
     full = df[["item_id", "timestamp", *cols, *covs]]
-    kw = (
-        {"origins": list(proto.test_origins)}
-        if proto.test_origins
-        else {"windows": proto.n_test_windows}
-    )
+    kw = backtest_kwargs(proto)
     out["inference_precision"] = f.inference_precision
     for model_name, sampler in SAMPLERS[variant].items():
         if samplers is not None and model_name not in samplers:

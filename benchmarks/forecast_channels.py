@@ -6,7 +6,8 @@ before the first origin, 100 paths per window); tsdiff with forecast.py's settin
 (30 epochs x 50 batches, Student-t, one global model over the (item, channel) series). For every
 target channel c: its own wQL (GluonTS mean weighted quantile loss over q = 0.1 ... 0.9, on that
 channel's cells) and its **part** of the data set's wQL (the channel's quantile loss over the
-sum |y| of all channels: a model's parts add up to its wQL, and the gaps to the difference). One training seed (``--seed``): a diagnosis, not a result over seeds.
+sum |y| of all channels: a model's parts add up to its wQL, and the gaps to the difference).
+One training seed (``--seed``): a diagnosis, not a result over seeds.
 
     python -m benchmarks.forecast_channels --data-cache .data/bench/forecast_data   # TMY3 + Appliances, ~25 min on 2 cores
     python -m benchmarks.forecast_channels --quick
@@ -25,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, format_table, print_header, write_csv
-from benchmarks.forecast import NUM_SAMPLES, _load, _quiet, tsdiff_hp
+from benchmarks.forecast import (
+    NUM_SAMPLES,
+    _load,
+    _quiet,
+    backtest_kwargs,
+    tsdiff_config,
+    tsdiff_hp,
+)
 
 
 def channel_wql(samples: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,20 +64,15 @@ def run_model(model: str, name: str, seed: int, args) -> dict:
             df, proto, n_samples=NUM_SAMPLES, seed=seed, quick=args.quick
         ).samples
         return {"samples": samples, "y": y, "channels": cols, "temperature": float("nan")}
-    from tsdiff.forecaster import Forecaster, ForecasterConfig
+    from tsdiff.forecaster import Forecaster
 
     hp = tsdiff_hp(name, argparse.Namespace(**vars(args), hp=None, max_steps=None, max_time_s=None))
-    cfg = ForecasterConfig(
-        **{"prediction_length": proto.prediction_length, "context_length": proto.context_length,
-           "freq": proto.freq, "seed": seed, "precision": "bf16-mixed", "progress": False, **hp}
-    )  # fmt: skip
+    cfg = tsdiff_config(proto, hp, seed=seed, precision="bf16-mixed")
     f = Forecaster(cfg).fit(train[["item_id", "timestamp", *cols]], target=cols)
-    kw = (
-        {"origins": list(proto.test_origins)}
-        if proto.test_origins
-        else {"windows": proto.n_test_windows}
-    )
-    bt = f.backtest(df[["item_id", "timestamp", *cols]], num_samples=NUM_SAMPLES, seed=seed, **kw)
+    bt = f.backtest(
+        df[["item_id", "timestamp", *cols]], num_samples=NUM_SAMPLES, seed=seed,
+        **backtest_kwargs(proto),
+    )  # fmt: skip
     return {"samples": bt["samples"], "y": y, "channels": cols, "temperature": f.temperature}
 
 

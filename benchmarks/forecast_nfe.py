@@ -42,7 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, format_table, print_header, save_png, write_csv
-from benchmarks.forecast import NUM_SAMPLES, _load, _quiet, score, tsdiff_hp
+from benchmarks.forecast import (
+    NUM_SAMPLES,
+    _load,
+    _quiet,
+    backtest_kwargs,
+    score,
+    tsdiff_config,
+    tsdiff_hp,
+)
 
 DATASETS = ("elecdemand", "us_employment")
 SAMPLERS = {
@@ -90,18 +98,18 @@ def deepar_predict_s(path: Path | None, rows: list[dict]) -> dict:
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def deepar_rows(name, df, proto, y, args) -> list[dict]:
-    """DeepAR trained and timed here: one row (order ``deepar``) beside the tsdiff rows."""
+def deepar_row(name, df, proto, y, args) -> dict:
+    """DeepAR trained and timed here: a row (order ``deepar``) beside the tsdiff rows."""
     from benchmarks import peers
 
     r = peers.deepar(df, proto, n_samples=NUM_SAMPLES, seed=0, quick=args.quick)
     s = score(r.samples, y)
     H, C = proto.prediction_length, len(proto.target_columns)
-    return [{"data": name, "order": "deepar", "steps": H, "nfe": H, "cells_per_step": C,
+    return {"data": name, "order": "deepar", "steps": H, "nfe": H, "cells_per_step": C,
              **{k: s[k] for k in ("crps", "wql", "cov50", "cov90", "calibration_error",
                                   "energy_score")},
              "seconds_100_paths": r.predict_seconds, "windows": y.shape[0], "H": H, "C": C,
-             "device": "cpu", "temperature": float("nan")}]  # fmt: skip
+             "device": "cpu", "temperature": float("nan")}  # fmt: skip
 
 
 def calibrated(f, train, order: str, steps: int, args, fitted: dict) -> float:
@@ -120,7 +128,7 @@ def calibrated(f, train, order: str, steps: int, args, fitted: dict) -> float:
 
 def get_model(name, args, torch, mode="masked"):
     from benchmarks.datasets import window_splits
-    from tsdiff.forecaster import Forecaster, ForecasterConfig
+    from tsdiff.forecaster import Forecaster
 
     df, proto = _load(name, args.data_cache, args.quick)
     ck = args.ckpt / (name if mode == "masked" else f"{name}-{mode}") if args.ckpt else None
@@ -129,11 +137,9 @@ def get_model(name, args, torch, mode="masked"):
         if args.device == "cpu":
             f.model.to("cpu")
         return f, df, proto, "loaded " + str(ck)
-    hp = tsdiff_hp(name, args)
-    cfg = ForecasterConfig(
-        prediction_length=proto.prediction_length, context_length=proto.context_length,
-        freq=proto.freq, seed=0, accelerator="gpu" if args.device == "cuda" else "cpu",
-        progress=False, calibrate=True, mode=mode, precision=args.precision, **hp,
+    cfg = tsdiff_config(
+        proto, tsdiff_hp(name, args), seed=0, mode=mode, precision=args.precision,
+        accelerator="gpu" if args.device == "cuda" else "cpu",
     )  # fmt: skip
     train, _ = window_splits(df, proto)
     cols = list(proto.target_columns)
@@ -155,9 +161,7 @@ def report(rows, names, args, suffix) -> None:
         for order in dict.fromkeys(r["order"] for r in rows if r["data"] == name):
             rs = [r for r in rows if r["data"] == name and r["order"] == order
                   and r["device"] == args.device]  # fmt: skip
-            if not rs:
-                continue
-            if order == "deepar":
+            if not rs or order == "deepar":  # DeepAR is the reference, not a sampler
                 continue
             ref = next(r for r in rs if r["nfe"] == max(x["nfe"] for x in rs))
             ok = [r for r in rs if r["nfe"] <= H / 4 and r["crps"] <= 1.03 * ref["crps"]]
@@ -344,20 +348,16 @@ def main(argv=None) -> int:
         _, df, proto, _ = next(iter(models.values()))
         if args.max_windows and proto.test_origins:
             proto = dataclasses.replace(proto, test_origins=proto.test_origins[: args.max_windows])
-        _, windows = window_splits(df, proto)
+        cols = ["item_id", "timestamp", *proto.target_columns]
+        train, windows = window_splits(df, proto)
+        train, full = train[cols], df[cols]
         _, y = windows_to_arrays(windows, proto)
-        full = df[["item_id", "timestamp", *proto.target_columns]]
-        train = window_splits(df, proto)[0][["item_id", "timestamp", *proto.target_columns]]
         H, C = proto.prediction_length, len(proto.target_columns)
         if args.deepar_csv is None and args.device == "cpu":
-            rows += deepar_rows(name, df, proto, y, args)
+            rows.append(deepar_row(name, df, proto, y, args))
             print(f"  {name} DeepAR: CRPS {rows[-1]['crps']:.4f} predict "
                   f"{rows[-1]['seconds_100_paths']:.2f}s", flush=True)  # fmt: skip
-        kw = (
-            {"origins": list(proto.test_origins)}
-            if proto.test_origins
-            else {"windows": proto.n_test_windows}
-        )
+        kw = backtest_kwargs(proto)
         fitted = {mode: {} for mode in models}
         for order in samplers:
             mode = "flow" if order == "flow" else "masked"
