@@ -32,7 +32,14 @@ from lm_core.checkpoint import atomic_write_dir
 from tsdiff.calibration import fit_spread, grid_search, mean_fair_crps, widen
 from tsdiff.conditioning import extend, future_block
 from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
-from tsdiff.data.windows import TrainWindows, collate, make_window
+from tsdiff.data.windows import (
+    TrainWindows,
+    collate,
+    make_window,
+    merge_channels,
+    split_channels,
+    split_series,
+)
 from tsdiff.diffusion import ORDERS, sample_paths
 from tsdiff.encoding import context_scale
 from tsdiff.features import feature_names, parse_freq
@@ -41,6 +48,7 @@ from tsdiff.lightning import TSDiffModule
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
 CALIBRATIONS = ("temperature", "spread", "both")
+CHANNEL_MODES = ("joint", "independent")
 SAMPLER_SETTINGS = {"steps", "order", "block_length"}  # what recalibrate() may change
 
 
@@ -60,6 +68,13 @@ class ForecasterConfig:
     """Value bins of the masked mode."""
     mode: str = "masked"
     """masked: value bins and masked diffusion; flow: continuous values and flow matching."""
+    channels: str = "joint"
+    """joint: an item's target channels are cells of one sequence and attend to each other, so
+    the joint over channels is modelled; independent: every channel is forecast as its own
+    univariate series by one shared model that knows the channel by a learned embedding
+    (channel independence, as PatchTST and GluonTS's DeepAR on multivariate data): C times more,
+    C times shorter training sequences, which can pay on a few long series, but paths are
+    independent across channels given each channel's own context."""
     scale_features: bool = False
     """Give the denoiser each channel's context level and scale (asinh loc, log scale), so that
     effects of covariates in absolute units (actions, say) can be learned; see TSModelConfig."""
@@ -140,6 +155,8 @@ class ForecasterConfig:
             raise ValueError(f"order: expected one of {ORDERS}, got {self.order!r}")
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        if self.channels not in CHANNEL_MODES:
+            raise ValueError(f"channels: expected one of {CHANNEL_MODES}, got {self.channels!r}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(
                 f"calibration: expected one of {CALIBRATIONS}, got {self.calibration!r}"
@@ -204,10 +221,13 @@ class Forecaster:
         c = self.config
         s = series[0]
         glob = c.covariate_scaling == "global"  # training statistics only where they are used
+        cards = [len(self.categories[c]) for c in self.columns.static_cat]
+        if self.independent:  # one univariate channel per sequence, its index a category
+            cards.append(s.target.shape[1])
         return TSModelConfig(
             context_length=c.context_length,
             prediction_length=c.prediction_length,
-            n_channels=s.target.shape[1],
+            n_channels=1 if self.independent else s.target.shape[1],
             patch_size=min(c.patch_size, c.context_length),
             n_bins=c.n_bins,
             mode=c.mode,
@@ -223,8 +243,13 @@ class Forecaster:
             n_past_covariates=s.past_cov.shape[1],
             n_future_covariates=s.future_cov.shape[1],
             n_static_real=len(s.static_real),
-            static_cardinalities=[len(self.categories[c]) for c in self.columns.static_cat],
+            static_cardinalities=cards,
         )
+
+    @property
+    def independent(self) -> bool:
+        """True when channels are forecast independently (``channels="independent"``, C > 1)."""
+        return self.config.channels == "independent" and len(self.columns.targets) > 1
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -267,7 +292,7 @@ class Forecaster:
             mcfg.to_dict(), lr=c.lr, max_steps=c.max_steps, warmup_steps=min(100, c.max_steps // 10)
         )
         data = TrainWindows(
-            train_series,
+            split_series(train_series) if self.independent else train_series,
             c.context_length,
             H,
             c.freq,
@@ -392,7 +417,7 @@ class Forecaster:
         def paths(temp: float, n: int) -> np.ndarray:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             opts = self.sampler_options(temperature=temp)
-            s, _ = sample_paths(self.model, batch, n, generator=g, **opts)
+            s, _ = self.sample_windows(val, n, generator=g, **opts)
             return ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
 
         self.temperature, self.spread = 1.0, 1.0
@@ -452,10 +477,23 @@ class Forecaster:
             raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
         spread = sampler.pop("spread", self.spread)
         g = torch.Generator(device=self.device).manual_seed(seed)
-        batch = self._to_device(collate(windows))
         opts = self.sampler_options(**sampler)
-        samples, stats = sample_paths(self.model, batch, num_samples, generator=g, **opts)
+        samples, stats = self.sample_windows(windows, num_samples, generator=g, **opts)
         return widen(samples.cpu().numpy(), spread), stats
+
+    def sample_windows(
+        self, windows: list[dict], num_samples: int, *, generator=None, **opts
+    ) -> tuple[torch.Tensor, object]:
+        """Raw sampler paths [N, S, H, C] (a tensor on ``self.device``, no spread applied) of
+        window dicts (tsdiff.data.windows.make_window) with sampler options ``opts`` (the keyword
+        arguments of :func:`tsdiff.diffusion.sample_paths`); channel-independent models sample
+        the C univariate windows of every window in one batch and merge them back."""
+        if not self.independent:
+            batch = self._to_device(collate(windows))
+            return sample_paths(self.model, batch, num_samples, generator=generator, **opts)
+        batch = self._to_device(collate(split_channels(windows)))
+        out, stats = sample_paths(self.model, batch, num_samples, generator=generator, **opts)
+        return merge_channels(out, len(self.columns.targets)), stats
 
     def sampler_options(self, **overrides) -> dict:
         """The configured sampler settings (order, steps, block_length, fitted temperature),

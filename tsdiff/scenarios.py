@@ -30,8 +30,7 @@ import torch
 from tsdiff.calibration import widen
 from tsdiff.conditioning import extend, future_block
 from tsdiff.data.frames import DataError, Series
-from tsdiff.data.windows import collate, make_window
-from tsdiff.diffusion import sample_paths
+from tsdiff.data.windows import make_window
 
 
 @dataclass
@@ -130,9 +129,8 @@ def _rollout_one(
                 e = dataclasses.replace(ext, target=ext.target.copy())
                 e.target[n0 : n0 + done] = p
                 windows.append(make_window(e, n0 + done, L, H, c.freq))
-        batch = forecaster._to_device(collate(windows))
         opts = forecaster.sampler_options(**sampler)
-        out, stats = sample_paths(forecaster.model, batch, n, generator=g, **opts)
+        out, stats = forecaster.sample_windows(windows, n, generator=g, **opts)
         block = out.reshape(S, H, -1).cpu().numpy()
         paths = np.concatenate([paths, block], axis=1)
         nfe += stats.nfe

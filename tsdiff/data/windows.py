@@ -15,6 +15,8 @@ A window ending at ``end`` has context steps ``[end - L, end)`` and horizon step
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import torch
@@ -67,6 +69,42 @@ def make_window(series: Series, end: int, L: int, H: int, freq: str) -> dict:
         "static_real": series.static_real.astype(np.float32),
         "static_cat": series.static_cat.astype(np.int64),
     }
+
+
+TARGET_KEYS = ("ctx", "ctx_obs", "fut", "fut_obs")
+
+
+def split_series(series: list[Series]) -> list[Series]:
+    """Channel independence: each series of C target channels as C univariate series (item i,
+    channel c at ``i * C + c``), with the channel index appended to ``static_cat`` so that one
+    shared model knows which channel it forecasts. Covariates, calendar features and the other
+    static features are shared (not copied)."""
+    return [
+        dataclasses.replace(
+            s, target=s.target[:, c : c + 1], static_cat=np.append(s.static_cat, c).astype(np.int64)
+        )
+        for s in series
+        for c in range(s.target.shape[1])
+    ]
+
+
+def split_channels(windows: list[dict]) -> list[dict]:
+    """:func:`split_series` for windows: each window of C channels as C univariate windows
+    (window i, channel c at ``i * C + c``); :func:`merge_channels` undoes it on sample paths."""
+    out = []
+    for w in windows:
+        for c in range(w["ctx"].shape[-1]):
+            v = dict(w)
+            v.update({k: w[k][:, c : c + 1] for k in TARGET_KEYS if k in w})
+            v["static_cat"] = np.append(w["static_cat"], c).astype(np.int64)
+            out.append(v)
+    return out
+
+
+def merge_channels(paths: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """Paths of split windows [N * C, S, H, 1] (window-major) -> [N, S, H, C]."""
+    NC, S, H, _ = paths.shape
+    return paths.reshape(NC // n_channels, n_channels, S, H).permute(0, 2, 3, 1)
 
 
 def collate(windows: list[dict]) -> dict[str, torch.Tensor]:
