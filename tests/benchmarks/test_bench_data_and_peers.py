@@ -98,3 +98,26 @@ def test_forecast_samplers_flag_names_unknown_samplers():
     assert sampler_names("entropy,tsdiff/random", ap) == ["tsdiff/entropy", "tsdiff/random"]
     with pytest.raises(SystemExit):
         sampler_names("entropy,entorpy", ap)
+
+
+def test_forecast_settings_of_the_channel_modes():
+    """The multivariate main sets run channel-independent, their joint twin (variant "joint")
+    with the joint model's own CPU budget; --quick keeps each set's channel mode; tmy3_drivers
+    (the covariate set) stays joint; ForecasterConfig accepts every setting."""
+    import argparse
+
+    from benchmarks.forecast import tsdiff_hp
+    from tsdiff.forecaster import ForecasterConfig
+
+    def hp(name, variant="masked", **kw):
+        a = dict(quick=False, device="cpu", hp=None, max_steps=None, max_time_s=None)
+        return tsdiff_hp(name, argparse.Namespace(**{**a, **kw}), variant)
+
+    assert hp("tmy3")["channels"] == "independent" and hp("tmy3")["max_steps"] == 3000
+    joint = hp("appliances", "joint")
+    assert joint["channels"] == "joint" and joint["max_steps"] == 400
+    assert hp("tmy3", quick=True)["channels"] == "independent"
+    assert hp("tmy3_drivers")["channels"] == "joint"
+    assert hp("elecdemand").get("channels", "joint") == "joint"
+    for name in ("tmy3", "appliances", "elecdemand", "us_employment"):
+        ForecasterConfig(**hp(name, device="cuda"))
