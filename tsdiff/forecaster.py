@@ -40,7 +40,7 @@ from tsdiff.data.windows import (
     split_channels,
     split_series,
 )
-from tsdiff.diffusion import ORDERS, sample_paths
+from tsdiff.diffusion import ORDERS, SampleStats, sample_paths
 from tsdiff.encoding import context_scale
 from tsdiff.features import feature_names, parse_freq
 from tsdiff.forecast import Forecast
@@ -221,7 +221,7 @@ class Forecaster:
         c = self.config
         s = series[0]
         glob = c.covariate_scaling == "global"  # training statistics only where they are used
-        cards = [len(self.categories[c]) for c in self.columns.static_cat]
+        cards = [len(self.categories[col]) for col in self.columns.static_cat]
         if self.independent:  # one univariate channel per sequence, its index a category
             cards.append(s.target.shape[1])
         return TSModelConfig(
@@ -483,17 +483,15 @@ class Forecaster:
 
     def sample_windows(
         self, windows: list[dict], num_samples: int, *, generator=None, **opts
-    ) -> tuple[torch.Tensor, object]:
+    ) -> tuple[torch.Tensor, SampleStats]:
         """Raw sampler paths [N, S, H, C] (a tensor on ``self.device``, no spread applied) of
         window dicts (tsdiff.data.windows.make_window) with sampler options ``opts`` (the keyword
         arguments of :func:`tsdiff.diffusion.sample_paths`); channel-independent models sample
         the C univariate windows of every window in one batch and merge them back."""
-        if not self.independent:
-            batch = self._to_device(collate(windows))
-            return sample_paths(self.model, batch, num_samples, generator=generator, **opts)
-        batch = self._to_device(collate(split_channels(windows)))
+        split = self.independent
+        batch = self._to_device(collate(split_channels(windows) if split else windows))
         out, stats = sample_paths(self.model, batch, num_samples, generator=generator, **opts)
-        return merge_channels(out, len(self.columns.targets)), stats
+        return (merge_channels(out, len(self.columns.targets)) if split else out), stats
 
     def sampler_options(self, **overrides) -> dict:
         """The configured sampler settings (order, steps, block_length, fitted temperature),
