@@ -148,7 +148,9 @@ def batches(train, tok, batch: int, seed: int):
         yield ids, maskable
 
 
-def train(model, tok, train_data, *, steps, objective, lr, seed, batch, log_every=250):
+def train(
+    model, tok, train_data, *, steps, objective, lr, seed, batch, log_every=250, mask_ratio=None
+):
     import torch
 
     from lm_core.dmax import dmax_loss
@@ -166,7 +168,7 @@ def train(model, tok, train_data, *, steps, objective, lr, seed, batch, log_ever
         kw = dict(mask_id=tok.mask_id, maskable=maskable, normalise="answer", stratified=True,
                   generator=g)  # fmt: skip
         if objective == "dmax":
-            loss, stats = dmax_loss(model, ids, share=0.5, **kw)
+            loss, stats = dmax_loss(model, ids, share=0.5, mask_ratio=mask_ratio, **kw)
         else:
             loss, stats = masked_diffusion_loss(model, ids, **kw)
         opt.zero_grad(set_to_none=True)
@@ -335,7 +337,17 @@ def main(argv=None) -> int:
         "DMax's left-to-right frontier runs with the carries; separate data, models and CSV "
         "(tag -add<n>-lsb, lm_dmax_add<n>_lsb.csv)",
     )
+    ap.add_argument(
+        "--dmax-mask-ratio",
+        type=float,
+        default=None,
+        help="DMax fine-tuning masks this fixed share of the answer cells (the DMax reference "
+        "trains at 0.75) instead of t ~ U(0, 1); its own model cache and CSV suffix _mr<percent>",
+    )
     args = ap.parse_args(argv)
+    mr = args.dmax_mask_ratio
+    if mr is not None and not 0.0 < mr <= 1.0:
+        ap.error(f"--dmax-mask-ratio: expected a number in (0, 1], got {mr}")
     add = args.task == "add"
     if args.lsb_first and not add:
         ap.error("--lsb-first only applies to --task add (it reverses the sum's digits)")
@@ -362,7 +374,8 @@ def main(argv=None) -> int:
         task_line,
         f"masked DLM d_model={SHAPE['d_model']}, {SHAPE['n_layers']} layers, byte tokens; "
         f"{sc['base']} base steps (masked loss on answers, batch {sc['batch']}), then "
-        f"{sc['ft']} steps of masked (control) or DMax (share 0.5) from the same weights",
+        f"{sc['ft']} steps of masked (control) or DMax (share 0.5"
+        + (f", fixed mask ratio {mr}" if mr is not None else "") + ") from the same weights",
         f"decoding: batch 1, greedy, one block of {answer_len}; {sc['test']} held-out problems",
         f"torch threads {args.threads}, device cpu",
     ], args)  # fmt: skip
@@ -400,9 +413,13 @@ def main(argv=None) -> int:
             net = Transformer(shape)
             net.load_state_dict(base.state_dict())
             return train(net, tok, train_data, steps=sc["ft"], objective=obj, lr=1e-3, seed=1,
-                         batch=sc["batch"]), tok  # fmt: skip
+                         batch=sc["batch"], mask_ratio=mr if obj == "dmax" else None), tok  # fmt: skip
 
-        models[name] = cached_model(root / obj, make_ft, {**key, "model": obj})
+        own = obj == "dmax" and mr is not None  # the fixed-ratio DMax model is cached apart
+        path = root / (f"dmax-mr{round(100 * mr)}" if own else obj)
+        models[name] = cached_model(
+            path, make_ft, {**key, "model": obj, **({"mask_ratio": mr} if own else {})}
+        )
     print(f"training done in {time.perf_counter() - t0:.0f}s", flush=True)
     rows = []
     grids = (THRESHOLDS_ADD, DMAX_TAUS_ADD) if add else (THRESHOLDS, DMAX_TAUS)
@@ -417,6 +434,7 @@ def main(argv=None) -> int:
         suffix = f"_add{n}" + ("_lsb" if args.lsb_first else "")
     else:
         suffix = f"_sort{n}" if tag else ""
+    suffix += f"_mr{round(100 * mr)}" if mr is not None else ""
     result = "lm_dmax" + ("_quick" if args.quick else "") + suffix
     finish(result, rows, cols, args.out,
            {"date": m["date"], "threads": args.threads, "torch": m["torch"]}, notes)  # fmt: skip

@@ -260,8 +260,17 @@ class ObjectiveConfig:
     whose masked cells are replaced by the model's own argmax (no-grad pass) and scored by CE on
     every maskable cell; the rest keep the masked-diffusion loss. Works on plain text (all real
     tokens maskable) and on SFT batches (the response only, normalised per answer)."""
+    dmax_mask_ratio: float | None = None
+    """objective.kind dmax: mask this fixed share of the maskable cells in every sequence (the
+    DMax reference trains at 0.75); null: a per-sequence t ~ U(eps, 1), as the masked objective."""
 
     def __post_init__(self) -> None:
+        _check(
+            self.dmax_mask_ratio is None or 0.0 < self.dmax_mask_ratio <= 1.0,
+            "objective.dmax_mask_ratio",
+            "null or a number in (0, 1]",
+            self.dmax_mask_ratio,
+        )
         _check(
             self.kind in ("masked", "ar", "sft", "flow", "dmax"),
             "objective.kind",

@@ -90,6 +90,7 @@ def dmax_loss(
     eps: float = 1e-3,
     stratified: bool = False,
     normalise: str = "tokens",
+    mask_ratio: float | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, dict]:
     """On-policy self-correction loss (see the module docstring).
@@ -100,6 +101,8 @@ def dmax_loss(
         maskable: bool [B, T] cells that may be masked and are scored (SFT: the response).
         normalise: ``tokens`` (sum over the maskable count) or ``answer`` (per-row mean, then
             mean over rows), as in :func:`lm_core.objectives.masked_diffusion_loss`.
+        mask_ratio: mask every maskable cell with this fixed probability in every sequence
+            (the DMax reference trains at 0.75) instead of p = t, t ~ U(eps, 1) per sequence.
 
     Returns:
         loss and stats {"masked_frac", "ce_masked", "sc_frac", "sc_wrong_frac", "ce_sc"}.
@@ -108,9 +111,16 @@ def dmax_loss(
         raise ValueError(f"share: expected a number in [0, 1], got {share}")
     if maskable is None:
         maskable = torch.ones_like(input_ids, dtype=torch.bool)
+    if mask_ratio is not None and not 0.0 < mask_ratio <= 1.0:
+        raise ValueError(f"mask_ratio: expected a number in (0, 1], got {mask_ratio}")
     unit, n_units = _units(input_ids, cu_seqlens)
-    t_unit = sample_t(n_units, stratified=stratified, device=input_ids.device, generator=generator)
-    p = mask_probability(t_unit[unit], eps).expand_as(input_ids)
+    if mask_ratio is None:
+        t_unit = sample_t(
+            n_units, stratified=stratified, device=input_ids.device, generator=generator
+        )
+        p = mask_probability(t_unit[unit], eps).expand_as(input_ids)
+    else:
+        p = torch.full(input_ids.shape, float(mask_ratio), device=input_ids.device)
     x_t, masked = mask_tokens(input_ids, p, mask_id, maskable=maskable, generator=generator)
     u = torch.rand(n_units, device=input_ids.device, generator=generator)
     sc = (u < share)[unit].expand_as(input_ids)  # cells of self-correction sequences

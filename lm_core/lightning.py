@@ -139,7 +139,8 @@ class DiffusionLM(L.LightningModule):
                 self.net, ids, mask_id=self.mask_id, share=self.objective.dmax_share,
                 maskable=batch["maskable"] if sft else valid, cu_seqlens=None if sft else cu,
                 attn_mask=None if sft else attn_mask, eps=c.eps, stratified=c.stratified,
-                normalise="answer" if sft else "tokens", generator=generator,
+                normalise="answer" if sft else "tokens",
+                mask_ratio=self.objective.dmax_mask_ratio, generator=generator,
             )  # fmt: skip
         if self.objective.kind == "sft":
             if "maskable" not in batch:

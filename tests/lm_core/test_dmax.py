@@ -73,6 +73,24 @@ def test_share_zero_is_the_masked_diffusion_loss():
         dmax_loss(m, ids, mask_id=MASK, share=1.5)
 
 
+def test_a_fixed_mask_ratio_masks_that_share_of_every_sequence():
+    """mask_ratio (the DMax reference's fixed 0.75): each maskable cell is masked with that
+    probability in every row, instead of a per-row t; 1.0 masks every maskable cell."""
+    B, T, P = 64, 40, 4
+    ids = torch.randint(0, 10, (B, T), generator=torch.Generator().manual_seed(2))
+    maskable = torch.arange(T)[None].expand(B, T) >= P
+    m = Recorder(B, T)
+    _, stats = dmax_loss(m, ids, mask_id=MASK, share=0.0, maskable=maskable, mask_ratio=0.75,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    per_row = (m.inputs[-1] == MASK).sum(-1).float() / (T - P)
+    assert abs(float(stats["masked_frac"]) - 0.75) < 0.02
+    assert per_row.min() > 0.4 and per_row.max() < 1.0  # no row near t = 0 or 1, unlike U(0, 1)
+    _, stats = dmax_loss(m, ids, mask_id=MASK, share=0.5, maskable=maskable, mask_ratio=1.0)
+    assert float(stats["masked_frac"]) == 1.0
+    with pytest.raises(ValueError, match="mask_ratio"):
+        dmax_loss(m, ids, mask_id=MASK, mask_ratio=0.0)
+
+
 def test_soft_embedding_mixes_by_confidence_and_rescales_the_norm():
     w = torch.randn(6, 16, generator=torch.Generator().manual_seed(0))
     top1 = torch.tensor([2, 3, 4])
