@@ -6,6 +6,8 @@
                                                      # ~8-10 min): results/lm_dmax_add8.csv
     .venv/bin/python benchmarks/lm_dmax.py --task add --lsb-first --problems 400
                                  # add-8, sum least significant digit first: lm_dmax_add8_lsb.csv
+    .venv/bin/python benchmarks/lm_dmax.py --task add --dmax-mask-ratio 0.75 --problems 400
+                                 # DMax fine-tune at the reference's fixed mask ratio: _mr75.csv
     .venv/bin/python benchmarks/lm_dmax.py --quick    # smoke run (~1-2 minutes)
 
 Protocol (the sorting task and its data come from ``benchmarks/lm_decoding.py``, imported):
