@@ -413,11 +413,14 @@ class Forecaster:
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         y = ((batch["fut"] - loc) / scale).cpu().numpy()
         obs = batch["fut_obs"].cpu().numpy()
+        inputs = (
+            self.model_batch(val) if self.independent else batch
+        )  # built once, not per grid value
 
         def paths(temp: float, n: int) -> np.ndarray:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             opts = self.sampler_options(temperature=temp)
-            s, _ = self.sample_windows(val, n, generator=g, **opts)
+            s, _ = self.sample_batch(inputs, n, generator=g, **opts)
             return ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
 
         self.temperature, self.spread = 1.0, 1.0
@@ -481,17 +484,28 @@ class Forecaster:
         samples, stats = self.sample_windows(windows, num_samples, generator=g, **opts)
         return widen(samples.cpu().numpy(), spread), stats
 
+    def model_batch(self, windows: list[dict]) -> dict[str, torch.Tensor]:
+        """Window dicts (tsdiff.data.windows.make_window) as the model's input batch on
+        ``self.device``: channel-independent models get the C univariate windows of every
+        window (window-major, [N * C, ..., 1])."""
+        return self._to_device(collate(split_channels(windows) if self.independent else windows))
+
+    def sample_batch(
+        self, batch: dict, num_samples: int, *, generator=None, **opts
+    ) -> tuple[torch.Tensor, SampleStats]:
+        """Raw sampler paths [N, S, H, C] (on ``self.device``, no spread applied) of a
+        :meth:`model_batch`, with sampler options ``opts`` (the keyword arguments of
+        :func:`tsdiff.diffusion.sample_paths`); univariate paths are merged back per window."""
+        out, stats = sample_paths(self.model, batch, num_samples, generator=generator, **opts)
+        return (merge_channels(out, len(self.columns.targets)) if self.independent else out), stats
+
     def sample_windows(
         self, windows: list[dict], num_samples: int, *, generator=None, **opts
     ) -> tuple[torch.Tensor, SampleStats]:
-        """Raw sampler paths [N, S, H, C] (a tensor on ``self.device``, no spread applied) of
-        window dicts (tsdiff.data.windows.make_window) with sampler options ``opts`` (the keyword
-        arguments of :func:`tsdiff.diffusion.sample_paths`); channel-independent models sample
-        the C univariate windows of every window in one batch and merge them back."""
-        split = self.independent
-        batch = self._to_device(collate(split_channels(windows) if split else windows))
-        out, stats = sample_paths(self.model, batch, num_samples, generator=generator, **opts)
-        return (merge_channels(out, len(self.columns.targets)) if split else out), stats
+        """:meth:`sample_batch` of :meth:`model_batch` (windows): paths [N, S, H, C]."""
+        return self.sample_batch(
+            self.model_batch(windows), num_samples, generator=generator, **opts
+        )
 
     def sampler_options(self, **overrides) -> dict:
         """The configured sampler settings (order, steps, block_length, fitted temperature),
