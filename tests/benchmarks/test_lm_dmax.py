@@ -1,0 +1,74 @@
+"""lm_dmax's synthetic tasks, their answer checks and the goal's matching rule (no training)."""
+
+import random
+
+from benchmarks.lm_dmax import (
+    DISTILLED_CONTROL,
+    DMAX_MODEL,
+    MIN_ACCURACY,
+    add_problem,
+    checker,
+    matched,
+    pick_problem,
+    pick_valid,
+)
+
+
+def test_pick_problem_has_many_right_answers_and_the_check_accepts_each():
+    prompt, answer = pick_problem(random.Random(0), 4)
+    slots = prompt[2:-1].split(",")
+    assert prompt.startswith("w:") and prompt.endswith(">") and len(slots) == 4
+    assert len(answer) == 8 and pick_valid(prompt, answer)
+    # every one of the 2**4 choices is right
+    choices = [s.split("-") for s in slots]
+    for mask in range(16):
+        other = "".join(c[(mask >> j) & 1] * 2 for j, c in enumerate(choices))
+        assert pick_valid(prompt, other)
+    assert pick_problem(random.Random(0), 4) == (prompt, answer)  # seeded
+
+
+def test_pick_check_rejects_mixed_slots_foreign_digits_and_wrong_lengths():
+    prompt = "w:3-7,1-5>"
+    assert pick_valid(prompt, "3355") and pick_valid(prompt, "7711")
+    assert not pick_valid(prompt, "3755")  # a slot's two cells disagree (modes mixed)
+    assert not pick_valid(prompt, "4455")  # 4 is not offered in slot 0
+    assert not pick_valid(prompt, "335")  # too short
+    assert not pick_valid(prompt, "335511")  # too long
+
+
+def test_checker_is_exact_for_one_answer_tasks_and_validity_for_pick():
+    prompt, answer = add_problem(random.Random(3), 5)
+    exact = checker("add")
+    assert exact(prompt, answer, answer) and not exact(prompt, answer[::-1] + "x", answer)
+    assert checker("pick")("w:3-7>", "77", "33")  # another right answer than the reference
+
+
+def _row(model, setting, acc, tpf):
+    return {"model": model, "setting": setting, "accuracy_pct": acc, "tpf": tpf}
+
+
+def test_matched_compares_each_dmax_row_with_the_fastest_plain_row_at_its_accuracy():
+    rows = [
+        _row("masked (base)", "threshold tau=0.5", 60.0, 10.0),  # fast but inaccurate
+        _row("masked (base)", "threshold tau=0.9", 100.0, 1.0),
+        _row("masked +ft (control)", "threshold tau=0.7", 99.0, 2.0),  # fastest at >= 98.5 %
+        _row(DMAX_MODEL, "threshold tau=0.7", 99.0, 7.0),
+        _row(DMAX_MODEL, "DMax soft tau=0.7", 99.5, 6.0),
+        _row(DISTILLED_CONTROL, "threshold tau=0.7", 100.0, 8.0),
+    ]
+    notes = "\n".join(matched(rows, 12))
+    assert "(99.0%, TPF 2.00): 3.00x" in notes  # against the control's row, not the base's 1.0
+    assert "goal (" in notes and notes.count("MET") == 1 and "): MET" in notes
+    # the self-distilled control is faster still: DMax adds nothing beyond self-distillation
+    assert "(100.0%, TPF 8.00): 0.75x" in notes
+    assert notes.rstrip().endswith("same self-distilled answers): MISSED")
+
+
+def test_matched_never_meets_the_goal_below_the_accuracy_floor():
+    low = MIN_ACCURACY - 10
+    rows = [
+        _row("masked (base)", "threshold tau=0.9", low, 1.0),
+        _row(DMAX_MODEL, "DMax soft tau=0.1", low, 12.0),  # 12x faster, but wrong too often
+    ]
+    notes = "\n".join(matched(rows, 12))
+    assert "12.00x" in notes and "MET" not in notes.replace("MISSED", "")
