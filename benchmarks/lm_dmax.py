@@ -111,6 +111,9 @@ HARD_TAUS = (0.5, 0.9)  # the hard-input ablation of DMax decoding (see decode_r
 # plain threshold row of that speed range to be matched against
 THRESHOLDS_WIDE = (0.1, 0.2, 0.3, *THRESHOLDS)
 DMAX_TAUS_WIDE = (0.1, 0.2, *DMAX_TAUS)
+# pick: the plain sampler jumps from one forward (tau <= 0.5, modes mixed) to one cell per step
+# (tau 0.7); the taus between are measured too, so no plain setting between is left out
+THRESHOLDS_PICK = (0.1, 0.2, 0.3, 0.5, 0.55, 0.6, 0.65, *THRESHOLDS[1:])
 ADD_DIGITS = 8  # add-8: 9 answer cells
 MIN_ACCURACY = 50.0  # exact-match %, below which a DMax row cannot meet the goal (see matched)
 CHAIN_SHARE = 0.5  # share of add problems with a planted carry run (see the module docstring)
@@ -286,6 +289,22 @@ def cached_model(path: Path, make, key: dict):
     save_checkpoint(path, model, tok)
     meta.write_text(json.dumps(key))
     return model
+
+
+def cached_answers(path: Path, make, key: dict) -> list[tuple[str, str]]:
+    """[(prompt, answer)] from ``path`` if it was written for the base model ``key``; otherwise
+    ``make()``, written to a temporary file and renamed (never half-written)."""
+    key = {name: v for name, v in key.items() if name != "test"}  # as in cached_model
+    if path.is_file():
+        head, *lines = path.read_text().splitlines()
+        if json.loads(head) == key:
+            print(f"  reusing {path}")
+            return [tuple(json.loads(line)) for line in lines]
+    pairs = make()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(json.dumps(x) for x in [key, *pairs]) + "\n")
+    tmp.replace(path)
+    return pairs
 
 
 def decode_rows(
@@ -536,7 +555,11 @@ def main(argv=None) -> int:
     distilled = None
     if args.self_distill:
         t1 = time.perf_counter()
-        distilled = self_distill(base, tok, train_data, answer_len, check)
+        distilled = cached_answers(
+            root / "self_distilled.jsonl",
+            lambda: self_distill(base, tok, train_data, answer_len, check),
+            {**key, "model": "base"},
+        )
         print(f"self-distilled: the base answered {len(distilled)} of {len(train_data)} training "
               f"prompts right ({time.perf_counter() - t1:.0f}s)", flush=True)  # fmt: skip
         if not distilled:
@@ -564,7 +587,10 @@ def main(argv=None) -> int:
         models[name] = cached_model(root / "-".join(parts), make_ft, {**key, "model": obj, **extra})
     print(f"training done in {time.perf_counter() - t0:.0f}s", flush=True)
     rows = []
-    grids = (THRESHOLDS_WIDE, DMAX_TAUS_WIDE) if add or pick else (THRESHOLDS, DMAX_TAUS)
+    if add or pick:
+        grids = (THRESHOLDS_PICK if pick else THRESHOLDS_WIDE, DMAX_TAUS_WIDE)
+    else:
+        grids = (THRESHOLDS, DMAX_TAUS)
     with torch.no_grad():
         for name, model in models.items():
             rows += decode_rows(name, model.eval(), tok, test, torch, answer_len, *grids,

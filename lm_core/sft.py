@@ -89,6 +89,21 @@ def render_prompt(messages: Sequence[dict], template: ChatTemplate = DEFAULT_TEM
     return "".join(parts) + template.assistant
 
 
+def answer_prompt(example: dict, template: ChatTemplate = DEFAULT_TEMPLATE) -> str:
+    """The prompt text a model answers for an SFT example: every message but the last (the
+    reference answer, which is not shown), rendered, ending with the assistant marker."""
+    return render_prompt(_messages(example, "example")[:-1], template)
+
+
+def with_answer(example: dict, answer: str) -> dict:
+    """A copy of an SFT example whose response (last message) is ``answer``, in its own format."""
+    if "messages" in example:
+        msgs = [dict(m) for m in example["messages"]]
+        msgs[-1]["content"] = answer
+        return {**example, "messages": msgs}
+    return {**example, "response": answer}
+
+
 def format_example(
     example: dict, tokenizer, template: ChatTemplate = DEFAULT_TEMPLATE, *, where: str = "example"
 ) -> tuple[list[int], int]:

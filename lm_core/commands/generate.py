@@ -3,9 +3,14 @@
     lm-core generate --ckpt DIR --prompt TEXT [--sampler low_confidence|threshold|random|dmax]
         [--gen-length N --block-length N --steps N --tau X --temperature X --cfg X
          --confidence prob|margin|entropy|random --max-new-tokens N --seed N --device D]
+    lm-core generate --ckpt DIR --prompts SFT.jsonl --out ANSWERS.jsonl [--batch-size N ...]
 
 Prints the generated text, then one line with NFE, tokens per forward (TPF), wall-clock and
-tokens per second. ``--ckpt`` is an lm_core checkpoint or a LLaDA-format directory. A flow
+tokens per second. With ``--prompts`` (an SFT file: ``{"prompt", "response"}`` or
+``{"messages"}`` lines) the model answers every example's prompt, rendered with the SFT chat
+template, and ``--out`` gets the same examples with the model's answers as their responses:
+self-distilled SFT data, which is what the DMax reference fine-tunes on (``lm-core fit`` with
+``objective.kind: dmax`` and an SFT data module on that file). ``--ckpt`` is an lm_core checkpoint or a LLaDA-format directory. A flow
 checkpoint (``objective: flow``) takes ``--sampler euler|sde`` (``--churn``), ``--steps``
 (its NFE, default 32) and ``--cfg`` (see :mod:`lm_core.flow.sampling`).
 """
@@ -20,7 +25,16 @@ from lm_core.sampling.policies import CONFIDENCES, SAMPLERS
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lm-core generate", description=__doc__.splitlines()[0])
     p.add_argument("--ckpt", required=True, help="checkpoint directory")
-    p.add_argument("--prompt", required=True, action="append", help="prompt text (repeatable)")
+    p.add_argument("--prompt", action="append", help="prompt text (repeatable)")
+    p.add_argument(
+        "--prompts",
+        default=None,
+        help="SFT JSONL whose prompts the model answers (the references are ignored); needs --out",
+    )
+    p.add_argument(
+        "--out", default=None, help="with --prompts: JSONL of the examples with the model's answers"
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="with --prompts: prompts per call")
     p.add_argument(
         "--sampler",
         default="low_confidence",
@@ -49,30 +63,82 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.prompt is None) == (args.prompts is None):
+        parser.error("give the prompts as --prompt TEXT (repeatable) or --prompts FILE, not both")
+    if (args.prompts is None) != (args.out is None):
+        parser.error("--prompts and --out go together (answers are written to --out)")
+    if args.batch_size <= 0:
+        parser.error(f"--batch-size: expected a positive integer, got {args.batch_size}")
     from lm_core.flow.model import is_flow_checkpoint
 
     if is_flow_checkpoint(args.ckpt):  # flow LM: --sampler euler|sde, --steps, --cfg, --churn
+        if args.prompts is not None:
+            parser.error("--prompts: masked checkpoints only (not a flow model)")
         from lm_core.flow.commands import generate as flow_generate
 
         return flow_generate(args)
     from lm_core.llada import load_any
-    from lm_core.sampling.generate import generate
 
     model, tok, meta = load_any(args.ckpt, args.device)
     if tok is None:
         raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")
-    res = generate(
-        model, tok, args.prompt, gen_length=args.gen_length, block_length=args.block_length or min(32, args.gen_length),
-        steps=args.steps, sampler=args.sampler, temperature=args.temperature, tau=args.tau,
-        confidence=args.confidence, cfg_scale=args.cfg, max_new_tokens=args.max_new_tokens,
-        seed=args.seed, mask_id=meta.get("mask_id"),
-    )  # fmt: skip
+    if args.prompts is not None:
+        return _answer_file(args, model, tok, meta)
+    res = _sample(args, model, tok, meta, args.prompt)
     for text in res.texts:
         print(text)
     s = res.stats
     print(
         f"# sampler={args.sampler} nfe={s.nfe} forward_passes={s.forward_passes} "
         f"tpf={s.tpf:.2f} seconds={s.seconds:.3f} tokens_per_s={s.tokens_per_second:.1f}"
+    )
+    return 0
+
+
+def _sample(args, model, tok, meta, prompts, seed=None):
+    """:func:`lm_core.sampling.generate.generate` with the command line's sampler options."""
+    from lm_core.sampling.generate import generate
+
+    return generate(
+        model, tok, prompts, gen_length=args.gen_length,
+        block_length=args.block_length or min(32, args.gen_length), steps=args.steps,
+        sampler=args.sampler, temperature=args.temperature, tau=args.tau,
+        confidence=args.confidence, cfg_scale=args.cfg, max_new_tokens=args.max_new_tokens,
+        seed=args.seed if seed is None else seed, mask_id=meta.get("mask_id"),
+    )  # fmt: skip
+
+
+def _answer_file(args, model, tok, meta) -> int:
+    """``--prompts FILE --out FILE``: answer every SFT example's prompt, write the examples back
+    with the model's answers (temporary file, then rename)."""
+    import json
+    from pathlib import Path
+
+    from lm_core.sft import answer_prompt, read_jsonl, with_answer
+
+    examples = read_jsonl(args.prompts)
+    if not examples:
+        raise ValueError(f"--prompts: {args.prompts} holds no examples")
+    out, nfe, tokens, seconds = [], 0, 0, 0.0
+    for i in range(0, len(examples), args.batch_size):
+        part = examples[i : i + args.batch_size]
+        res = _sample(
+            args, model, tok, meta, [answer_prompt(ex) for ex in part], seed=args.seed + i
+        )
+        out += [with_answer(ex, text) for ex, text in zip(part, res.texts, strict=True)]
+        nfe, tokens, seconds = (
+            nfe + res.stats.nfe,
+            tokens + res.stats.tokens,
+            seconds + res.stats.seconds,
+        )
+    path = Path(args.out)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(ex) + "\n" for ex in out), encoding="utf-8")
+    tmp.replace(path)
+    print(
+        f"# wrote {len(out)} answers to {path}; sampler={args.sampler} nfe={nfe} "
+        f"tpf={tokens / max(nfe, 1):.2f} seconds={seconds:.3f}"
     )
     return 0

@@ -73,3 +73,43 @@ def test_choose_prints_both_scores_and_pick(ckpts, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "likelihood -> " in out and "confidence -> " in out
     assert len(out.strip().splitlines()) == 4
+
+
+def test_generate_answers_an_sft_file_for_self_distillation(ckpts, tmp_path, capsys):
+    """--prompts/--out: every example comes back in its own format with the model's answer,
+    the same answer `--prompt` gives for the rendered prompt, and the file is SFT data again."""
+    import json
+
+    from lm_core.sft import answer_prompt, read_jsonl
+
+    src = tmp_path / "sft.jsonl"
+    examples = [
+        {"prompt": "ab", "response": "reference"},
+        {"messages": [{"role": "user", "content": "cd"}, {"role": "assistant", "content": "x"}]},
+        {"prompt": "ef", "response": "other", "id": 7},
+    ]
+    src.write_text("".join(json.dumps(e) + "\n" for e in examples))
+    out = tmp_path / "answers.jsonl"
+    opts = ["--gen-length", "8", "--sampler", "threshold", "--tau", "0.5"]
+    ckpt = str(ckpts / "masked")
+    rc = main(["generate", "--ckpt", ckpt, "--prompts", str(src), "--out", str(out),
+               "--batch-size", "2", *opts])  # fmt: skip
+    assert rc == 0 and "wrote 3 answers" in capsys.readouterr().out
+    got = read_jsonl(out)  # valid SFT data
+    assert [g.get("prompt") for g in got] == ["ab", None, "ef"] and got[2]["id"] == 7
+    assert got[1]["messages"][0] == examples[1]["messages"][0]
+    assert all(g.get("response") not in ("reference", "other") for g in got)
+    main(["generate", "--ckpt", ckpt, "--prompt", answer_prompt(examples[0]), *opts])
+    alone = capsys.readouterr().out.splitlines()[0]
+    assert got[0]["response"] == alone and not (tmp_path / "answers.jsonl.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [([], "--prompt"), (["--prompt", "hi", "--prompts", "f.jsonl", "--out", "o"], "not both"),
+     (["--prompts", "f.jsonl"], "--out"), (["--prompt", "hi", "--out", "o"], "--out")],
+)  # fmt: skip
+def test_generate_prompt_sources_are_checked(ckpts, capsys, args, word):
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--ckpt", str(ckpts / "masked"), *args])
+    assert e.value.code == 2 and word in capsys.readouterr().err
