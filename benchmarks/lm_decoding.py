@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -72,9 +73,12 @@ def make_data(
             test[p] = a
     items = list(train.items())
     for name, part in (("train", items[:-200]), ("val", items[-200:])):
-        with open(root / f"{prefix}_{name}.jsonl", "w") as f:
+        path = root / f"{prefix}_{name}.jsonl"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # written whole, then renamed: another
+        with open(tmp, "w") as f:  # run reading the same data never sees half a file
             for p, a in part:
                 f.write(json.dumps({"text": p + a}) + "\n")
+        tmp.replace(path)
     return list(test.items())
 
 

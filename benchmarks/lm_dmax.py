@@ -111,9 +111,11 @@ HARD_TAUS = (0.5, 0.9)  # the hard-input ablation of DMax decoding (see decode_r
 # plain threshold row of that speed range to be matched against
 THRESHOLDS_WIDE = (0.1, 0.2, 0.3, *THRESHOLDS)
 DMAX_TAUS_WIDE = (0.1, 0.2, *DMAX_TAUS)
-# pick: the plain sampler jumps from one forward (tau <= 0.5, modes mixed) to one cell per step
-# (tau 0.7); the taus between are measured too, so no plain setting between is left out
-THRESHOLDS_PICK = (0.1, 0.2, 0.3, 0.5, 0.55, 0.6, 0.65, *THRESHOLDS[1:])
+# pick: a slot's cells read ~50/50 until one is fixed, so the plain sampler goes from one forward
+# (tau <= 0.5, modes mixed) to one cell per step (tau 0.7) within a few hundredths above 0.5:
+# the grid is dense there (a side sweep found 0.505 at 97.5 % / TPF 6.5 and 0.51 at 99.5 % /
+# TPF 4.8 on the control, where 0.55 gives 100 % / 1.8), or the plain sampler would look slower
+THRESHOLDS_PICK = (0.1, 0.2, 0.3, 0.5, 0.502, 0.505, 0.51, 0.52, 0.53, 0.55, 0.6, *THRESHOLDS[1:])
 ADD_DIGITS = 8  # add-8: 9 answer cells
 MIN_ACCURACY = 50.0  # exact-match %, below which a DMax row cannot meet the goal (see matched)
 CHAIN_SHARE = 0.5  # share of add problems with a planted carry run (see the module docstring)
