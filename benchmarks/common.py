@@ -107,7 +107,7 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
     return "\n".join(out)
 
 
-def _atomic_file(out_dir: Path, filename: str, write) -> Path:
+def atomic_file(out_dir: Path, filename: str, write) -> Path:
     """Create ``out_dir/filename`` atomically: ``write(tmp_path)`` fills a temporary file in the
     same folder, which is then made world-readable and renamed over the target."""
     out_dir = Path(out_dir)
@@ -140,12 +140,12 @@ def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None 
             for r in rows:
                 w.writerow({**meta, **r})
 
-    return _atomic_file(out_dir, f"{name}.csv", write)
+    return atomic_file(out_dir, f"{name}.csv", write)
 
 
 def save_png(fig, out_dir: Path, name: str) -> Path:
     """Save a matplotlib figure to ``out_dir/name.png`` atomically."""
-    return _atomic_file(
+    return atomic_file(
         out_dir,
         f"{name}.png",
         lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -36,7 +35,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CACHE, base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    CACHE,
+    atomic_file,
+    base_parser,
+    finish,
+    print_header,
+    save_png,
+    setup_torch,
+)
 
 N_DIGITS = 8
 SHAPE = {"d_model": 128, "n_layers": 4, "n_heads": 4, "max_seq_len": 256}
@@ -73,12 +80,11 @@ def make_data(
             test[p] = a
     items = list(train.items())
     for name, part in (("train", items[:-200]), ("val", items[-200:])):
-        path = root / f"{prefix}_{name}.jsonl"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # written whole, then renamed: another
-        with open(tmp, "w") as f:  # run reading the same data never sees half a file
-            for p, a in part:
-                f.write(json.dumps({"text": p + a}) + "\n")
-        tmp.replace(path)
+        # written whole, then renamed: another run reading the same data never sees half a file
+        text = "".join(json.dumps({"text": p + a}) + "\n" for p, a in part)
+        atomic_file(
+            root, f"{prefix}_{name}.jsonl", lambda tmp, text=text: Path(tmp).write_text(text)
+        )
     return list(test.items())
 
 

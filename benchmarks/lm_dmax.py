@@ -83,7 +83,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CACHE, base_parser, finish, print_header, setup_torch  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    CACHE,
+    atomic_file,
+    base_parser,
+    finish,
+    print_header,
+    setup_torch,
+)
 from benchmarks.lm_decoding import N_DIGITS, make_data  # noqa: E402
 
 SHAPE = {"d_model": 64, "n_layers": 3, "n_heads": 4, "max_seq_len": 64}
@@ -270,16 +277,17 @@ def train(
     return model
 
 
+def model_key(key: dict) -> dict:
+    """A cache key without the number of test problems (it does not define a model)."""
+    return {name: v for name, v in key.items() if name != "test"}
+
+
 def cached_model(path: Path, make, key: dict):
     """Load ``path`` if it was written with the same ``key``; otherwise build with ``make``.
     The number of test problems does not define a model, so it is not compared."""
     from lm_core.checkpoint import load_checkpoint, save_checkpoint
 
     meta = path.with_suffix(".json")
-
-    def model_key(k: dict) -> dict:
-        return {name: v for name, v in k.items() if name != "test"}
-
     if (
         path.is_dir()
         and meta.is_file()
@@ -296,16 +304,15 @@ def cached_model(path: Path, make, key: dict):
 def cached_answers(path: Path, make, key: dict) -> list[tuple[str, str]]:
     """[(prompt, answer)] from ``path`` if it was written for the base model ``key``; otherwise
     ``make()``, written to a temporary file and renamed (never half-written)."""
-    key = {name: v for name, v in key.items() if name != "test"}  # as in cached_model
+    key = model_key(key)
     if path.is_file():
         head, *lines = path.read_text().splitlines()
         if json.loads(head) == key:
             print(f"  reusing {path}")
             return [tuple(json.loads(line)) for line in lines]
     pairs = make()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(json.dumps(x) for x in [key, *pairs]) + "\n")
-    tmp.replace(path)
+    text = "".join(json.dumps(x) + "\n" for x in [key, *pairs])
+    atomic_file(path.parent, path.name, lambda tmp: Path(tmp).write_text(text))
     return pairs
 
 
@@ -551,7 +558,10 @@ def main(argv=None) -> int:
                      batch=sc["batch"]), tok  # fmt: skip
 
     key = {"shape": shape_for(n, args.task), **sc}
-    base = cached_model(root / "base", make_base, {**key, "model": "base"})
+    # the base does not depend on the fine-tuning length: a new --ft-steps reuses it (and its
+    # self-distilled answers)
+    base_key = {**{k: v for k, v in key.items() if k != "ft"}, "model": "base"}
+    base = cached_model(root / "base", make_base, base_key)
     models = {"masked (base)": base}
     check = checker(args.task)
     distilled = None
@@ -560,7 +570,7 @@ def main(argv=None) -> int:
         distilled = cached_answers(
             root / "self_distilled.jsonl",
             lambda: self_distill(base, tok, train_data, answer_len, check),
-            {**key, "model": "base"},
+            base_key,
         )
         print(f"self-distilled: the base answered {len(distilled)} of {len(train_data)} training "
               f"prompts right ({time.perf_counter() - t1:.0f}s)", flush=True)  # fmt: skip

@@ -30,6 +30,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint directory is missing, corrupt or does not match its tokenizer."""
 
 
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder, renamed over
+    the target: a killed writer never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def atomic_write_dir(final: Path, write) -> Path:
     """Call ``write(tmp_dir)`` then move tmp_dir to ``final`` (replacing it)."""
     final = Path(final)

@@ -10,9 +10,10 @@ tokens per second. With ``--prompts`` (an SFT file: ``{"prompt", "response"}`` o
 ``{"messages"}`` lines) the model answers every example's prompt, rendered with the SFT chat
 template, and ``--out`` gets the same examples with the model's answers as their responses:
 self-distilled SFT data, which is what the DMax reference fine-tunes on (``lm-core fit`` with
-``objective.kind: dmax`` and an SFT data module on that file). ``--ckpt`` is an lm_core checkpoint or a LLaDA-format directory. A flow
-checkpoint (``objective: flow``) takes ``--sampler euler|sde`` (``--churn``), ``--steps``
-(its NFE, default 32) and ``--cfg`` (see :mod:`lm_core.flow.sampling`).
+``objective.kind: dmax`` and an SFT data module on that file). ``--ckpt`` is an lm_core
+checkpoint or a LLaDA-format directory. A flow checkpoint (``objective: flow``) takes
+``--sampler euler|sde`` (``--churn``), ``--steps`` (its NFE, default 32) and ``--cfg`` (see
+:mod:`lm_core.flow.sampling`).
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ def _answer_file(args, model, tok, meta) -> int:
     """``--prompts FILE --out FILE``: answer every SFT example's prompt, write the examples back
     with the model's answers (temporary file, then rename)."""
     import json
-    from pathlib import Path
 
+    from lm_core.checkpoint import atomic_write_text
     from lm_core.sft import answer_prompt, read_jsonl, with_answer
 
     examples = read_jsonl(args.prompts)
@@ -133,10 +134,7 @@ def _answer_file(args, model, tok, meta) -> int:
             tokens + res.stats.tokens,
             seconds + res.stats.seconds,
         )
-    path = Path(args.out)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(ex) + "\n" for ex in out), encoding="utf-8")
-    tmp.replace(path)
+    path = atomic_write_text(args.out, "".join(json.dumps(ex) + "\n" for ex in out))
     print(
         f"# wrote {len(out)} answers to {path}; sampler={args.sampler} nfe={nfe} "
         f"tpf={tokens / max(nfe, 1):.2f} seconds={seconds:.3f}"
