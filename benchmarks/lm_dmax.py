@@ -79,6 +79,8 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -193,6 +195,55 @@ def checker(task: str):
     return lambda prompt, text, reference: text == reference
 
 
+@dataclass(frozen=True)
+class Task:
+    """Everything ``main`` needs to know about one ``--task``."""
+
+    digits: int  # default --digits
+    full: dict  # full-run scale (FULL / FULL_ADD / FULL_PICK)
+    cells: Callable[[int], int]  # answer cells for n digits / slots
+    thresholds: tuple  # the plain threshold sampler's tau grid
+    dmax_taus: tuple  # DMax soft decoding's tau grid
+    make_problem: Callable | None = None  # (rng, n) -> (prompt, answer); None: lm_decoding's sort
+
+    def describe(self, name: str, n: int, lsb_first: bool = False) -> str:
+        """The protocol's task line."""
+        if name == "add":
+            order = (
+                "least significant first ('a:48213+93877>' -> '090241' for n=5)"
+                if lsb_first
+                else "most significant first ('a:48213+93877>' -> '142090' for n=5)"
+            )
+            return (f"SYNTHETIC task: {n}-digit addition, {self.cells(n)} answer digits, "
+                    f"{order}; {CHAIN_SHARE:.0%} of problems with a planted carry run")  # fmt: skip
+        if name == "pick":
+            return (f"SYNTHETIC task: pick, {n} slots of two digits ('w:3-7,1-5>' -> '33' + "
+                    f"'55' or '11', ...), {self.cells(n)} answer cells; any of the 2**{n} "
+                    "answers is right (training answers pick uniformly)")  # fmt: skip
+        return f"SYNTHETIC task: sort {n} random digits (benchmarks/lm_decoding.py's task and data)"
+
+
+TASKS = {
+    "sort": Task(N_DIGITS, FULL, lambda n: n, THRESHOLDS, DMAX_TAUS),
+    "add": Task(
+        ADD_DIGITS, FULL_ADD, lambda n: n + 1, THRESHOLDS_WIDE, DMAX_TAUS_WIDE, add_problem
+    ),
+    "pick": Task(
+        PICK_SLOTS, FULL_PICK, lambda n: 2 * n, THRESHOLDS_PICK, DMAX_TAUS_WIDE, pick_problem
+    ),
+}
+
+
+def run_names(task: str, n: int, lsb_first: bool = False) -> tuple[str, str]:
+    """(cache tag, CSV suffix) of a task variant: sort-8 ("", ""; its original paths), sort-16
+    ("-16", "_sort16"), add-8 ("-add8", "_add8"), add-8 LSB first ("-add8-lsb", "_add8_lsb"),
+    pick-6 ("-pick6", "_pick6")."""
+    if task == "sort":
+        return ("", "") if n == N_DIGITS else (f"-{n}", f"_sort{n}")
+    parts = [f"{task}{n}"] + (["lsb"] if lsb_first else [])
+    return "-" + "-".join(parts), "_" + "_".join(parts)
+
+
 def self_distill(model, tok, train_data, answer_len: int, check, *, batch: int = 500):
     """The model's own answers to the training prompts (DMax's self-distilled trajectories):
     greedy, one token per step (its most accurate plain decoding), in one block; answers that
@@ -271,7 +322,7 @@ def train(
             extra = (
                 f" sc_wrong {float(stats['sc_wrong_frac']):.3f}" if "sc_wrong_frac" in stats else ""
             )
-            print(f"    [{objective}] step {s}/{steps} loss {float(loss):.4f}{extra} "
+            print(f"    [{objective}] step {s}/{steps} loss {float(loss.detach()):.4f}{extra} "
                   f"({time.perf_counter() - t0:.0f}s)", flush=True)  # fmt: skip
     model.eval()
     return model
@@ -483,35 +534,17 @@ def main(argv=None) -> int:
     mr = args.dmax_mask_ratio
     if mr is not None and not 0.0 < mr <= 1.0:
         ap.error(f"--dmax-mask-ratio: expected a number in (0, 1], got {mr}")
-    add = args.task == "add"
-    if args.lsb_first and not add:
+    task = TASKS[args.task]
+    if args.lsb_first and args.task != "add":
         ap.error("--lsb-first only applies to --task add (it reverses the sum's digits)")
-    pick = args.task == "pick"
-    n = args.digits or (ADD_DIGITS if add else PICK_SLOTS if pick else N_DIGITS)
-    if add and n < 3:
+    n = args.digits or task.digits
+    if args.task == "add" and n < 3:
         ap.error("--task add needs --digits >= 3 (room for a carry run)")
-    answer_len = n + 1 if add else 2 * n if pick else n
+    answer_len = task.cells(n)
     torch = setup_torch(args.threads, args.device)
-    full = FULL_ADD if add else FULL_PICK if pick else FULL
-    sc = dict(QUICK if args.quick else full)
+    sc = dict(QUICK if args.quick else task.full)
     for k, v in (("base", args.base_steps), ("ft", args.ft_steps), ("test", args.problems)):
         sc[k] = v or sc[k]
-    order = (
-        "least significant first ('a:48213+93877>' -> '090241' for n=5)"
-        if args.lsb_first
-        else "most significant first ('a:48213+93877>' -> '142090' for n=5)"
-    )
-    if add:
-        task_line = (f"SYNTHETIC task: {n}-digit addition, {answer_len} answer digits, {order}; "
-                     f"{CHAIN_SHARE:.0%} of problems with a planted carry run")  # fmt: skip
-    elif pick:
-        task_line = (f"SYNTHETIC task: pick, {n} slots of two digits ('w:3-7,1-5>' -> '33' + "
-                     f"'55' or '11', ...), {answer_len} answer cells; any of the 2**{n} answers "
-                     "is right (training answers pick uniformly)")  # fmt: skip
-    else:
-        task_line = (
-            f"SYNTHETIC task: sort {n} random digits (benchmarks/lm_decoding.py's task and data)"
-        )
     data_line = (
         "DMax trains on the base model's own right answers (self-distilled), and so does an "
         "added masked fine-tune (ablation)"
@@ -519,7 +552,7 @@ def main(argv=None) -> int:
         else "every fine-tune trains on the reference answers"
     )
     m = print_header("lm_dmax", [
-        task_line,
+        task.describe(args.task, n, args.lsb_first),
         f"masked DLM d_model={SHAPE['d_model']}, {SHAPE['n_layers']} layers, byte tokens; "
         f"{sc['base']} base steps (masked loss on answers, batch {sc['batch']}), then "
         f"{sc['ft']} steps of masked (control) or DMax (share 0.5"
@@ -532,21 +565,17 @@ def main(argv=None) -> int:
     from lm_core.data.tokenizers import ByteTokenizer
     from lm_core.nn.transformer import Transformer
 
-    if add:
-        tag = f"-add{n}" + ("-lsb" if args.lsb_first else "")
-    elif pick:
-        tag = f"-pick{n}"
-    else:
-        tag = "" if n == N_DIGITS else f"-{n}"  # sort-8 keeps its original cache paths
+    tag, suffix = run_names(args.task, n, args.lsb_first)
     root = CACHE / "lm_dmax" / (("quick" if args.quick else "full") + tag)
     data_root = CACHE / "lm_dmax" / f"data{tag}"
-    if add:
-        make_problem = functools.partial(add_problem, lsb_first=args.lsb_first)
-        test = make_data(data_root, 60_000, sc["test"], n, make_problem=make_problem, prefix="add")
-    elif pick:
-        test = make_data(data_root, 60_000, sc["test"], n, make_problem=pick_problem, prefix="pick")
-    else:
+    if task.make_problem is None:
         test = make_data(data_root, 60_000, sc["test"], n)
+    else:
+        make_problem = task.make_problem
+        if args.lsb_first:
+            make_problem = functools.partial(make_problem, lsb_first=True)
+        test = make_data(data_root, 60_000, sc["test"], n, make_problem=make_problem,
+                         prefix=args.task)  # fmt: skip
     train_data, tok = load_train(data_root, args.task), ByteTokenizer()
     shape = ModelConfig(vocab_size=tok.vocab_size, **shape_for(n, args.task))
     t0 = time.perf_counter()
@@ -599,24 +628,14 @@ def main(argv=None) -> int:
         models[name] = cached_model(root / "-".join(parts), make_ft, {**key, "model": obj, **extra})
     print(f"training done in {time.perf_counter() - t0:.0f}s", flush=True)
     rows = []
-    if add or pick:
-        grids = (THRESHOLDS_PICK if pick else THRESHOLDS_WIDE, DMAX_TAUS_WIDE)
-    else:
-        grids = (THRESHOLDS, DMAX_TAUS)
     with torch.no_grad():
         for name, model in models.items():
-            rows += decode_rows(name, model.eval(), tok, test, torch, answer_len, *grids,
-                                check=check)  # fmt: skip
+            rows += decode_rows(name, model.eval(), tok, test, torch, answer_len,
+                                task.thresholds, task.dmax_taus, check=check)  # fmt: skip
     notes = [f"scale: d_model {SHAPE['d_model']}, {SHAPE['n_layers']} layers; base {sc['base']} "
              f"steps + {sc['ft']} fine-tuning steps, batch {sc['batch']}; {sc['test']} problems; "
              f"wall {time.perf_counter() - t0:.0f}s"] + matched(rows, answer_len)  # fmt: skip
     cols = ["model", "setting", "accuracy_pct", "nfe", "tpf", "tokens_per_s"]
-    if add:
-        suffix = f"_add{n}" + ("_lsb" if args.lsb_first else "")
-    elif pick:
-        suffix = f"_pick{n}"
-    else:
-        suffix = f"_sort{n}" if tag else ""
     suffix += f"_mr{round(100 * mr)}" if mr is not None else ""
     suffix += "_sd" if args.self_distill else ""
     result = "lm_dmax" + ("_quick" if args.quick else "") + suffix

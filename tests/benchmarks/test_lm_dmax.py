@@ -6,11 +6,13 @@ from benchmarks.lm_dmax import (
     DISTILLED_CONTROL,
     DMAX_MODEL,
     MIN_ACCURACY,
+    TASKS,
     add_problem,
     checker,
     matched,
     pick_problem,
     pick_valid,
+    run_names,
 )
 
 
@@ -72,3 +74,20 @@ def test_matched_never_meets_the_goal_below_the_accuracy_floor():
     ]
     notes = "\n".join(matched(rows, 12))
     assert "12.00x" in notes and "MET" not in notes.replace("MISSED", "")
+
+
+def test_run_names_keep_the_committed_result_and_cache_names():
+    # the CSVs under benchmarks/results/ carry these suffixes; sort-8 keeps its original paths
+    assert run_names("sort", 8) == ("", "")
+    assert run_names("sort", 16) == ("-16", "_sort16")
+    assert run_names("add", 8) == ("-add8", "_add8")
+    assert run_names("add", 8, lsb_first=True) == ("-add8-lsb", "_add8_lsb")
+    assert run_names("pick", 6) == ("-pick6", "_pick6")
+
+
+def test_task_table_answer_lengths_and_grids():
+    assert [TASKS[t].cells(8) for t in ("sort", "add", "pick")] == [8, 9, 16]
+    # pick's plain grid is dense just above 0.5, where its plain sampler trades speed for accuracy
+    assert {0.502, 0.505, 0.51} <= set(TASKS["pick"].thresholds)
+    prompt, answer = TASKS["pick"].make_problem(random.Random(0), 3)
+    assert pick_valid(prompt, answer)
