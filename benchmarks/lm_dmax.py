@@ -11,6 +11,8 @@
     .venv/bin/python benchmarks/lm_dmax.py --task pick --self-distill --problems 400
                                  # pick-6 (many right answers), DMax on its own answers, with the
                                  # masked fine-tune on the same answers: lm_dmax_pick6_sd.csv
+    .venv/bin/python benchmarks/lm_dmax.py --task pick --digits 12 --self-distill --problems 400
+                                 # pick-12 (24 cells), ~45 min: lm_dmax_pick12_sd.csv
     .venv/bin/python benchmarks/lm_dmax.py --quick    # smoke run (~1-2 minutes)
 
 Protocol (the sorting task and its data come from ``benchmarks/lm_decoding.py``, imported):
