@@ -201,6 +201,7 @@ def checker(task: str):
 class Task:
     """Everything ``main`` needs to know about one ``--task``."""
 
+    name: str  # sort / add / pick
     digits: int  # default --digits
     full: dict  # full-run scale (FULL / FULL_ADD / FULL_PICK)
     cells: Callable[[int], int]  # answer cells for n digits / slots
@@ -208,9 +209,9 @@ class Task:
     dmax_taus: tuple  # DMax soft decoding's tau grid
     make_problem: Callable | None = None  # (rng, n) -> (prompt, answer); None: lm_decoding's sort
 
-    def describe(self, name: str, n: int, lsb_first: bool = False) -> str:
+    def describe(self, n: int, lsb_first: bool = False) -> str:
         """The protocol's task line."""
-        if name == "add":
+        if self.name == "add":
             order = (
                 "least significant first ('a:48213+93877>' -> '090241' for n=5)"
                 if lsb_first
@@ -218,32 +219,32 @@ class Task:
             )
             return (f"SYNTHETIC task: {n}-digit addition, {self.cells(n)} answer digits, "
                     f"{order}; {CHAIN_SHARE:.0%} of problems with a planted carry run")  # fmt: skip
-        if name == "pick":
+        if self.name == "pick":
             return (f"SYNTHETIC task: pick, {n} slots of two digits ('w:3-7,1-5>' -> '33' + "
                     f"'55' or '11', ...), {self.cells(n)} answer cells; any of the 2**{n} "
                     "answers is right (training answers pick uniformly)")  # fmt: skip
         return f"SYNTHETIC task: sort {n} random digits (benchmarks/lm_decoding.py's task and data)"
 
+    def run_names(self, n: int, lsb_first: bool = False) -> tuple[str, str]:
+        """(cache tag, CSV suffix) of a variant: sort-8 ("", ""; its original paths), sort-16
+        ("-16", "_sort16"), add-8 ("-add8", "_add8"), add-8 LSB first ("-add8-lsb",
+        "_add8_lsb"), pick-6 ("-pick6", "_pick6")."""
+        if self.name == "sort":
+            return ("", "") if n == N_DIGITS else (f"-{n}", f"_sort{n}")
+        parts = [f"{self.name}{n}"] + (["lsb"] if lsb_first else [])
+        return "-" + "-".join(parts), "_" + "_".join(parts)
+
 
 TASKS = {
-    "sort": Task(N_DIGITS, FULL, lambda n: n, THRESHOLDS, DMAX_TAUS),
-    "add": Task(
-        ADD_DIGITS, FULL_ADD, lambda n: n + 1, THRESHOLDS_WIDE, DMAX_TAUS_WIDE, add_problem
-    ),
-    "pick": Task(
-        PICK_SLOTS, FULL_PICK, lambda n: 2 * n, THRESHOLDS_PICK, DMAX_TAUS_WIDE, pick_problem
-    ),
-}
-
-
-def run_names(task: str, n: int, lsb_first: bool = False) -> tuple[str, str]:
-    """(cache tag, CSV suffix) of a task variant: sort-8 ("", ""; its original paths), sort-16
-    ("-16", "_sort16"), add-8 ("-add8", "_add8"), add-8 LSB first ("-add8-lsb", "_add8_lsb"),
-    pick-6 ("-pick6", "_pick6")."""
-    if task == "sort":
-        return ("", "") if n == N_DIGITS else (f"-{n}", f"_sort{n}")
-    parts = [f"{task}{n}"] + (["lsb"] if lsb_first else [])
-    return "-" + "-".join(parts), "_" + "_".join(parts)
+    t.name: t
+    for t in (
+        Task("sort", N_DIGITS, FULL, lambda n: n, THRESHOLDS, DMAX_TAUS),
+        Task("add", ADD_DIGITS, FULL_ADD, lambda n: n + 1, THRESHOLDS_WIDE, DMAX_TAUS_WIDE,
+             add_problem),
+        Task("pick", PICK_SLOTS, FULL_PICK, lambda n: 2 * n, THRESHOLDS_PICK, DMAX_TAUS_WIDE,
+             pick_problem),
+    )
+}  # fmt: skip
 
 
 def self_distill(model, tok, train_data, answer_len: int, check, *, batch: int = 500):
@@ -554,7 +555,7 @@ def main(argv=None) -> int:
         else "every fine-tune trains on the reference answers"
     )
     m = print_header("lm_dmax", [
-        task.describe(args.task, n, args.lsb_first),
+        task.describe(n, args.lsb_first),
         f"masked DLM d_model={SHAPE['d_model']}, {SHAPE['n_layers']} layers, byte tokens; "
         f"{sc['base']} base steps (masked loss on answers, batch {sc['batch']}), then "
         f"{sc['ft']} steps of masked (control) or DMax (share 0.5"
@@ -567,7 +568,7 @@ def main(argv=None) -> int:
     from lm_core.data.tokenizers import ByteTokenizer
     from lm_core.nn.transformer import Transformer
 
-    tag, suffix = run_names(args.task, n, args.lsb_first)
+    tag, suffix = task.run_names(n, args.lsb_first)
     root = CACHE / "lm_dmax" / (("quick" if args.quick else "full") + tag)
     data_root = CACHE / "lm_dmax" / f"data{tag}"
     if task.make_problem is None:

@@ -12,7 +12,6 @@ from benchmarks.lm_dmax import (
     matched,
     pick_problem,
     pick_valid,
-    run_names,
 )
 
 
@@ -78,11 +77,12 @@ def test_matched_never_meets_the_goal_below_the_accuracy_floor():
 
 def test_run_names_keep_the_committed_result_and_cache_names():
     # the CSVs under benchmarks/results/ carry these suffixes; sort-8 keeps its original paths
-    assert run_names("sort", 8) == ("", "")
-    assert run_names("sort", 16) == ("-16", "_sort16")
-    assert run_names("add", 8) == ("-add8", "_add8")
-    assert run_names("add", 8, lsb_first=True) == ("-add8-lsb", "_add8_lsb")
-    assert run_names("pick", 6) == ("-pick6", "_pick6")
+    sort, add, pick = TASKS["sort"], TASKS["add"], TASKS["pick"]
+    assert sort.run_names(8) == ("", "")
+    assert sort.run_names(16) == ("-16", "_sort16")
+    assert add.run_names(8) == ("-add8", "_add8")
+    assert add.run_names(8, lsb_first=True) == ("-add8-lsb", "_add8_lsb")
+    assert pick.run_names(12) == ("-pick12", "_pick12")
 
 
 def test_task_table_answer_lengths_and_grids():
