@@ -537,6 +537,10 @@ def main(argv=None) -> int:
     mr = args.dmax_mask_ratio
     if mr is not None and not 0.0 < mr <= 1.0:
         ap.error(f"--dmax-mask-ratio: expected a number in (0, 1], got {mr}")
+    if args.device != "cpu":
+        ap.error(
+            f"--device: lm_dmax trains and decodes in process on the CPU only, got {args.device}"
+        )
     task = TASKS[args.task]
     if args.lsb_first and args.task != "add":
         ap.error("--lsb-first only applies to --task add (it reverses the sum's digits)")

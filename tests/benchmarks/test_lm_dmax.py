@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from benchmarks.lm_dmax import (
     DISTILLED_CONTROL,
     DMAX_MODEL,
@@ -9,6 +11,7 @@ from benchmarks.lm_dmax import (
     TASKS,
     add_problem,
     checker,
+    main,
     matched,
     pick_problem,
     pick_valid,
@@ -91,3 +94,13 @@ def test_task_table_answer_lengths_and_grids():
     assert {0.502, 0.505, 0.51} <= set(TASKS["pick"].thresholds)
     prompt, answer = TASKS["pick"].make_problem(random.Random(0), 3)
     assert pick_valid(prompt, answer)
+
+
+def test_flags_that_do_not_apply_exit_with_one_clear_line(capsys):
+    for argv, flag in (
+        (["--device", "cuda"], "--device"),
+        (["--task", "sort", "--lsb-first"], "--lsb-first"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and flag in capsys.readouterr().err
