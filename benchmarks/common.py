@@ -12,7 +12,6 @@ import csv
 import datetime as _dt
 import os
 import platform
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,22 +106,11 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
     return "\n".join(out)
 
 
-def atomic_file(out_dir: Path, filename: str, write) -> Path:
-    """Create ``out_dir/filename`` atomically: ``write(tmp_path)`` fills a temporary file in the
-    same folder, which is then made world-readable and renamed over the target."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        final = out_dir / filename
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+def _atomic_file(out_dir: Path, filename: str, write) -> Path:
+    """Create ``out_dir/filename`` atomically (:func:`lm_core.checkpoint.atomic_write_file`)."""
+    from lm_core.checkpoint import atomic_write_file
+
+    return atomic_write_file(Path(out_dir) / filename, write)
 
 
 def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None = None) -> Path:
@@ -140,12 +128,12 @@ def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None 
             for r in rows:
                 w.writerow({**meta, **r})
 
-    return atomic_file(out_dir, f"{name}.csv", write)
+    return _atomic_file(out_dir, f"{name}.csv", write)
 
 
 def save_png(fig, out_dir: Path, name: str) -> Path:
     """Save a matplotlib figure to ``out_dir/name.png`` atomically."""
-    return atomic_file(
+    return _atomic_file(
         out_dir,
         f"{name}.png",
         lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"),

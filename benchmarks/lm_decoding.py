@@ -35,15 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    CACHE,
-    atomic_file,
-    base_parser,
-    finish,
-    print_header,
-    save_png,
-    setup_torch,
-)
+from benchmarks.common import CACHE, base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
 
 N_DIGITS = 8
 SHAPE = {"d_model": 128, "n_layers": 4, "n_heads": 4, "max_seq_len": 256}
@@ -67,6 +59,8 @@ def make_data(
 ) -> list[tuple[str, str]]:
     """Write ``{prefix}_train/val.jsonl`` (seed 1) and return test problems (seed 2, disjoint from
     train); ``make_problem(rng, n_digits) -> (prompt, answer)`` defines the task."""
+    from lm_core.checkpoint import atomic_write_text
+
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     train = {}
@@ -82,9 +76,7 @@ def make_data(
     for name, part in (("train", items[:-200]), ("val", items[-200:])):
         # written whole, then renamed: another run reading the same data never sees half a file
         text = "".join(json.dumps({"text": p + a}) + "\n" for p, a in part)
-        atomic_file(
-            root, f"{prefix}_{name}.jsonl", lambda tmp, text=text: Path(tmp).write_text(text)
-        )
+        atomic_write_text(root / f"{prefix}_{name}.jsonl", text)
     return list(test.items())
 
 

@@ -87,14 +87,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    CACHE,
-    atomic_file,
-    base_parser,
-    finish,
-    print_header,
-    setup_torch,
-)
+from benchmarks.common import CACHE, base_parser, finish, print_header, setup_torch  # noqa: E402
 from benchmarks.lm_decoding import N_DIGITS, make_data  # noqa: E402
 
 SHAPE = {"d_model": 64, "n_layers": 3, "n_heads": 4, "max_seq_len": 64}
@@ -358,6 +351,8 @@ def cached_model(path: Path, make, key: dict):
 def cached_answers(path: Path, make, key: dict) -> list[tuple[str, str]]:
     """[(prompt, answer)] from ``path`` if it was written for the base model ``key``; otherwise
     ``make()``, written to a temporary file and renamed (never half-written)."""
+    from lm_core.checkpoint import atomic_write_text
+
     key = model_key(key)
     if path.is_file():
         head, *lines = path.read_text().splitlines()
@@ -366,7 +361,7 @@ def cached_answers(path: Path, make, key: dict) -> list[tuple[str, str]]:
             return [tuple(json.loads(line)) for line in lines]
     pairs = make()
     text = "".join(json.dumps(x) + "\n" for x in [key, *pairs])
-    atomic_file(path.parent, path.name, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path, text)
     return pairs
 
 

@@ -413,9 +413,8 @@ class Forecaster:
         loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
         y = ((batch["fut"] - loc) / scale).cpu().numpy()
         obs = batch["fut_obs"].cpu().numpy()
-        inputs = (
-            self.model_batch(val) if self.independent else batch
-        )  # built once, not per grid value
+        # the model's input batch, built once, not per grid value (``batch`` is it when joint)
+        inputs = self.model_batch(val) if self.independent else batch
 
         def paths(temp: float, n: int) -> np.ndarray:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)

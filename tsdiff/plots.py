@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from lm_core.checkpoint import atomic_write_file
 
 
 def _plt():
@@ -18,13 +19,13 @@ def _plt():
 
 
 def _save(fig, path: str | Path) -> Path:
-    """Write a figure atomically (temporary file, then rename)."""
+    """Write a figure atomically (:func:`lm_core.checkpoint.atomic_write_file`), in the format
+    of the file name's extension (PNG without one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return atomic_write_file(
+        path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
+    )
 
 
 def fan(ax, x, samples: np.ndarray, color="C0", label=None, levels=(0.5, 0.8, 0.95)) -> None:

@@ -129,11 +129,9 @@ def _answer_file(args, model, tok, meta) -> int:
             args, model, tok, meta, [answer_prompt(ex) for ex in part], seed=args.seed + i
         )
         out += [with_answer(ex, text) for ex, text in zip(part, res.texts, strict=True)]
-        nfe, tokens, seconds = (
-            nfe + res.stats.nfe,
-            tokens + res.stats.tokens,
-            seconds + res.stats.seconds,
-        )
+        nfe += res.stats.nfe
+        tokens += res.stats.tokens
+        seconds += res.stats.seconds
     path = atomic_write_text(args.out, "".join(json.dumps(ex) + "\n" for ex in out))
     print(
         f"# wrote {len(out)} answers to {path}; sampler={args.sampler} nfe={nfe} "

@@ -7,7 +7,13 @@ import json
 import pytest
 import torch
 
-from lm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lm_core.checkpoint import (
+    CheckpointError,
+    atomic_write_file,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lm_core.config import ModelConfig
 from lm_core.data.tokenizers import ByteTokenizer
 from lm_core.nn.transformer import Transformer
@@ -81,3 +87,17 @@ def test_vocabulary_mismatch(tmp_path):
     save_checkpoint(tmp_path / "ck", model(vocab=100), ByteTokenizer())  # 259 ids > 100
     with pytest.raises(CheckpointError, match="vocab_size"):
         load_checkpoint(tmp_path / "ck")
+
+
+def test_atomic_write_file_renames_a_whole_readable_file_and_cleans_up_after_a_failure(tmp_path):
+    path = atomic_write_text(tmp_path / "sub" / "a.txt", "one\n")
+    assert path.read_text() == "one\n" and (path.stat().st_mode & 0o777) == 0o644
+
+    def fails(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("writer died")
+
+    with pytest.raises(RuntimeError, match="writer died"):
+        atomic_write_file(path, fails)
+    assert path.read_text() == "one\n"  # the old file is untouched
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a.txt"]  # no temporary left

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from lm_core.checkpoint import atomic_write_file, atomic_write_text
 
 PARQUET_ENGINE = "parquet needs pyarrow or fastparquet (pip install pyarrow); or use .csv"
 
@@ -38,10 +39,6 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     raise ValueError(f"data: {str(p)!r}: expected a .csv, .csv.gz or .parquet file")
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def check_output(path: str | Path) -> Path:
     """``path`` as a Path if it names a .csv or .parquet file; ValueError otherwise."""
     p = Path(path)
@@ -53,21 +50,17 @@ def check_output(path: str | Path) -> Path:
 def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` as CSV or parquet (by extension) to a temporary file, then rename."""
     p = check_output(path)
-    name = p.name.lower()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(p)
-    try:
-        if name.endswith(".csv"):
+
+    def write(tmp: Path) -> None:
+        if p.name.lower().endswith(".csv"):
             df.to_csv(tmp, index=False)
-        else:
-            try:
-                df.to_parquet(tmp, index=False)
-            except ImportError:
-                raise ValueError(f"output: {str(p)!r}: {PARQUET_ENGINE}") from None
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+            return
+        try:
+            df.to_parquet(tmp, index=False)
+        except ImportError:
+            raise ValueError(f"output: {str(p)!r}: {PARQUET_ENGINE}") from None
+
+    return atomic_write_file(p, write)
 
 
 def _clean(x):
@@ -87,12 +80,7 @@ def _clean(x):
 
 def write_json(obj: dict, path: str | Path) -> Path:
     """Strict JSON (NaN written as null), atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(p)
-    tmp.write_text(json.dumps(_clean(obj), indent=2, default=str))
-    os.replace(tmp, p)
-    return p
+    return atomic_write_text(path, json.dumps(_clean(obj), indent=2, default=str))
 
 
 def load_forecaster(ckpt: str | Path):
