@@ -1,4 +1,4 @@
-"""Checkpoints without Lightning and without pickle.
+"""Checkpoints without Lightning and without pickle, and writes that never lose work.
 
 A checkpoint is a directory::
 
@@ -7,46 +7,155 @@ A checkpoint is a directory::
     DIR/model.safetensors  weights (safetensors: loading never executes code)
     DIR/tokenizer/         the tokenizer (see lm_core.data.tokenizers)
 
-Writes go to a temporary sibling directory that is renamed into place, so a crash never leaves a
-half-written checkpoint.
+Every write goes to a temporary sibling (file or folder) that is fsynced, made world-readable
+(files 0644, folders 0755) and renamed into place, so a crash or a full disk never leaves half a
+checkpoint. Temporaries carry the writer's pid; the next writer removes those of dead processes.
+
+Every load error is one :class:`CheckpointError` whose message is one line naming the file and
+what is wrong. Output folders: :func:`ensure_writable` checks one before work starts and
+:func:`output_lock` keeps a second process from writing into it (:class:`OutputError`,
+:class:`OutputLockedError`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lm_core.config import ModelConfig
+from lm_core.data.tokenizers import load_tokenizer
 from lm_core.nn.transformer import Transformer
 
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+LOCK_NAME = ".output.lock"
+"""The lock file :func:`output_lock` keeps in an output folder while a process writes it."""
 
-class CheckpointError(RuntimeError):
-    """A checkpoint directory is missing, corrupt or does not match its tokenizer."""
+
+class CheckpointError(RuntimeError, ValueError):
+    """A checkpoint is missing, corrupt, unsafe or does not match its tokenizer; the message is one
+    line naming the file. (A ValueError too: it is bad input, and older callers catch that.)"""
+
+
+class OutputError(RuntimeError):
+    """An output folder cannot be created or written; the message names it and the OS reason."""
+
+
+class OutputLockedError(OutputError):
+    """Another live process is writing the output folder (it holds the folder's lock file)."""
+
+
+def one_line(e: BaseException | str) -> str:
+    """The first non-empty line of an error message (library messages can span many lines)."""
+    text = e if isinstance(e, str) else (str(e) or type(e).__name__)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or one_line(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic writes
+
+
+def _fsync_path(path: str | Path, directory: bool = False) -> None:
+    """fsync a file, or a folder (its entries); a filesystem that cannot sync folders is let be."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if not directory:
+            raise
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if not directory or e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _temp_prefix(name: str, kind: str) -> str:
+    return f".{name}.{kind}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_stale(folder: Path, name: str) -> None:
+    """Remove what killed writers of ``folder/name`` left behind (their temporary files and
+    folders); a moved-aside ``old`` folder is put back when ``name`` itself is missing."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)-(\d+)-")
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        m = pattern.match(p.name)
+        if not m or _pid_alive(int(m.group(2))):
+            continue
+        with contextlib.suppress(OSError):
+            if m.group(1) == "old" and not os.path.lexists(folder / name):
+                os.replace(p, folder / name)
+            else:
+                _remove(p)
+
+
+def _make_dir(folder: Path) -> None:
+    folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
 def atomic_write_file(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Create ``path`` atomically: ``write(tmp)`` fills a temporary file in the same folder (a
-    unique name ending in ``.tmp``), which is made world-readable and renamed over ``path``. A
-    killed or failing writer never leaves half a file, and its temporary file is removed."""
+    """Create ``path`` atomically: ``write(tmp)`` fills a temporary file in the same folder
+    (``.NAME.tmp-PID-*``), which is fsynced, made 0644 and renamed over ``path``; the folder is
+    then fsynced. A killed or failing writer never leaves half a file, and its temporary file is
+    removed (a killed one's by the next writer)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _make_dir(path.parent)
+    sweep_stale(path.parent, path.name)
+    fd, name = tempfile.mkstemp(prefix=_temp_prefix(path.name, "tmp"), dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        _fsync_path(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_path(path.parent, directory=True)
     return path
 
 
@@ -55,24 +164,191 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_dir(final: Path, write) -> Path:
-    """Call ``write(tmp_dir)`` then move tmp_dir to ``final`` (replacing it)."""
+def _seal(folder: Path) -> None:
+    """Make a freshly written tree world-readable (folders 0755, files 0644) and fsync it."""
+    for root, dirs, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            os.chmod(p, FILE_MODE)
+            _fsync_path(p)
+        for d in dirs:
+            os.chmod(os.path.join(root, d), DIR_MODE)
+        _fsync_path(root, directory=True)
+    os.chmod(folder, DIR_MODE)  # mkdtemp creates 0700
+
+
+def _swap_in(tmp: Path, final: Path) -> Path | None:
+    """Rename folder ``tmp`` to ``final``, moving an existing ``final`` aside first; returns the
+    moved-aside folder (None if there was none). Another writer may rename its own folder into
+    place between the two renames: then its folder is moved aside too (the last writer wins), a
+    few times at most. On failure the old folder is put back."""
+    for _ in range(8):
+        old = None
+        if os.path.lexists(final):
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(final.name, "old"), dir=final.parent))
+            try:
+                os.replace(final, old)  # onto the empty folder just made
+            except FileNotFoundError:  # another writer moved it aside meanwhile
+                os.rmdir(old)
+                old = None
+            except BaseException:
+                os.rmdir(old)
+                raise
+        try:
+            os.replace(tmp, final)
+            return old
+        except OSError as e:
+            busy = e.errno in (errno.ENOTEMPTY, errno.EEXIST)
+            if old is not None:
+                if not os.path.lexists(final):
+                    os.replace(old, final)
+                else:
+                    _remove(old)
+            if not busy:
+                raise
+    raise OutputError(f"{final}: other processes keep replacing it at the same time; not written")
+
+
+def atomic_write_dir(final: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp_dir)`` on a temporary sibling folder (``.NAME.tmp-PID-*``), seal it
+    (0755 / 0644, fsynced) and rename it to ``final``, replacing an older ``final``. No temporary
+    or moved-aside folder survives a failure, a concurrent writer or (after the next write) a
+    killed one."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _make_dir(final.parent)
+    sweep_stale(final.parent, final.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final.name, "tmp"), dir=final.parent))
+    old = None
     try:
         write(tmp)
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _seal(tmp)
+        old = _swap_in(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
+    finally:
+        if old is not None:
+            _remove(old)
+    _fsync_path(final.parent, directory=True)
     return final
+
+
+# ---------------------------------------------------------------------------------------------
+# output folders
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and check that a file can be created, written and removed in
+    it; else raise :class:`OutputError` naming the folder and the OS reason. Call it before long
+    work whose result goes there."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: expected an output folder, but it is a file")
+    try:
+        _make_dir(folder)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the output folder ({_reason(e)})") from None
+    try:
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix("write-check", "tmp"), dir=folder)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+    except OSError as e:
+        raise OutputError(f"{folder}: the output folder is not writable ({_reason(e)})") from None
+    return folder
+
+
+def _lock_holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(os.pread(fd, 32, 0).decode().strip())
+        return f" (pid {pid})"
+    return ""
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``folder``'s lock file (``.output.lock``, holding the pid; ``fcntl.flock``) while the
+    block runs; the file is removed at the end. A second writer, in this or another process,
+    raises :class:`OutputLockedError` at once. The OS drops the lock of a process that dies, so a
+    lock file left by a killed process is simply taken over."""
+    folder = ensure_writable(folder)
+    lock = folder / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as e:
+            raise OutputError(f"{lock}: cannot create the lock file ({_reason(e)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutputLockedError(
+                    f"{folder}: another process{holder} is writing this output folder; "
+                    "wait for it to finish or choose another folder"
+                ) from None
+            raise OutputError(f"{lock}: cannot lock ({_reason(e)})") from None
+        try:  # the previous holder may have removed the file between our open and flock
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # while still holding it: a waiting opener then retries
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint folders
+
+
+def safe_member(folder: Path, name: object, what: str) -> Path:
+    """``folder / name`` for a relative name that stays inside ``folder`` (no absolute path, no
+    ``..``); else :class:`CheckpointError` naming ``what`` (the file that gave the name)."""
+    if not isinstance(name, str) or not name or "\\" in name:
+        raise CheckpointError(f"{what}: expected a file name inside {folder}, got {name!r}")
+    p = PurePosixPath(name)
+    if p.is_absolute() or ".." in p.parts:
+        raise CheckpointError(f"{what}: refused path {name!r}, which leaves {folder}")
+    return folder / p
+
+
+def read_json_object(file: Path, where: str) -> dict:
+    """A JSON object from ``file``; :class:`CheckpointError` ``"{where}: ..."`` on any problem."""
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(f"{where}: {file.name} cannot be read ({_reason(e)})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{where}: {file.name} is corrupt (not JSON: {one_line(e)})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(
+            f"{where}: {file.name} is corrupt (expected a JSON object, got {type(raw).__name__})"
+        )
+    return raw
+
+
+def check_token_id(value: object, vocab_size: int, where: str, optional: bool = True) -> None:
+    """A special token id must be an int in [0, vocab_size) (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size:
+        raise CheckpointError(
+            f"{where}: expected a token id in [0, {vocab_size}) (the model's vocab_size), "
+            f"got {value!r}"
+        )
 
 
 def save_checkpoint(
@@ -113,8 +389,50 @@ def write_checkpoint_dir(path: str | Path, state: dict, meta: dict, tokenizer=No
     return atomic_write_dir(Path(path), write)
 
 
+def _read_meta(path: Path) -> tuple[dict, ModelConfig]:
+    where = f"checkpoint {path}"
+    meta = read_json_object(path / "config.json", where)
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        raise CheckpointError(
+            f"{where}: config.json is corrupt (field 'model': expected an object of model "
+            f"settings, got {model!r})"
+        )
+    try:
+        cfg = ModelConfig.from_dict(model)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: config.json is corrupt ({one_line(e)})") from None
+    if cfg.vocab_size is None:
+        raise CheckpointError(f"{where}: config.json is corrupt (model.vocab_size is missing)")
+    check_token_id(meta.get("mask_id"), cfg.vocab_size, f"{where}: config.json: mask_id")
+    for key, kind in (("objective", str), ("extra", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(
+                f"{where}: config.json is corrupt (field {key!r}: expected {kind.__name__}, "
+                f"got {meta[key]!r})"
+            )
+    return meta, cfg
+
+
+def check_shapes(state_shapes: dict, model: torch.nn.Module, where: str) -> None:
+    """Every stored tensor must exist in ``model`` with the same shape (state_shapes: name ->
+    shape tuple); :class:`CheckpointError` naming the first that does not."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name, shape in state_shapes.items():
+        if name in expected and tuple(shape) != expected[name]:
+            raise CheckpointError(
+                f"{where}: tensor {name} has shape {tuple(shape)} but the config implies "
+                f"{expected[name]}"
+            )
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
-    """Load (model, tokenizer or None, meta dict) from a checkpoint directory; model in eval mode."""
+    """Load (model, tokenizer or None, meta dict) from a checkpoint directory; model in eval mode.
+
+    Raises :class:`CheckpointError` (one line naming the file) for a missing or incomplete
+    folder, corrupt JSON or safetensors, missing or ill-typed fields, weights that do not match
+    the config, and special token ids outside the vocabulary.
+    """
     path = Path(path)
     cfg_file, weights = path / "config.json", path / "model.safetensors"
     if not path.is_dir():
@@ -123,15 +441,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(
             f"checkpoint {path} is incomplete: expected config.json and model.safetensors"
         )
+    meta, cfg = _read_meta(path)
     try:
-        meta = json.loads(cfg_file.read_text())
-        cfg = ModelConfig.from_dict(meta["model"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: config.json is corrupt ({e})") from e
-    try:
+        with safe_open(str(weights), framework="pt") as sf:
+            shapes = {k: sf.get_slice(k).get_shape() for k in sf.keys()}
         state = load_file(str(weights), device=str(device))
     except Exception as e:  # noqa: BLE001 - safetensors raises several types
-        raise CheckpointError(f"checkpoint {path}: model.safetensors is corrupt ({e})") from e
+        raise CheckpointError(
+            f"checkpoint {path}: model.safetensors is corrupt ({one_line(e)})"
+        ) from None
+    with torch.device("meta"):
+        check_shapes(shapes, Transformer(cfg), f"checkpoint {path}: model.safetensors")
     model = Transformer(cfg).to(device)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [m for m in missing if m != "lm_head.weight"]:
@@ -141,12 +461,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     model.eval()
     tokenizer = None
     if (path / "tokenizer").is_dir():
-        from lm_core.data.tokenizers import load_tokenizer
-
-        tokenizer = load_tokenizer(path / "tokenizer")
+        try:
+            tokenizer = load_tokenizer(path / "tokenizer")
+        except Exception as e:  # noqa: BLE001 - a corrupt tokenizer folder, whatever it raises
+            raise CheckpointError(f"checkpoint {path}: tokenizer/ is corrupt ({one_line(e)})") from None
         if tokenizer.vocab_size > cfg.vocab_size:
             raise CheckpointError(
                 f"checkpoint {path}: tokenizer has {tokenizer.vocab_size} ids but the model's "
                 f"vocab_size is {cfg.vocab_size}"
             )
+        for name in ("mask_id", "eos_id", "pad_id"):
+            value = getattr(tokenizer, name, None)
+            check_token_id(value, cfg.vocab_size, f"checkpoint {path}: tokenizer {name}")
     return model, tokenizer, meta
