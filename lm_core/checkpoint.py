@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lm_core.config import ModelConfig
@@ -72,7 +72,7 @@ def _reason(e: OSError) -> str:
 # atomic writes
 
 
-def _fsync_path(path: str | Path, directory: bool = False) -> None:
+def fsync_path(path: str | Path, directory: bool = False) -> None:
     """fsync a file, or a folder (its entries); a filesystem that cannot sync folders is let be."""
     flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
     try:
@@ -149,13 +149,13 @@ def atomic_write_file(path: str | Path, write: Callable[[Path], object]) -> Path
     tmp = Path(name)
     try:
         write(tmp)
-        _fsync_path(tmp)
+        fsync_path(tmp)
         os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_path(path.parent, directory=True)
+    fsync_path(path.parent, directory=True)
     return path
 
 
@@ -170,10 +170,10 @@ def _seal(folder: Path) -> None:
         for f in files:
             p = os.path.join(root, f)
             os.chmod(p, FILE_MODE)
-            _fsync_path(p)
+            fsync_path(p)
         for d in dirs:
             os.chmod(os.path.join(root, d), DIR_MODE)
-        _fsync_path(root, directory=True)
+        fsync_path(root, directory=True)
     os.chmod(folder, DIR_MODE)  # mkdtemp creates 0700
 
 
@@ -229,8 +229,15 @@ def atomic_write_dir(final: Path, write: Callable[[Path], object]) -> Path:
     finally:
         if old is not None:
             _remove(old)
-    _fsync_path(final.parent, directory=True)
+    fsync_path(final.parent, directory=True)
     return final
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where a checkpoint file's predecessor is kept: ``DIR/last.ckpt -> DIR/last-prev.ckpt``
+    (see :class:`lm_core.train.checkpoint_io.AtomicCheckpointIO`)."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}-prev{p.suffix}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +339,9 @@ def read_json_object(file: Path, where: str) -> dict:
     except OSError as e:
         raise CheckpointError(f"{where}: {file.name} cannot be read ({_reason(e)})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{where}: {file.name} is corrupt (not JSON: {one_line(e)})") from None
+        raise CheckpointError(
+            f"{where}: {file.name} is corrupt (not JSON: {one_line(e)})"
+        ) from None
     if not isinstance(raw, dict):
         raise CheckpointError(
             f"{where}: {file.name} is corrupt (expected a JSON object, got {type(raw).__name__})"
@@ -446,7 +455,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         with safe_open(str(weights), framework="pt") as sf:
             shapes = {k: sf.get_slice(k).get_shape() for k in sf.keys()}
         state = load_file(str(weights), device=str(device))
-    except Exception as e:  # noqa: BLE001 - safetensors raises several types
+    except (SafetensorError, OSError) as e:
         raise CheckpointError(
             f"checkpoint {path}: model.safetensors is corrupt ({one_line(e)})"
         ) from None
@@ -464,7 +473,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         try:
             tokenizer = load_tokenizer(path / "tokenizer")
         except Exception as e:  # noqa: BLE001 - a corrupt tokenizer folder, whatever it raises
-            raise CheckpointError(f"checkpoint {path}: tokenizer/ is corrupt ({one_line(e)})") from None
+            raise CheckpointError(
+                f"checkpoint {path}: tokenizer/ is corrupt ({one_line(e)})"
+            ) from None
         if tokenizer.vocab_size > cfg.vocab_size:
             raise CheckpointError(
                 f"checkpoint {path}: tokenizer has {tokenizer.vocab_size} ids but the model's "

@@ -31,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"lm_core.commands.{name}")
     try:
         return int(module.main(rest) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # OSError: a full disk, a read-only folder
         if getattr(e, "user_facing", True) is False:
             raise
-        print(f"lm-core {name}: error: {e}", file=sys.stderr)
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        print(f"lm-core {name}: error: {first}", file=sys.stderr)
         return 2
 
 

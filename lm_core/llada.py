@@ -40,14 +40,25 @@ a directory too (see :func:`load_any`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from lm_core.config import ModelConfig
+from lm_core.checkpoint import (
+    CheckpointError,
+    atomic_write_file,
+    atomic_write_text,
+    check_token_id,
+    load_checkpoint,
+    one_line,
+    read_json_object,
+    safe_member,
+)
+from lm_core.config import ConfigError, ModelConfig
 from lm_core.nn.layers import RotaryEmbedding
 from lm_core.nn.transformer import Transformer
 
@@ -107,33 +118,75 @@ def llada_config(cfg: dict, *, max_seq_len: int | None = None) -> ModelConfig:
     for key in ("d_model", "n_heads", "n_layers", "vocab_size"):
         if key not in cfg:
             raise ValueError(f"config.json: missing key {key!r}")
+    for key in ("d_model", "n_heads", "n_layers", "vocab_size", "n_kv_heads", "mlp_hidden_size",
+                "embedding_size", "max_sequence_length"):  # fmt: skip
+        v = cfg.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            raise ValueError(f"config.json: {key}: expected a positive integer, got {v!r}")
+    for key in ("mlp_ratio", "rope_theta", "rms_norm_eps"):
+        v = cfg.get(key)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        if v is not None and not ok:
+            raise ValueError(f"config.json: {key}: expected a positive number, got {v!r}")
     d = cfg["d_model"]
-    hidden = cfg.get("mlp_hidden_size") or int(cfg.get("mlp_ratio", 4) * d)
-    return ModelConfig(
-        vocab_size=int(cfg.get("embedding_size") or cfg["vocab_size"]),
-        d_model=d,
-        n_layers=cfg["n_layers"],
-        n_heads=cfg["n_heads"],
-        n_kv_heads=cfg.get("n_kv_heads") or cfg["n_heads"],
-        ffn_hidden=hidden,
-        max_seq_len=int(max_seq_len or cfg.get("max_sequence_length", 4096)),
-        rope_theta=float(cfg.get("rope_theta", 10000.0)),
-        norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
-        tie_embeddings=bool(cfg.get("weight_tying", False)),
-    )
+    hidden = cfg.get("mlp_hidden_size") or int((cfg.get("mlp_ratio") or 4) * d)
+    try:
+        return ModelConfig(
+            vocab_size=int(cfg.get("embedding_size") or cfg["vocab_size"]),
+            d_model=d,
+            n_layers=cfg["n_layers"],
+            n_heads=cfg["n_heads"],
+            n_kv_heads=cfg.get("n_kv_heads") or cfg["n_heads"],
+            ffn_hidden=hidden,
+            max_seq_len=int(max_seq_len or cfg.get("max_sequence_length") or 4096),
+            rope_theta=float(cfg.get("rope_theta") or 10000.0),
+            norm_eps=float(cfg.get("rms_norm_eps") or 1e-5),
+            tie_embeddings=bool(cfg.get("weight_tying", False)),
+        )
+    except ConfigError as e:
+        raise ValueError(f"config.json: {e}") from None
 
 
 def _weight_files(d: Path) -> list[Path]:
+    """The safetensors files of ``d``: its index's shards (each inside ``d``) or the one file."""
     index = d / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        files = [d / s for s in shards]
+        where = f"LLaDA checkpoint {d}: {index.name}"
+        weight_map = read_json_object(index, f"LLaDA checkpoint {d}").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{where}: expected a 'weight_map' object, got {weight_map!r}")
+        files = [safe_member(d, s, where) for s in sorted(set(map(str, weight_map.values())))]
     else:
         files = [d / "model.safetensors"]
     for f in files:
         if not f.is_file():
-            raise FileNotFoundError(f"{f}: weight file missing (expected safetensors)")
+            raise CheckpointError(f"{f}: weight file missing (expected safetensors)")
     return files
+
+
+def _read_weights(d: Path, model: Transformer, device, dtype) -> dict:
+    """lm_core state dict from ``d``'s safetensors, each name known and each shape as ``model``'s
+    (a meta-device model of the config)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    state = {}
+    for f in _weight_files(d):
+        try:
+            with safe_open(str(f), framework="pt", device=str(device)) as sf:
+                for name in sf.keys():
+                    lm = llada_to_lm_name(name)
+                    if lm is None or lm not in expected:
+                        raise CheckpointError(f"{f}: unexpected tensor {name!r}")
+                    shape = tuple(sf.get_slice(name).get_shape())
+                    if shape != expected[lm]:
+                        raise CheckpointError(
+                            f"{f}: tensor {name} has shape {shape} but config.json implies "
+                            f"{expected[lm]}"
+                        )
+                    t = sf.get_tensor(name)
+                    state[lm] = t if dtype is None else t.to(dtype)
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{f}: corrupt safetensors file ({one_line(e)})") from None
+    return state
 
 
 def load_llada(
@@ -148,36 +201,38 @@ def load_llada(
 
     Returns ``(model, meta)`` with meta {"format": "llada", "mask_id", "eos_id", "pad_id",
     "vocab_size" (the tokenizer's), "objective": "masked", "config" (the raw dict)}. ``dtype``
-    None keeps the stored dtype.
+    None keeps the stored dtype. Anything wrong with the files (missing, corrupt, unsupported,
+    shard paths leaving ``dir``, special ids outside the vocabulary) raises one
+    :class:`~lm_core.checkpoint.CheckpointError` whose one-line message names the file.
     """
     d = Path(dir)
+    where = f"LLaDA checkpoint {d}"
     if not (d / "config.json").is_file():
-        raise FileNotFoundError(f"{d}: no config.json (not a LLaDA-format checkpoint)")
-    raw = json.loads((d / "config.json").read_text())
-    cfg = llada_config(raw, max_seq_len=max_seq_len)
+        raise CheckpointError(f"{d}: no config.json (not a LLaDA-format checkpoint)")
+    raw = read_json_object(d / "config.json", where)
+    try:
+        cfg = llada_config(raw, max_seq_len=max_seq_len)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: {one_line(e)}") from None
     with torch.device("meta"):
         model = Transformer(cfg)
-    expected = set(model.state_dict())
-    state = {}
-    for f in _weight_files(d):
-        with safe_open(str(f), framework="pt", device=str(device)) as sf:
-            for name in sf.keys():
-                lm = llada_to_lm_name(name)
-                if lm is None or lm not in expected:
-                    raise ValueError(f"{f.name}: unexpected tensor {name!r}")
-                t = sf.get_tensor(name)
-                state[lm] = t if dtype is None else t.to(dtype)
-    missing = sorted(expected - set(state) - ({"lm_head.weight"} if cfg.tie_embeddings else set()))
+    state = _read_weights(d, model, device, dtype)
+    missing = sorted(
+        set(model.state_dict()) - set(state) - ({"lm_head.weight"} if cfg.tie_embeddings else set())
+    )
     if missing:
-        raise ValueError(
-            f"{d}: weights missing for {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        raise CheckpointError(
+            f"{where}: weights missing for {missing[:5]}{' ...' if len(missing) > 5 else ''}"
         )
     model.load_state_dict(state, strict=False, assign=True)
     model.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta).to(device)  # non-persistent buffer
     model.eval()
     mid = mask_id if mask_id is not None else raw.get("mask_token_id")
     if mid is None:
-        raise ValueError("mask_id: config.json has no mask_token_id; pass mask_id=")
+        raise CheckpointError(f"{where}: config.json has no mask_token_id; pass mask_id=")
+    check_token_id(mid, cfg.vocab_size, f"{where}: mask id", optional=False)
+    for key in ("eos_token_id", "pad_token_id"):
+        check_token_id(raw.get(key), cfg.vocab_size, f"{where}: config.json: {key}")
     meta = {
         "format": "llada", "mask_id": int(mid), "eos_id": raw.get("eos_token_id"),
         "pad_id": raw.get("pad_token_id"), "vocab_size": raw["vocab_size"],
@@ -190,7 +245,8 @@ def export_llada(
     model: Transformer, dir: str | Path, *, mask_id: int, eos_id: int | None = None,
     pad_id: int | None = None, vocab_size: int | None = None,
 ) -> Path:  # fmt: skip
-    """Write ``model`` as a LLaDA-format checkpoint (config.json + model.safetensors)."""
+    """Write ``model`` as a LLaDA-format checkpoint (config.json + model.safetensors, each
+    written atomically)."""
     c = model.cfg
     if c.causal or c.time_conditioning:
         raise ValueError("export_llada: only bidirectional models without time conditioning")
@@ -201,7 +257,7 @@ def export_llada(
         for k, v in model.state_dict().items()
         if not (c.tie_embeddings and k == "lm_head.weight")
     }
-    save_file(state, str(d / "model.safetensors"))
+    atomic_write_file(d / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
     cfg = {
         "d_model": c.d_model, "n_heads": c.n_heads, "n_kv_heads": c.n_kv_heads,
         "n_layers": c.n_layers, "mlp_hidden_size": c.ffn_hidden,
@@ -211,7 +267,7 @@ def export_llada(
         "eos_token_id": eos_id, "pad_token_id": pad_id, "block_type": "llama",
         "layer_norm_type": "rms", "activation_type": "silu", "include_bias": False, "rope": True,
     }  # fmt: skip
-    (d / "config.json").write_text(json.dumps(cfg, indent=2))
+    atomic_write_text(d / "config.json", json.dumps(cfg, indent=2))
     return d
 
 
@@ -231,8 +287,15 @@ class HFTokenizer:
         from tokenizers import Tokenizer
 
         d = Path(dir)
-        raw = json.loads((d / "config.json").read_text()) if (d / "config.json").is_file() else {}
-        tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+        raw = {}
+        if (d / "config.json").is_file():
+            raw = read_json_object(d / "config.json", f"LLaDA checkpoint {d}")
+        try:
+            tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exception
+            raise CheckpointError(
+                f"{d / 'tokenizer.json'}: corrupt tokenizer ({one_line(e)})"
+            ) from None
         eos = eos_id if eos_id is not None else raw.get("eos_token_id")
         pad = pad_id if pad_id is not None else raw.get("pad_token_id")
         return cls(tok, mask_id=mask_id, eos_id=eos, pad_id=pad)
@@ -251,20 +314,34 @@ def is_llada_dir(path: str | Path) -> bool:
     if not f.is_file():
         return False
     try:
-        raw = json.loads(f.read_text())
-    except json.JSONDecodeError:
+        raw = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    if not isinstance(raw, dict):
         return False
     return raw.get("format") != "lm_core" and "d_model" in raw and "n_layers" in raw
 
 
 def load_any(path: str | Path, device: str | torch.device = "cpu"):
-    """(model, tokenizer or None, meta) from an lm_core checkpoint or a LLaDA-format directory."""
-    from lm_core.checkpoint import load_checkpoint
-
+    """(model, tokenizer or None, meta) from an lm_core checkpoint or a LLaDA-format directory;
+    :class:`~lm_core.checkpoint.CheckpointError` (one line naming the file) if it is neither."""
+    if Path(path).is_file():
+        hint = " (a Lightning .ckpt is for fit's resume)" if str(path).endswith(".ckpt") else ""
+        raise CheckpointError(
+            f"{path}: expected a checkpoint folder (config.json + model.safetensors), got a "
+            f"file{hint}"
+        )
     if not is_llada_dir(path):
         return load_checkpoint(path, device)
     model, meta = load_llada(path, device)
     tok = None
     if (Path(path) / "tokenizer.json").is_file():
         tok = HFTokenizer.from_dir(path, mask_id=meta["mask_id"])
+        if tok.vocab_size > model.cfg.vocab_size:
+            raise CheckpointError(
+                f"{Path(path) / 'tokenizer.json'}: {tok.vocab_size} ids but the model's "
+                f"embedding has {model.cfg.vocab_size} rows"
+            )
+        for name in ("eos_id", "pad_id"):
+            check_token_id(getattr(tok, name), model.cfg.vocab_size, f"{path}: tokenizer {name}")
     return model, tok, meta

@@ -18,12 +18,15 @@ LLaDA-format one (:func:`lm_core.llada.load_any`). The model shape, MASK id and 
 checkpoint's (the ``model`` section is then ignored); the optimiser and schedule start fresh. A
 ``resume`` checkpoint, when there is one, takes precedence (it holds the fine-tuned weights).
 
-Outputs under ``out_dir``:
+Outputs under ``out_dir`` (checked writable before anything else; one run at a time writes it,
+a second one fails at once, see :func:`lm_core.checkpoint.output_lock`):
 
 - ``last.ckpt``: Lightning's checkpoint (weights, optimiser, schedule, loops, data position,
   EMA) every ``trainer.ckpt_every_n_steps`` steps, for exact resume. ``resume: auto`` continues
   from it when present. It is loaded with ``torch.load(weights_only=True)``: everything this
-  project puts in it is tensors, numbers, strings and plain containers.
+  project puts in it is tensors, numbers, strings and plain containers. Written atomically in
+  ``out_dir`` (:mod:`lm_core.train.checkpoint_io`); the one before is kept as ``last-prev.ckpt``
+  and a resume that cannot read ``last.ckpt`` says so in one line and continues from it.
 - ``latest/`` and ``best/`` (after each validation) and ``final/``: lm_core checkpoint
   directories (safetensors + config.json + tokenizer), written atomically.
 - ``logs/``: CSV metrics (loss, lr, tokens/s, masked_frac, val ELBO bits/token, perplexity bound).
@@ -31,10 +34,12 @@ Outputs under ``out_dir``:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_core.checkpoint import ensure_writable, output_lock, previous_path
 from lm_core.config import ConfigError, ModelConfig, ObjectiveConfig, OptimConfig
 
 
@@ -197,8 +202,8 @@ def resume_path(resume: str | None, out_dir: Path) -> str | None:
         return None
     if resume == "auto":
         last = out_dir / "last.ckpt"
-        return str(last) if last.is_file() else None
-    if not Path(resume).is_file():
+        return str(last) if last.is_file() or previous_path(last).is_file() else None
+    if not Path(resume).is_file() and not previous_path(resume).is_file():
         raise FileNotFoundError(f"resume: checkpoint {resume} does not exist")
     return resume
 
@@ -252,6 +257,7 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
     from lightning.pytorch.loggers import CSVLogger
 
     from lm_core.lightning import ExportCallback, LogLine
+    from lm_core.train.checkpoint_io import AtomicCheckpointIO
 
     t: TrainerConfig = cfg.trainer
     cbs = [
@@ -282,6 +288,7 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         callbacks=cbs,
+        plugins=[AtomicCheckpointIO()],
         logger=CSVLogger(out_dir, name="logs"),
         default_root_dir=out_dir,
     )
@@ -289,6 +296,7 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
 
 def run(cfg, callbacks=()):
     """Train from an instantiated config namespace; returns (trainer, module)."""
+    ensure_writable(cfg.out_dir)
     if cfg.objective.kind == "flow":  # flow LM in a frozen encoder's latents (lm_core.flow)
         from lm_core.flow.train import run_flow
 
@@ -357,7 +365,8 @@ def fit_resumable(trainer, module, dm, ckpt, *, seed: int, out_dir) -> None:
         return ResumableLoader(loader, trainer, seed=seed) if ok else loader
 
     dm.train_dataloader = train_dataloader
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
+    with output_lock(out_dir) if trainer.is_global_zero else contextlib.nullcontext():
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
     if trainer.is_global_zero:
         print(f"wrote {out_dir / 'final'} and {out_dir / 'last.ckpt'}")
 

@@ -19,7 +19,9 @@ checkpoint or a LLaDA-format directory. A flow checkpoint (``objective: flow``) 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from lm_core.checkpoint import ensure_writable
 from lm_core.sampling.policies import CONFIDENCES, SAMPLERS
 
 
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--prompts and --out go together (answers are written to --out)")
     if args.batch_size <= 0:
         parser.error(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    if args.out is not None:  # before sampling, not after it
+        ensure_writable(Path(args.out).parent)
+        if Path(args.out).is_dir():
+            parser.error(f"--out: {args.out} is a folder; expected a file name")
     from lm_core.flow.model import is_flow_checkpoint
 
     if is_flow_checkpoint(args.ckpt):  # flow LM: --sampler euler|sde, --steps, --cfg, --churn
