@@ -57,9 +57,10 @@ def is_flow_checkpoint(path: str | Path) -> bool:
     """True if ``path/config.json`` is an lm_core checkpoint with ``objective: flow``."""
     f = Path(path) / "config.json"
     try:
-        return f.is_file() and json.loads(f.read_text()).get("objective") == "flow"
-    except (json.JSONDecodeError, OSError):
+        meta = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
         return False
+    return isinstance(meta, dict) and meta.get("objective") == "flow"
 
 
 def save_flow_checkpoint(
