@@ -151,7 +151,7 @@ def _weight_files(d: Path) -> list[Path]:
     """The safetensors files of ``d``: its index's shards (each inside ``d``) or the one file."""
     index = d / "model.safetensors.index.json"
     if index.is_file():
-        where = f"LLaDA checkpoint {d}: {index.name}"
+        where = str(index)
         weight_map = read_json_object(index, f"LLaDA checkpoint {d}").get("weight_map")
         if not isinstance(weight_map, dict):
             raise CheckpointError(f"{where}: expected a 'weight_map' object, got {weight_map!r}")
@@ -319,7 +319,8 @@ def is_llada_dir(path: str | Path) -> bool:
         return False
     if not isinstance(raw, dict):
         return False
-    return raw.get("format") != "lm_core" and "d_model" in raw and "n_layers" in raw
+    shape_keys = ("d_model", "n_layers", "n_heads")  # an incomplete one is read as LLaDA too
+    return raw.get("format") != "lm_core" and any(k in raw for k in shape_keys)
 
 
 def load_any(path: str | Path, device: str | torch.device = "cpu"):
