@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -169,6 +170,8 @@ def _seal(folder: Path) -> None:
     for root, dirs, files in os.walk(folder):
         for f in files:
             p = os.path.join(root, f)
+            if os.path.islink(p):  # chmod would follow it out of the folder
+                continue
             os.chmod(p, FILE_MODE)
             fsync_path(p)
         for d in dirs:
@@ -185,15 +188,11 @@ def _swap_in(tmp: Path, final: Path) -> Path | None:
     for _ in range(8):
         old = None
         if os.path.lexists(final):
-            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(final.name, "old"), dir=final.parent))
+            old = final.with_name(_temp_prefix(final.name, "old") + secrets.token_hex(6))
             try:
-                os.replace(final, old)  # onto the empty folder just made
+                os.replace(final, old)
             except FileNotFoundError:  # another writer moved it aside meanwhile
-                os.rmdir(old)
                 old = None
-            except BaseException:
-                os.rmdir(old)
-                raise
         try:
             os.replace(tmp, final)
             return old
@@ -213,17 +212,23 @@ def atomic_write_dir(final: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_dir)`` on a temporary sibling folder (``.NAME.tmp-PID-*``), seal it
     (0755 / 0644, fsynced) and rename it to ``final``, replacing an older ``final``. No temporary
     or moved-aside folder survives a failure, a concurrent writer or (after the next write) a
-    killed one."""
+    killed one. The lock file of an :func:`output_lock` on ``final`` moves into the new folder
+    (the same file, so the lock stays held)."""
     final = Path(final)
     _make_dir(final.parent)
     sweep_stale(final.parent, final.name)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final.name, "tmp"), dir=final.parent))
-    old = None
+    old, lock = None, final / LOCK_NAME
     try:
         write(tmp)
         _seal(tmp)
+        if lock.is_file() and not os.path.lexists(tmp / LOCK_NAME):
+            os.replace(lock, tmp / LOCK_NAME)  # an output_lock held on final stays held, in place
         old = _swap_in(tmp, final)
     except BaseException:
+        if os.path.lexists(tmp / LOCK_NAME) and final.is_dir() and not lock.exists():
+            with contextlib.suppress(OSError):
+                os.replace(tmp / LOCK_NAME, lock)
         _remove(tmp)
         raise
     finally:

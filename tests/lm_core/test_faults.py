@@ -27,6 +27,7 @@ from lm_core.checkpoint import (
     CheckpointError,
     OutputError,
     OutputLockedError,
+    atomic_write_dir,
     ensure_writable,
     output_lock,
     save_checkpoint,
@@ -416,3 +417,17 @@ def test_a_lightning_ckpt_given_as_a_checkpoint_folder_is_one_line(tmp_path, cap
     assert cli_main(["generate", "--ckpt", str(f), "--prompt", "hi"]) == 2
     err = one_line_error(capsys, "generate")
     assert f"{f}: expected a checkpoint folder" in err and "resume" in err
+
+
+def test_a_folder_replaced_whole_under_its_own_lock_stays_locked(tmp_path):
+    """Forecaster.save-style writers replace the whole folder (atomic_write_dir): the lock file
+    moves into the new folder, still held, and goes away when the lock is released."""
+    out = tmp_path / "model"
+    with output_lock(out):
+        atomic_write_dir(out, lambda d: (d / "weights").write_text("w"))
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "weights"]
+        with pytest.raises(OutputLockedError):
+            with output_lock(out):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in out.iterdir()] == ["weights"]
