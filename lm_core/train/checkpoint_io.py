@@ -6,7 +6,7 @@ a truncated ``last.ckpt`` that no resume can read. :class:`AtomicCheckpointIO` i
 
 - writes ``.NAME.tmp-PID-*`` in the target folder, flushes and fsyncs it, makes it 0644, renames
   it over ``NAME`` and fsyncs the folder (a failed write removes its temporary file and raises
-  :class:`~lm_core.checkpoint.OutputError`; a killed writer's is removed by the next write);
+  :class:`~lm_core.outputs.OutputError`; a killed writer's is removed by the next write);
 - keeps the checkpoint it replaces, when that one is whole, as ``NAME-prev.ckpt``
   (:func:`lm_core.checkpoint.previous_path`): the last two checkpoints are on disk at any time;
 - loads with ``torch.load`` as Lightning does (``weights_only`` as the caller asks); a
@@ -31,15 +31,8 @@ from lightning.fabric.utilities.cloud_io import _load as pl_load
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from lm_core.checkpoint import (
-    FILE_MODE,
-    CheckpointError,
-    OutputError,
-    fsync_path,
-    one_line,
-    previous_path,
-    sweep_stale,
-)
+from lm_core.checkpoint import CheckpointError, previous_path
+from lm_core.outputs import FILE_MODE, OutputError, fsync_path, one_line, sweep_stale
 
 
 def is_whole(path: str | Path) -> bool:
