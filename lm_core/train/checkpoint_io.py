@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.cloud_io import _load as pl_load
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -63,13 +62,13 @@ def _as_stored(storage, location):
 def read_checkpoint(
     path: str | Path, map_location: Any = _as_stored, weights_only: bool | None = True
 ):
-    """``torch.load`` of a Lightning checkpoint file; :class:`CheckpointError` with one line naming
-    the file for anything unreadable (and no advice to turn ``weights_only`` off)."""
+    """``torch.load`` of a local Lightning checkpoint file; :class:`CheckpointError` with one line
+    naming the file for anything unreadable (and no advice to turn ``weights_only`` off)."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file missing")
     try:
-        return pl_load(p, map_location=map_location, weights_only=weights_only)
+        return torch.load(p, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{p}: refused: it holds objects other than tensors, numbers, strings and plain "
