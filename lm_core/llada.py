@@ -155,7 +155,9 @@ def _weight_files(d: Path) -> list[Path]:
         weight_map = read_json_object(index, f"LLaDA checkpoint {d}").get("weight_map")
         if not isinstance(weight_map, dict):
             raise CheckpointError(f"{where}: expected a 'weight_map' object, got {weight_map!r}")
-        files = [safe_member(d, s, where) for s in sorted(set(map(str, weight_map.values())))]
+        for s in weight_map.values():
+            safe_member(d, s, where)  # a file name inside d, or CheckpointError
+        files = [d / s for s in sorted(set(weight_map.values()))]
     else:
         files = [d / "model.safetensors"]
     for f in files:

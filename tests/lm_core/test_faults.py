@@ -373,6 +373,7 @@ LLADA_CASES = {
         "weight_map",
     ),
     "shard missing": (lambda d: _shards(d, {"b.safetensors": "c.safetensors"}), "missing"),
+    "shard name a number": (lambda d: _shards(d, {"b.safetensors": 7}), "expected a file name"),
     "corrupt tokenizer.json": (lambda d: (d / "tokenizer.json").write_text("{"), "tokenizer"),
 }
 
