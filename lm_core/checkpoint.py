@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lm_core.config import ModelConfig
+from lm_core.data.tokenizers import load_tokenizer
 from lm_core.nn.transformer import Transformer
 
 
@@ -141,8 +142,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     model.eval()
     tokenizer = None
     if (path / "tokenizer").is_dir():
-        from lm_core.data.tokenizers import load_tokenizer
-
         tokenizer = load_tokenizer(path / "tokenizer")
         if tokenizer.vocab_size > cfg.vocab_size:
             raise CheckpointError(

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning (SFT) data formatting and loss, as in LLaDA's SFT.
+"""Supervised fine-tuning (SFT) data formatting, as in LLaDA's SFT (the loss is
+:func:`lm_core.objectives.masked.sft_loss`).
 
 **Examples.** One JSON object per line (JSONL), either ``{"prompt": str, "response": str}`` or a
 chat ``{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}`` whose last
@@ -18,8 +19,8 @@ stops at EOS.
 
 **Batches and loss.** :func:`sft_batch` right-pads every sequence with EOS to a common length;
 the response, its EOS and the EOS padding are all *maskable* (the model learns to emit EOS to
-end an answer, as LLaDA), the prompt never is. :func:`sft_loss` is
-:func:`lm_core.objectives.masked_diffusion_loss` with that ``maskable`` and
+end an answer, as LLaDA), the prompt never is. :func:`lm_core.objectives.masked.sft_loss` is
+:func:`lm_core.objectives.masked.masked_diffusion_loss` with that ``maskable`` and
 ``normalise="answer"``: each sequence's weighted CE sum divided by its maskable length.
 """
 
@@ -32,8 +33,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-
-from lm_core.objectives import masked_diffusion_loss
 
 ROLES = ("system", "user", "assistant")
 
@@ -153,26 +152,6 @@ def sft_batch(
         prompt_len[b] = pl
     maskable = torch.arange(T)[None] >= prompt_len[:, None]
     return {"input_ids": input_ids, "maskable": maskable, "prompt_len": prompt_len}
-
-
-def sft_loss(
-    model,
-    batch: dict[str, Tensor],
-    mask_id: int,
-    eps: float = 1e-3,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict]:
-    """LLaDA's SFT loss on an :func:`sft_batch`: masked-diffusion ELBO over the maskable part,
-    normalised per answer. Returns (loss, stats)."""
-    return masked_diffusion_loss(
-        model,
-        batch["input_ids"],
-        mask_id=mask_id,
-        maskable=batch["maskable"],
-        eps=eps,
-        normalise="answer",
-        generator=generator,
-    )
 
 
 class SFTDataset(torch.utils.data.Dataset):

@@ -1,7 +1,9 @@
-"""Training objectives on the Transformer denoiser.
+"""The masked-diffusion objective (LLaDA's ELBO) and its SFT form.
 
-All losses take the model and a batch and return ``(loss, stats)`` where ``stats`` holds detached
-scalars worth logging. Time convention: see :mod:`lm_core.corruption`.
+Losses return ``(loss, stats)`` where ``stats`` holds detached scalars worth logging.
+:func:`masked_objective` and :func:`sft_objective` are the registry entries (kinds ``masked`` and
+``sft``, see :mod:`lm_core.objectives`): a batch dict in, the configured loss out.
+Time convention: see :mod:`lm_core.corruption`.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lm_core.config import ObjectiveConfig
 from lm_core.corruption import mask_probability, mask_tokens, sample_t
 from lm_core.nn.attention import document_ids
 
 
-def _per_row_t(input_ids: Tensor, cu_seqlens: Tensor | None, stratified: bool, generator):
+def per_row_t(input_ids: Tensor, cu_seqlens: Tensor | None, stratified: bool, generator):
     """A noise level per sequence: [B, 1] for a padded batch, [1, T] (one t per document) if packed."""
     B, T = input_ids.shape
     if cu_seqlens is None:
@@ -57,7 +60,7 @@ def masked_diffusion_loss(
     if maskable is None:
         maskable = torch.ones_like(input_ids, dtype=torch.bool)
     if t is None:
-        t = _per_row_t(input_ids, cu_seqlens, stratified, generator)
+        t = per_row_t(input_ids, cu_seqlens, stratified, generator)
     p = mask_probability(t, eps).expand_as(input_ids)
     x_t, masked = mask_tokens(input_ids, p, mask_id, maskable=maskable, generator=generator)
     logits = model(x_t, cu_seqlens=cu_seqlens, attn_mask=attn_mask)
@@ -82,29 +85,69 @@ def masked_diffusion_loss(
     return loss, stats
 
 
-def causal_lm_loss(
+def sft_loss(
     model,
-    input_ids: Tensor,
-    *,
-    cu_seqlens: Tensor | None = None,
-    attn_mask: Tensor | None = None,
-    valid: Tensor | None = None,
+    batch: dict[str, Tensor],
+    mask_id: int,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, dict]:
-    """Next-token cross-entropy for the autoregressive baseline (model must have causal=True).
-
-    Predictions never cross packed-document boundaries. ``valid`` bool [B, T] marks real tokens.
-    Returns the mean CE per predicted token (nats) and stats {"ppl"}.
-    """
-    if not model.cfg.causal:
-        raise ValueError("causal_lm_loss needs a model with causal=True")
-    logits = model(input_ids, cu_seqlens=cu_seqlens, attn_mask=attn_mask)
-    target_ok = torch.ones_like(input_ids, dtype=torch.bool)[:, 1:]
-    if cu_seqlens is not None:
-        doc = document_ids(cu_seqlens.to(input_ids.device), input_ids.shape[1])
-        target_ok = target_ok & (doc[1:] == doc[:-1])[None]
-    if valid is not None:
-        target_ok = target_ok & valid[:, 1:] & valid[:, :-1]
-    ce = F.cross_entropy(
-        logits[:, :-1][target_ok].float(), input_ids[:, 1:][target_ok], reduction="mean"
+    """LLaDA's SFT loss on an :func:`lm_core.data.sft.sft_batch`: masked-diffusion ELBO over the
+    maskable part (``input_ids`` [B, T], ``maskable`` bool [B, T]), normalised per answer.
+    Returns (loss, stats)."""
+    return masked_diffusion_loss(
+        model,
+        batch["input_ids"],
+        mask_id=mask_id,
+        maskable=batch["maskable"],
+        eps=eps,
+        normalise="answer",
+        generator=generator,
     )
-    return ce, {"ppl": ce.detach().exp()}
+
+
+def batch_masks(batch: dict) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """(cu_seqlens [N + 1] or None, valid bool [B, T] or None, attn_mask [B, 1, 1, T] or None)."""
+    cu, valid = batch.get("cu_seqlens"), batch.get("valid")
+    return cu, valid, None if valid is None else valid[:, None, None, :]
+
+
+def masked_objective(
+    model, batch: dict, cfg: ObjectiveConfig, generator=None, mask_id: int | None = None
+) -> tuple[Tensor, dict]:
+    """Registry entry ``masked``: the ELBO on a packed or padded batch (``valid`` = maskable)."""
+    cu, valid, attn_mask = batch_masks(batch)
+    c = cfg.corruption
+    return masked_diffusion_loss(
+        model,
+        batch["input_ids"],
+        mask_id=mask_id,
+        maskable=valid,
+        cu_seqlens=cu,
+        attn_mask=attn_mask,
+        eps=c.eps,
+        stratified=c.stratified,
+        generator=generator,
+    )
+
+
+def sft_objective(
+    model, batch: dict, cfg: ObjectiveConfig, generator=None, mask_id: int | None = None
+) -> tuple[Tensor, dict]:
+    """Registry entry ``sft``: the ELBO on an SFT batch's ``maskable`` cells, per answer."""
+    if "maskable" not in batch:
+        raise ValueError(
+            "objective.kind=sft needs SFT batches with 'maskable' "
+            "(data.class_path: lm_core.data.SFTDataModule)"
+        )
+    c = cfg.corruption
+    return masked_diffusion_loss(
+        model,
+        batch["input_ids"],
+        mask_id=mask_id,
+        maskable=batch["maskable"],
+        eps=c.eps,
+        stratified=c.stratified,
+        normalise="answer",
+        generator=generator,
+    )

@@ -1,9 +1,12 @@
-"""Samplers: one loop (:func:`denoise`) and commit policies with a ``step()``; text generation
-(:func:`generate`) on top of the loop."""
+"""Solvers: the sampler loop (:func:`denoise`) and commit policies with a ``step()``, DMax's soft
+decoding (:mod:`.soft`) and the flow ODE/SDE solvers (:mod:`.flow`).
 
-from lm_core.sampling.generate import GenerationResult, GenerationStats, generate
-from lm_core.sampling.loop import SampleStats, denoise, num_transfer_tokens
-from lm_core.sampling.policies import (
+A solver sees only a callable model and its extra inputs: no tokenizer, no checkpoint (text
+generation on top of them is :mod:`lm_core.text`).
+"""
+
+from lm_core.solvers.loop import SampleStats, denoise, num_transfer_tokens
+from lm_core.solvers.policies import (
     SAMPLERS,
     DistributionOrder,
     LowConfidence,
@@ -16,14 +19,11 @@ from lm_core.sampling.policies import (
 __all__ = [
     "DistributionOrder",
     "SAMPLERS",
-    "GenerationResult",
-    "GenerationStats",
     "LowConfidence",
     "RandomRemasking",
     "SampleStats",
     "Threshold",
     "denoise",
-    "generate",
     "gumbel_sample",
     "make_policy",
     "num_transfer_tokens",

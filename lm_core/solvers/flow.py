@@ -1,4 +1,7 @@
-"""Flow samplers: a policy with ``step()`` (Euler ODE, re-noising SDE) and one loop.
+"""Flow solvers: a policy with ``step()`` (Euler ODE, re-noising SDE) and one loop.
+
+A solver sees only a ``predict`` callable (z, t, x_sc) -> x_hat; the flow model, its codec and
+text live elsewhere (:func:`lm_core.text.flow.generate_flow`).
 
 The loop integrates from t = 1 (noise) to t = 0 (clean) on the uniform grid
 ``t_k = 1 - k / N`` (k = 0..N): N steps, N denoiser evaluations (NFE), 2N forward passes with
@@ -19,9 +22,7 @@ Both end at ``z_0 = x_hat`` of the last step. **Guidance:** ``x = x_c + s (x_c -
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -98,99 +99,3 @@ def flow_sample(
         z = keep(z) if keep else z
         x_sc = x_hat
     return z, steps
-
-
-@dataclass
-class FlowGenerationStats:
-    """NFE = sampler steps; forward_passes = NFE x 2 with guidance; tokens generated per row."""
-
-    nfe: int
-    forward_passes: int
-    tokens: int
-    rows: int
-    seconds: float
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens * self.rows / max(self.seconds, 1e-9)
-
-
-def _canvas(tokenizer, prompts: Sequence[str], gen_length: int, device):
-    """Left-padded prompts + gen_length cells: ids, valid, is_prompt [B, T], positions [B, T]."""
-    ids = [tokenizer.encode(p) for p in prompts]
-    P = max(len(i) for i in ids)
-    B, T = len(ids), P + gen_length
-    canvas = torch.full((B, T), tokenizer.pad_id, dtype=torch.long)
-    is_prompt = torch.zeros(B, T, dtype=torch.bool)
-    for b, row in enumerate(ids):
-        if row:
-            canvas[b, P - len(row) : P] = torch.tensor(row)
-            is_prompt[b, P - len(row) : P] = True
-    valid = is_prompt.clone()
-    valid[:, P:] = True
-    positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    return canvas.to(device), valid.to(device), is_prompt.to(device), positions.to(device), P
-
-
-@torch.no_grad()
-def generate_flow(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    *,
-    gen_length: int = 64,
-    steps: int = 32,
-    sampler: str = "euler",
-    churn: float = 0.5,
-    cfg_scale: float = 0.0,
-    seed: int = 0,
-) -> tuple[list[str], FlowGenerationStats]:
-    """Generate ``gen_length`` tokens after each prompt with a :class:`FlowModel`.
-
-    Prompt latents come from the frozen encoder seeing the prompt only (as in training). The
-    final latents are decoded by argmax and each text is cut at its first EOS. One generator
-    (``seed``) serves the whole batch.
-    """
-    dev = next(model.parameters()).device
-    den, codec = model.denoiser, model.codec
-    policy = make_sampler(sampler, churn)
-    ids, valid, is_prompt, pos, P = _canvas(tokenizer, prompts, gen_length, dev)
-    B, T = ids.shape
-    if T > den.cfg.max_seq_len:
-        raise ValueError(
-            f"prompt + gen_length = {T} tokens exceeds max_seq_len={den.cfg.max_seq_len}"
-        )
-    t0 = time.perf_counter()
-    has = is_prompt.any(-1, keepdim=True)
-    enc_keys = torch.where(has, is_prompt, valid)[:, None, None, :]
-    x_given = codec.encode(ids, attn_mask=enc_keys, positions=pos)
-    attn = valid[:, None, None, :]
-    null = den.null_latent.expand_as(x_given)
-
-    def predict(z, t, x_sc):
-        x_c = den(z, t, x_sc=x_sc, given=is_prompt, attn_mask=attn, positions=pos)
-        if cfg_scale == 0.0:
-            return x_c
-        z_u = torch.where(is_prompt[..., None], null, z)
-        x_u = den(z_u, t, x_sc=x_sc, given=is_prompt, attn_mask=attn, positions=pos)
-        return x_c + cfg_scale * (x_c - x_u)
-
-    g = torch.Generator(device=dev).manual_seed(seed)
-    z0, nfe = flow_sample(
-        predict, (B, T, den.d_latent), steps=steps, sampler=policy,
-        given=is_prompt, x_given=x_given, generator=g, device=dev,
-    )  # fmt: skip
-    out = codec.decode(z0)[:, P:].tolist()
-    texts = []
-    for row in out:
-        if tokenizer.eos_id in row:
-            row = row[: row.index(tokenizer.eos_id)]
-        texts.append(tokenizer.decode(row))
-    stats = FlowGenerationStats(
-        nfe=nfe,
-        forward_passes=nfe * (2 if cfg_scale else 1),
-        tokens=gen_length,
-        rows=B,
-        seconds=time.perf_counter() - t0,
-    )
-    return texts, stats

@@ -7,7 +7,7 @@ blocks of ``block_length``; blocks are filled left to right (semi-autoregressive
 Extra conditioning (covariates, attention masks, positions) is passed to ``model_fn`` untouched.
 
 Randomness comes only from the policy, through ``generator``: one ``torch.Generator`` or a list
-of per-row generators (see :mod:`lm_core.sampling.policies`), which makes each row's result
+of per-row generators (see :mod:`lm_core.solvers.policies`), which makes each row's result
 independent of the rest of the batch.
 """
 

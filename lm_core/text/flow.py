@@ -1,6 +1,6 @@
-"""``lm-core generate`` and ``lm-core score`` for flow checkpoints (the commands dispatch here).
+"""Text with a flow LM: :func:`generate_flow` (prompts -> texts) and :func:`flow_score`.
 
-**What ``score`` reports for a flow model.** A flow LM defines no tractable token likelihood here
+**What ``flow_score`` (``lm-core score`` on a flow checkpoint) reports.** A flow LM defines no tractable token likelihood here
 (the decoder is an argmax read-out and the ODE likelihood of latents is not a likelihood of
 tokens), so ``score`` reports two diagnostics, neither a likelihood nor a bound on one:
 
@@ -16,14 +16,15 @@ Lower flow loss is better; it is comparable only between models sharing the same
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from lm_core.corruption import flow_interpolate
-from lm_core.flow.denoiser import velocity_weight
-from lm_core.flow.model import load_flow_checkpoint
-from lm_core.flow.sampling import SAMPLERS, generate_flow
+from lm_core.objectives.flow import velocity_weight
+from lm_core.solvers.flow import flow_sample, make_sampler
 
 
 @torch.no_grad()
@@ -66,44 +67,97 @@ def flow_score(model, ids: list[int], *, n_prompt: int = 0, n_t: int = 16, seed:
     }
 
 
-def generate(args) -> int:
-    """Branch of ``lm-core generate`` for a flow checkpoint (``--sampler euler|sde``)."""
-    model, tok, _ = load_flow_checkpoint(args.ckpt, args.device)
-    if tok is None:
-        raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")
-    sampler = "euler" if args.sampler == "low_confidence" else args.sampler
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler: a flow checkpoint takes one of {SAMPLERS}, got {sampler!r}")
-    texts, s = generate_flow(
-        model, tok, args.prompt, gen_length=args.gen_length, steps=args.steps or 32,
-        sampler=sampler, churn=getattr(args, "churn", 0.5), cfg_scale=args.cfg, seed=args.seed,
+@dataclass
+class FlowGenerationStats:
+    """NFE = sampler steps; forward_passes = NFE x 2 with guidance; tokens generated per row."""
+
+    nfe: int
+    forward_passes: int
+    tokens: int
+    rows: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens * self.rows / max(self.seconds, 1e-9)
+
+
+def _canvas(tokenizer, prompts: Sequence[str], gen_length: int, device):
+    """Left-padded prompts + gen_length cells: ids, valid, is_prompt [B, T], positions [B, T]."""
+    ids = [tokenizer.encode(p) for p in prompts]
+    P = max(len(i) for i in ids)
+    B, T = len(ids), P + gen_length
+    canvas = torch.full((B, T), tokenizer.pad_id, dtype=torch.long)
+    is_prompt = torch.zeros(B, T, dtype=torch.bool)
+    for b, row in enumerate(ids):
+        if row:
+            canvas[b, P - len(row) : P] = torch.tensor(row)
+            is_prompt[b, P - len(row) : P] = True
+    valid = is_prompt.clone()
+    valid[:, P:] = True
+    positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+    return canvas.to(device), valid.to(device), is_prompt.to(device), positions.to(device), P
+
+
+@torch.no_grad()
+def generate_flow(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    gen_length: int = 64,
+    steps: int = 32,
+    sampler: str = "euler",
+    churn: float = 0.5,
+    cfg_scale: float = 0.0,
+    seed: int = 0,
+) -> tuple[list[str], FlowGenerationStats]:
+    """Generate ``gen_length`` tokens after each prompt with a :class:`FlowModel`.
+
+    Prompt latents come from the frozen encoder seeing the prompt only (as in training). The
+    final latents are decoded by argmax and each text is cut at its first EOS. One generator
+    (``seed``) serves the whole batch.
+    """
+    dev = next(model.parameters()).device
+    den, codec = model.denoiser, model.codec
+    policy = make_sampler(sampler, churn)
+    ids, valid, is_prompt, pos, P = _canvas(tokenizer, prompts, gen_length, dev)
+    B, T = ids.shape
+    if T > den.cfg.max_seq_len:
+        raise ValueError(
+            f"prompt + gen_length = {T} tokens exceeds max_seq_len={den.cfg.max_seq_len}"
+        )
+    t0 = time.perf_counter()
+    has = is_prompt.any(-1, keepdim=True)
+    enc_keys = torch.where(has, is_prompt, valid)[:, None, None, :]
+    x_given = codec.encode(ids, attn_mask=enc_keys, positions=pos)
+    attn = valid[:, None, None, :]
+    null = den.null_latent.expand_as(x_given)
+
+    def predict(z, t, x_sc):
+        x_c = den(z, t, x_sc=x_sc, given=is_prompt, attn_mask=attn, positions=pos)
+        if cfg_scale == 0.0:
+            return x_c
+        z_u = torch.where(is_prompt[..., None], null, z)
+        x_u = den(z_u, t, x_sc=x_sc, given=is_prompt, attn_mask=attn, positions=pos)
+        return x_c + cfg_scale * (x_c - x_u)
+
+    g = torch.Generator(device=dev).manual_seed(seed)
+    z0, nfe = flow_sample(
+        predict, (B, T, den.d_latent), steps=steps, sampler=policy,
+        given=is_prompt, x_given=x_given, generator=g, device=dev,
     )  # fmt: skip
-    for text in texts:
-        print(text)
-    print(
-        f"# sampler={sampler} nfe={s.nfe} forward_passes={s.forward_passes} "
-        f"seconds={s.seconds:.3f} tokens_per_s={s.tokens_per_second:.1f}"
+    out = codec.decode(z0)[:, P:].tolist()
+    texts = []
+    for row in out:
+        if tokenizer.eos_id in row:
+            row = row[: row.index(tokenizer.eos_id)]
+        texts.append(tokenizer.decode(row))
+    stats = FlowGenerationStats(
+        nfe=nfe,
+        forward_passes=nfe * (2 if cfg_scale else 1),
+        tokens=gen_length,
+        rows=B,
+        seconds=time.perf_counter() - t0,
     )
-    return 0
-
-
-def score(args) -> int:
-    """Branch of ``lm-core score`` for a flow checkpoint (see the module docstring)."""
-    model, tok, _ = load_flow_checkpoint(args.ckpt, args.device)
-    if tok is None:
-        raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")
-    if args.text is not None:
-        path = Path(args.text)
-        if not path.is_file():
-            raise FileNotFoundError(f"--text: {path} does not exist")
-        ids, n_prompt = tok.encode(path.read_text(encoding="utf-8")), 0
-    else:
-        prompt = tok.encode(args.prompt or "")
-        ids, n_prompt = prompt + tok.encode(args.continuation), len(prompt)
-    r = flow_score(model, ids, n_prompt=n_prompt, n_t=min(args.samples, 64), seed=args.seed)
-    print(
-        f"flow-matching loss {r['flow_loss']:.4f} (velocity MSE per latent dim, "
-        f"{min(args.samples, 64)} stratified t; not a likelihood bound); x-MSE {r['x_mse']:.4f}; "
-        f"codec round-trip accuracy {r['codec_acc']:.3f}; over {r['n_tokens']} tokens"
-    )
-    return 0
+    return texts, stats

@@ -1,15 +1,12 @@
-"""Text generation on top of the canvas-generic sampler loop (:func:`lm_core.sampling.denoise`).
+"""Text generation on top of the canvas-generic sampler loop (:func:`lm_core.solvers.denoise`).
 
 What this layer adds to the loop, and nothing else:
 
-- **Prompts** (strings or id lists) are left-padded with PAD into one canvas ``[B, P + N]``
-  (P = longest prompt, N = generated cells). Pad cells are never attended: the model gets a bool
-  attention mask ``[B, T, T]`` (True = may attend) in which every real query sees only real keys
-  (a pad query sees only itself, so its softmax is defined), and RoPE positions that start at 0
-  at each row's first real token. A row therefore computes what it would compute alone.
+- **Prompts** are left-padded into one canvas with an attention mask and positions such that a
+  row computes what it would compute alone (:mod:`lm_core.text.prompts`).
 - **Per-row random numbers**: row b draws from its own generator seeded with ``seed`` (or
-  ``seed[b]``), only for its own hidden cells, so each output is identical to generating that
-  prompt alone with the same seed. Pass a list of seeds to draw different samples of one prompt.
+  ``seed[b]``), so each output is identical to generating that prompt alone with the same seed.
+  Pass a list of seeds to draw different samples of one prompt.
 - **Semi-autoregressive blocks** of ``block_length`` cells; ``steps`` is the total number of
   fixed-count steps over ``gen_length`` (``steps // n_blocks`` per block). The threshold sampler
   is dynamic: it runs until each block is full (``steps`` is validated but not a budget), so its
@@ -21,85 +18,31 @@ What this layer adds to the loop, and nothing else:
 - **Classifier-free guidance** (LLaDA): the unconditional pass sees the same canvas with every
   prompt token replaced by MASK; ``logits = uncond + (cfg_scale + 1) * (cond - uncond)``.
   ``cfg_scale = 0`` turns it off (one pass per step); otherwise each step costs two passes.
+- **DMax** (:func:`dmax_generate`, or ``sampler="dmax"``): soft parallel decoding
+  (:mod:`lm_core.solvers.soft`) on the same left-padded canvas.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from lm_core.sampling.loop import check_schedule, denoise
-from lm_core.sampling.policies import make_policy
-
-
-@dataclass
-class GenerationStats:
-    """Cost of one :func:`generate` call.
-
-    ``nfe`` counts sampler steps (denoiser calls on the whole batch); ``forward_passes`` is
-    ``nfe`` times 2 with classifier-free guidance. ``tokens`` are cells committed by the
-    sampler over all rows (EOS fill after the end is not counted).
-    """
-
-    nfe: int = 0
-    forward_passes: int = 0
-    tokens: int = 0
-    rows: int = 1
-    seconds: float = 0.0
-    per_block_nfe: list[int] = field(default_factory=list)
-
-    @property
-    def tpf(self) -> float:
-        """Tokens per forward pass: committed tokens per row / nfe."""
-        return self.tokens / max(self.rows, 1) / max(self.nfe, 1)
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens / max(self.seconds, 1e-9)
-
-
-@dataclass
-class GenerationResult:
-    """``texts`` (None without a tokenizer), ``token_ids`` (each row's generated ids, cut before
-    its first EOS), ``sequences`` [B, N] (the raw generated cells, EOS-filled after the end) and
-    ``stats``."""
-
-    texts: list[str] | None
-    token_ids: list[list[int]]
-    sequences: Tensor
-    stats: GenerationStats
-
-
-def _special_ids(tokenizer, mask_id, eos_id, pad_id) -> tuple[int, int, int]:
-    ids = {"mask_id": mask_id, "eos_id": eos_id, "pad_id": pad_id}
-    for name in ids:
-        if ids[name] is None:
-            if tokenizer is None or getattr(tokenizer, name, None) is None:
-                raise ValueError(f"{name}: give it, or a tokenizer that has it")
-            ids[name] = int(getattr(tokenizer, name))
-    return ids["mask_id"], ids["eos_id"], ids["pad_id"]
-
-
-def encode_prompts(tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
-    """Prompts (strings need a tokenizer) -> lists of ids; empty prompts are a ValueError."""
-    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or len(prompts) == 0:
-        raise ValueError("prompts: expected a non-empty list of strings or of id lists")
-    out = []
-    for i, p in enumerate(prompts):
-        if isinstance(p, str):
-            if tokenizer is None:
-                raise ValueError(f"prompts[{i}]: a string prompt needs a tokenizer")
-            ids = list(tokenizer.encode(p))
-        else:
-            ids = [int(v) for v in p]
-        if len(ids) == 0:
-            raise ValueError(f"prompts[{i}]: empty prompt")
-        out.append(ids)
-    return out
+from lm_core.solvers.loop import check_schedule, denoise
+from lm_core.solvers.policies import make_policy
+from lm_core.solvers.soft import check_soft_args, soft_denoise
+from lm_core.text.prompts import (
+    GenerationResult,
+    GenerationStats,
+    attention_inputs,
+    cut_at_eos,
+    encode_prompts,
+    left_pad,
+    row_generators,
+    special_ids,
+)
 
 
 def check_generation_args(
@@ -128,32 +71,6 @@ def check_generation_args(
             f"context (max_seq_len={max_seq_len})"
         )
     return budget
-
-
-def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[Tensor, Tensor]:
-    """Left-pad prompts: ids [B, P] and bool ``valid`` [B, P] (False at pad cells)."""
-    P = max(len(p) for p in prompts)
-    x = torch.full((len(prompts), P), pad_id, dtype=torch.long, device=device)
-    valid = torch.zeros(len(prompts), P, dtype=torch.bool, device=device)
-    for b, p in enumerate(prompts):
-        x[b, P - len(p) :] = torch.tensor(p, dtype=torch.long, device=device)
-        valid[b, P - len(p) :] = True
-    return x, valid
-
-
-def attention_inputs(valid: Tensor) -> dict:
-    """bool ``valid`` [B, T] -> {"attn_mask": [B, T, T] or None, "positions": [B, T] or None}.
-
-    Real queries attend to real keys only; a pad query attends to itself. Positions count real
-    tokens from 0. Without padding both are None (the model's defaults, same values).
-    """
-    if bool(valid.all()):
-        return {"attn_mask": None, "positions": None}
-    T = valid.shape[1]
-    eye = torch.eye(T, dtype=torch.bool, device=valid.device)
-    attn_mask = valid[:, None, :] | eye[None]
-    positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    return {"attn_mask": attn_mask, "positions": positions}
 
 
 def guided_model_fn(model, *, cfg_scale: float, mask_id: int):
@@ -186,25 +103,6 @@ def eos_fill_callback(eos_id: int, mask_id: int, block_length: int):
         return bool(ended.all())
 
     return on_block_end
-
-
-def _generators(seed, B: int, device) -> list[torch.Generator]:
-    seeds = [seed] * B if seed is None or isinstance(seed, int) else list(seed)
-    if len(seeds) != B:
-        raise ValueError(f"seed: expected an int or {B} seeds, got {len(seeds)}")
-    gens = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(0 if s is None else int(s))
-        gens.append(g)
-    return gens
-
-
-def _cut_at_eos(seq: Tensor, eos_id: int) -> list[list[int]]:
-    out = []
-    for row in seq.tolist():
-        out.append(row[: row.index(eos_id)] if eos_id in row else row)
-    return out
 
 
 def _run_phase(fn, x, editable, valid, prompt_mask, *, steps, block_length, ids, policy, gens):
@@ -258,7 +156,7 @@ def generate(
         steps: total sampler steps over gen_length, a multiple of the number of blocks
             (default gen_length: one token per step).
         sampler: ``low_confidence``, ``threshold`` or ``random`` (ignored if ``policy`` given);
-            ``dmax`` hands over to :func:`lm_core.dmax.dmax_generate` (soft parallel decoding,
+            ``dmax`` hands over to :func:`dmax_generate` (soft parallel decoding,
             its frontier threshold is ``tau``; ``steps`` is not used).
         temperature: Gumbel-max temperature (0 = greedy). tau: threshold in (0, 1].
         confidence: ``prob``, ``margin``, ``entropy`` or ``random`` (ordering score).
@@ -270,15 +168,13 @@ def generate(
         :class:`GenerationResult` with texts, ids, the raw cells [B, N] and the cost.
     """
     if policy is None and sampler == "dmax":  # soft parallel decoding needs inputs_embeds
-        from lm_core.dmax import dmax_generate
-
         if cfg_scale > 0 or max_new_tokens is not None or temperature > 0:
-            raise ValueError("sampler dmax: greedy, fixed length, no cfg (see lm_core.dmax)")
+            raise ValueError("sampler dmax: greedy, fixed length, no cfg (see dmax_generate)")
         return dmax_generate(
             model, tokenizer, prompts, gen_length=gen_length, block_length=block_length,
             tau=tau, mask_id=mask_id, eos_id=eos_id, pad_id=pad_id,
         )  # fmt: skip
-    mask_id, eos_id, pad_id = _special_ids(tokenizer, mask_id, eos_id, pad_id)
+    mask_id, eos_id, pad_id = special_ids(tokenizer, mask_id, eos_id, pad_id)
     ids = encode_prompts(tokenizer, prompts)
     steps = gen_length if steps is None else steps
     budget = check_generation_args(
@@ -290,7 +186,7 @@ def generate(
         policy = make_policy(sampler, temperature=temperature, tau=tau, confidence=confidence)
     device = next(model.parameters()).device
     B = len(ids)
-    gens = _generators(seed, B, device)
+    gens = row_generators(seed, B, device)
     fn = guided_model_fn(model, cfg_scale=cfg_scale, mask_id=mask_id)
     prompt_x, valid = left_pad(ids, pad_id, device)
     P = prompt_x.shape[1]
@@ -318,7 +214,7 @@ def generate(
     stats.seconds = time.perf_counter() - t0
     stats.forward_passes = stats.nfe * (2 if cfg_scale > 0 else 1)
     seq = x[:, P:]
-    token_ids = _cut_at_eos(seq, eos_id)
+    token_ids = cut_at_eos(seq, eos_id)
     texts = None if tokenizer is None else [tokenizer.decode(t) for t in token_ids]
     return GenerationResult(texts=texts, token_ids=token_ids, sequences=seq, stats=stats)
 
@@ -327,3 +223,62 @@ def _add(stats: GenerationStats, s) -> None:
     stats.nfe += s.nfe
     stats.tokens += s.committed
     stats.per_block_nfe.extend(s.per_block_nfe)
+
+
+@torch.no_grad()
+def dmax_generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    gen_length: int = 128,
+    block_length: int = 32,
+    tau: float = 0.5,
+    stop_conf: float = 0.9,
+    max_steps_per_block: int | None = None,
+    soft: bool = True,
+    mask_id: int | None = None,
+    eos_id: int | None = None,
+    pad_id: int | None = None,
+) -> GenerationResult:
+    """Soft parallel decoding (DMax, :func:`lm_core.solvers.soft.soft_denoise`) of a
+    continuation of each prompt; greedy (top-1).
+
+    Batched: prompts are left-padded as in :func:`generate` (the same attention mask and
+    positions) and a row's result equals decoding it alone. ``stats.nfe`` counts model calls on
+    the batch (per row when B = 1); ``stats.tokens`` the cells decoded (EOS fill after a row's end
+    excluded). No classifier-free guidance and no variable-length extension (use
+    :func:`generate` for those).
+
+    Args:
+        model: a :class:`lm_core.Transformer` (needs ``tok_emb`` and ``inputs_embeds``).
+        tokenizer: for string prompts and decoding; may be None with id prompts and explicit ids.
+        tau: frontier threshold (cells with p >= tau are taken left to right in one step).
+        stop_conf: a block ends when every cell has p >= stop_conf (or nothing changed).
+        max_steps_per_block: safety bound on model calls per block (default 2 * block_length).
+        soft: feed decoded cells back as soft embeddings (DMax); False feeds their hard top-1
+            token instead (an ablation: hard self-correction with the same frontier and stops).
+    """
+    mask_id, eos_id, pad_id = special_ids(tokenizer, mask_id, eos_id, pad_id)
+    ids = encode_prompts(tokenizer, prompts)
+    check_soft_args(
+        gen_length, block_length, tau, stop_conf, max(map(len, ids)), model.cfg.max_seq_len
+    )
+    device = next(model.parameters()).device
+    prompt_x, valid = left_pad(ids, pad_id, device)
+    B, P = prompt_x.shape
+    x = torch.cat([prompt_x, prompt_x.new_full((B, gen_length), mask_id)], dim=1)
+    valid = torch.cat([valid, valid.new_ones(B, gen_length)], dim=1)
+    t0 = time.perf_counter()
+    x, s = soft_denoise(
+        model, x, attention_inputs(valid), start=P, block_length=block_length, mask_id=mask_id,
+        eos_id=eos_id, tau=tau, stop_conf=stop_conf, max_steps_per_block=max_steps_per_block,
+        soft=soft,
+    )  # fmt: skip
+    stats = GenerationStats(rows=B, nfe=s.nfe, tokens=s.tokens, per_block_nfe=s.per_block_nfe)
+    stats.seconds = time.perf_counter() - t0
+    stats.forward_passes = stats.nfe
+    seq = x[:, P:]
+    token_ids = cut_at_eos(seq, eos_id)
+    texts = None if tokenizer is None else [tokenizer.decode(t) for t in token_ids]
+    return GenerationResult(texts=texts, token_ids=token_ids, sequences=seq, stats=stats)

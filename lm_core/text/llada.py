@@ -47,6 +47,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from lm_core.checkpoint import load_checkpoint
 from lm_core.config import ModelConfig
 from lm_core.nn.layers import RotaryEmbedding
 from lm_core.nn.transformer import Transformer
@@ -259,8 +260,6 @@ def is_llada_dir(path: str | Path) -> bool:
 
 def load_any(path: str | Path, device: str | torch.device = "cpu"):
     """(model, tokenizer or None, meta) from an lm_core checkpoint or a LLaDA-format directory."""
-    from lm_core.checkpoint import load_checkpoint
-
     if not is_llada_dir(path):
         return load_checkpoint(path, device)
     model, meta = load_llada(path, device)

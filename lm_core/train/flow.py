@@ -1,18 +1,19 @@
-"""Training the flow LM: :class:`FlowLM` (a thin LightningModule) and :func:`run_flow` (fit).
+"""Training the flow LM: :class:`FlowLM` (a thin LightningModule) and :func:`build_flow_module`.
 
-``lm-core fit`` with ``objective.kind: flow`` comes here (see :mod:`lm_core.commands.fit`):
+:func:`lm_core.train.run.run` with ``objective.kind: flow`` builds its module here:
 
 1. data and tokenizer as for the masked LM (the encoder checkpoint's tokenizer when
    ``objective.flow.encoder_ckpt`` is set);
-2. the codec phase (:func:`lm_core.flow.codec.train_codec`, ``codec_steps`` plain optimiser
+2. the codec stage (:func:`lm_core.train.codec.train_codec`, ``codec_steps`` plain optimiser
    steps, no Trainer), then the codec is frozen; skipped when resuming (the codec is in
    ``last.ckpt``);
-3. Lightning trains the denoiser with :func:`~lm_core.flow.denoiser.flow_matching_loss`;
+3. Lightning trains the denoiser with :func:`~lm_core.objectives.flow.flow_objective`;
    ``val/loss`` is the same velocity loss on validation batches with fixed noise (not a
    likelihood bound). Exports (``latest``/``best``/``final``) are flow checkpoints
    (:mod:`lm_core.flow.model`).
 
-Optimiser, WSD schedule, EMA, exact resume and logging are :class:`~lm_core.lightning.DiffusionLM`'s.
+Optimiser, WSD schedule, EMA, exact resume and logging are
+:class:`~lm_core.train.module.DiffusionLM`'s.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch import Tensor
 
-from lm_core.config import FlowConfig, ModelConfig, ObjectiveConfig, OptimConfig
-from lm_core.flow.codec import LatentCodec, batch_io, train_codec
-from lm_core.flow.denoiser import FlowDenoiser, denoiser_config, draw_prompts, flow_matching_loss
-from lm_core.flow.model import build_codec, save_flow_checkpoint
-from lm_core.lightning import DiffusionLM
+from lm_core.config import ConfigError, FlowConfig, ModelConfig, ObjectiveConfig, OptimConfig
+from lm_core.flow.codec import LatentCodec
+from lm_core.flow.denoiser import FlowDenoiser, denoiser_config
+from lm_core.flow.model import FlowModel, build_codec, save_flow_checkpoint
+from lm_core.objectives import get_loss
+from lm_core.text.llada import load_any
+from lm_core.train.codec import train_codec
+from lm_core.train.module import DiffusionLM
+from lm_core.train.setup import resolve_model, resume_path
 
 
 def _flow_cfg(objective) -> FlowConfig:
@@ -75,6 +79,7 @@ class FlowLM(DiffusionLM):
             for n, p in self.net.named_parameters()
             if p.dim() < 2 or n.startswith("net.tok_emb") or n in ("given_emb", "null_latent")
         }
+        self.loss_fn = get_loss("flow")
         self.ema, self._ema_state = None, None
         self._val_sums, self._t_last = [0.0, 0.0], None
 
@@ -83,27 +88,9 @@ class FlowLM(DiffusionLM):
         self.codec.eval()  # frozen: always in eval mode
         return self
 
-    def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[Tensor, dict]:
-        """Velocity loss (per latent dim, averaged over generated cells) on one batch."""
-        ids, valid, attn, cu = batch_io(batch)
-        f = self.flow
-        with torch.no_grad():
-            x = self.codec.encode(ids, attn_mask=attn, cu_seqlens=cu)
-            given, x_given = None, None
-            if cu is None and f.prompt_prob > 0:
-                given, dropped = draw_prompts(valid, f, generator)
-                x_given = x
-                if self.codec.contextual and bool(given.any()):
-                    keys = torch.where(given.any(-1, keepdim=True), given, valid)
-                    x_given = self.codec.encode(ids, attn_mask=keys[:, None, None, :])
-        loss_mask = valid if given is None else valid & ~given
-        if given is not None:  # the null latent is learned through the dropped rows
-            null_rows = dropped[:, None, None] & given[..., None]
-            x_given = torch.where(null_rows, self.net.null_latent.to(x.dtype), x_given)
-        return flow_matching_loss(
-            self.net, x, cfg=f, loss_mask=loss_mask, given=given, x_given=x_given,
-            attn_mask=attn, cu_seqlens=cu, generator=generator,
-        )  # fmt: skip
+    def loss_model(self) -> FlowModel:
+        """The flow objective's ``model``: this module's codec and denoiser (no copies)."""
+        return FlowModel(self.codec, self.net, self.flow)
 
     def on_validation_epoch_end(self) -> None:
         if self.ema is not None:
@@ -127,9 +114,6 @@ class FlowLM(DiffusionLM):
 
 def load_encoder(flow: FlowConfig, dm):
     """The frozen encoder Transformer of ``flow.encoder_ckpt`` (its tokenizer set on dm), or None."""
-    from lm_core.config import ConfigError
-    from lm_core.llada import load_any
-
     if flow.encoder_ckpt is None:
         return None
     if not Path(flow.encoder_ckpt).is_dir():
@@ -144,13 +128,9 @@ def load_encoder(flow: FlowConfig, dm):
     return net
 
 
-def run_flow(cfg, callbacks=()):
-    """``lm-core fit`` for ``objective.kind: flow``; returns (trainer, FlowLM)."""
-    from lm_core.commands.fit import build_trainer, fit_resumable, resolve_model, resume_path
-    from lm_core.config import ConfigError
-
-    out_dir = Path(cfg.out_dir)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+def build_flow_module(cfg, out_dir: Path) -> tuple[FlowLM, str | None, list[str]]:
+    """Data and tokenizer, the codec stage (skipped when resuming: the codec is in
+    ``last.ckpt``), then :class:`FlowLM`. Returns (module, resume checkpoint, lines to print)."""
     dm, flow = cfg.data, _flow_cfg(cfg.objective)
     encoder = load_encoder(flow, dm)
     dm.prepare_data()
@@ -189,10 +169,5 @@ def run_flow(cfg, callbacks=()):
         max_steps=cfg.trainer.max_steps,
         seed=cfg.seed,
     )
-    trainer = build_trainer(cfg, out_dir, tok, callbacks)
-    if trainer.is_global_zero:
-        print(f"flow denoiser: {module.net.num_parameters():,} parameters; objective flow")
-        if ckpt:
-            print(f"resuming from {ckpt}")
-    fit_resumable(trainer, module, dm, ckpt, seed=cfg.seed, out_dir=out_dir)
-    return trainer, module
+    notes = [f"flow denoiser: {module.net.num_parameters():,} parameters; objective flow"]
+    return module, ckpt, notes

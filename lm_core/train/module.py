@@ -1,7 +1,8 @@
 """Thin Lightning wrapper: steps, logging, optimiser and schedule. No algorithm lives here.
 
 :class:`DiffusionLM` holds a :class:`~lm_core.nn.transformer.Transformer` (``self.net``) and
-calls :mod:`lm_core.objectives` on each batch. Batches come from ``lm_core.data``:
+calls the loss function that :data:`lm_core.objectives.LOSSES` registers for its objective kind
+on each batch. Batches come from ``lm_core.data``:
 
 - packed: ``{"input_ids": [1, T] long, "cu_seqlens": int32 [N + 1]}`` (documents never attend
   to each other, one noise level per document);
@@ -25,9 +26,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from lm_core.checkpoint import save_checkpoint
 from lm_core.config import CorruptionConfig, ModelConfig, ObjectiveConfig, OptimConfig
 from lm_core.nn.transformer import Transformer
-from lm_core.objectives import causal_lm_loss, masked_diffusion_loss
+from lm_core.objectives import get_loss
 from lm_core.schedule import EMA, wsd_scheduler
 
 _WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
@@ -104,6 +106,7 @@ class DiffusionLM(L.LightningModule):
                 "seed": self.seed,
             }
         )
+        self.loss_fn = get_loss(kind)
         self.net = Transformer(self.model_cfg)
         self.no_decay = {
             n for n, p in self.net.named_parameters() if p.dim() < 2 or n.startswith("tok_emb")
@@ -123,52 +126,16 @@ class DiffusionLM(L.LightningModule):
             s = (s * 1_000_003 + int(k) + 1) % (2**61 - 1)
         return torch.Generator(device=self.device).manual_seed(s)
 
-    def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[Tensor, dict]:
-        """Objective on one batch -> (scalar loss in nats per token, detached stats)."""
-        ids = batch["input_ids"]
-        cu, valid = batch.get("cu_seqlens"), batch.get("valid")
-        attn_mask = None if valid is None else valid[:, None, None, :]
-        if self.objective.kind == "ar":
-            return causal_lm_loss(self.net, ids, cu_seqlens=cu, attn_mask=attn_mask, valid=valid)
-        c = self.objective.corruption
-        if self.objective.kind == "dmax":  # on-policy self-correction (lm_core.dmax)
-            from lm_core.dmax import dmax_loss
+    def loss_model(self):
+        """What the objective's loss function takes as ``model``: the Transformer here."""
+        return self.net
 
-            sft = "maskable" in batch
-            return dmax_loss(
-                self.net, ids, mask_id=self.mask_id, share=self.objective.dmax_share,
-                maskable=batch["maskable"] if sft else valid, cu_seqlens=None if sft else cu,
-                attn_mask=None if sft else attn_mask, eps=c.eps, stratified=c.stratified,
-                normalise="answer" if sft else "tokens",
-                mask_ratio=self.objective.dmax_mask_ratio, generator=generator,
-            )  # fmt: skip
-        if self.objective.kind == "sft":
-            if "maskable" not in batch:
-                raise ValueError(
-                    "objective.kind=sft needs SFT batches with 'maskable' "
-                    "(data.class_path: lm_core.data.SFTDataModule)"
-                )
-            return masked_diffusion_loss(
-                self.net,
-                ids,
-                mask_id=self.mask_id,
-                maskable=batch["maskable"],
-                eps=c.eps,
-                stratified=c.stratified,
-                normalise="answer",
-                generator=generator,
-            )
-        return masked_diffusion_loss(
-            self.net,
-            ids,
-            mask_id=self.mask_id,
-            maskable=valid,
-            cu_seqlens=cu,
-            attn_mask=attn_mask,
-            eps=c.eps,
-            stratified=c.stratified,
-            generator=generator,
-        )
+    def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[Tensor, dict]:
+        """Objective on one batch -> (scalar loss in nats per token, detached stats).
+
+        The loss function is the registry's entry for ``objective.kind``
+        (:data:`lm_core.objectives.LOSSES`)."""
+        return self.loss_fn(self.loss_model(), batch, self.objective, generator, self.mask_id)
 
     # ----------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -264,8 +231,6 @@ class DiffusionLM(L.LightningModule):
     # ----------------------------------------------------------------- export
     def export(self, path, tokenizer=None, extra: dict | None = None):
         """Write an lm_core checkpoint directory (EMA weights when EMA is on); atomic."""
-        from lm_core.checkpoint import save_checkpoint
-
         extra = {"global_step": int(self.global_step), **(extra or {})}
         if tokenizer is not None and not hasattr(tokenizer, "save"):
             # e.g. a LLaDA checkpoint's HuggingFace tokenizer (init_from): keep its files there
@@ -289,115 +254,3 @@ class DiffusionLM(L.LightningModule):
                 objective=self.objective.kind,
                 extra=extra,
             )
-
-
-class ResumableLoader:
-    """Makes a training ``DataLoader`` exactly resumable (Lightning's ``_Stateful`` protocol).
-
-    Map-style datasets: each epoch's order is a permutation seeded by (seed, epoch) and rank r
-    of w takes every w-th index. Iterable datasets with ``set_epoch`` (``PackedDataset``): the
-    epoch is set from the trainer (the dataset's plan is a function of its seed and epoch) and
-    the loader is iterated as is. Either way, after ``load_state_dict`` the first iteration skips
-    the batches the interrupted run already trained on; Lightning keeps ``state_dict()`` in
-    ``last.ckpt``.
-    """
-
-    def __init__(self, loader, trainer, *, seed: int, shuffle: bool = True) -> None:
-        self.loader, self.trainer, self.seed, self.shuffle = loader, trainer, seed, shuffle
-        self.iterable = isinstance(loader.dataset, torch.utils.data.IterableDataset)
-        self._skip = 0
-
-    def _batches(self, epoch: int) -> list[list[int]]:
-        n, world = len(self.loader.dataset), max(self.trainer.world_size, 1)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-            order = torch.randperm(n, generator=g).tolist()
-        else:
-            order = list(range(n))
-        per_rank = n // world
-        mine = order[self.trainer.global_rank : per_rank * world : world]
-        bs = self.loader.batch_size or 1
-        out = [mine[i : i + bs] for i in range(0, len(mine), bs)]
-        if self.loader.drop_last and out and len(out[-1]) < bs:
-            out.pop()
-        return out
-
-    def __len__(self) -> int:
-        return len(self.loader) if self.iterable else len(self._batches(0))
-
-    def __iter__(self):
-        epoch, skip, self._skip = self.trainer.current_epoch, self._skip, 0
-        if self.iterable:
-            if hasattr(self.loader.dataset, "set_epoch"):
-                self.loader.dataset.set_epoch(epoch)
-            rank, world = self.trainer.global_rank, max(self.trainer.world_size, 1)
-            for i, batch in enumerate(self.loader):  # rank r takes batches r, r + w, ...
-                if i >= skip * world and i % world == rank:
-                    yield batch
-            return
-        batches = self._batches(epoch)
-        dl = torch.utils.data.DataLoader(
-            self.loader.dataset,
-            batch_sampler=batches[skip % max(len(batches), 1) :],
-            collate_fn=self.loader.collate_fn,
-            num_workers=self.loader.num_workers,
-            pin_memory=self.loader.pin_memory,
-        )
-        yield from dl
-
-    def state_dict(self) -> dict:
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"processed": int(done)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._skip = int(state.get("processed", 0))
-
-
-class ExportCallback(L.Callback):
-    """Writes lm_core checkpoint dirs: ``latest`` and ``best`` after validations, ``final`` at the end."""
-
-    def __init__(self, out_dir, tokenizer) -> None:
-        from pathlib import Path
-
-        self.out_dir, self.tokenizer = Path(out_dir), tokenizer
-        self.best = float("inf")
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        loss = trainer.callback_metrics.get("val/loss")
-        extra = {} if loss is None else {"val_loss": float(loss)}
-        pl_module.export(self.out_dir / "latest", self.tokenizer, extra)
-        if loss is not None and float(loss) < self.best:
-            self.best = float(loss)
-            pl_module.export(self.out_dir / "best", self.tokenizer, extra)
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            pl_module.export(self.out_dir / "final", self.tokenizer)
-
-
-class LogLine(L.Callback):
-    """A readable line every ``every`` steps: step, loss, lr, tokens/s (progress-bar safe)."""
-
-    def __init__(self, every: int) -> None:
-        self.every = max(int(every), 1)
-        self._t0, self._tokens = None, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._t0 is None:
-            self._t0 = time.perf_counter()
-        self._tokens += batch_tokens(batch) * trainer.world_size
-        step = trainer.global_step
-        if (
-            step % self.every
-            or not trainer.is_global_zero
-            or batch_idx % trainer.accumulate_grad_batches
-        ):
-            return
-        m = trainer.callback_metrics
-        dt = max(time.perf_counter() - self._t0, 1e-9)
-        pl_module.print(
-            f"step {step}/{trainer.max_steps}  loss {float(m.get('train/loss', float('nan'))):.4f}"
-            f"  lr {trainer.optimizers[0].param_groups[0]['lr']:.2e}  tokens/s {self._tokens / dt:,.0f}"
-        )

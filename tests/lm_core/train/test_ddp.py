@@ -12,10 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import torch
 
+from lm_core.train.config import parse
+from lm_core.train.run import run
+
 HERE = Path(__file__).resolve()
-ROOT = HERE.parents[2]
+ROOT = HERE.parents[3]
 
 
 def test_ddp_two_ranks_stay_in_sync(tmp_path):
@@ -43,10 +47,6 @@ def test_ddp_two_ranks_stay_in_sync(tmp_path):
 
 
 def _main(out: Path) -> None:
-    import lightning as L
-
-    from lm_core.commands.fit import parse, run
-
     class Record(L.Callback):
         def on_train_start(self, trainer, pl_module):
             self.initial = {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}

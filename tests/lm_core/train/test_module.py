@@ -7,11 +7,13 @@ import math
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from lm_core.config import ModelConfig, ObjectiveConfig, OptimConfig
-from lm_core.lightning import DiffusionLM, ResumableLoader
 from lm_core.schedule import EMA, WSDMultiplier, wsd_scheduler
+from lm_core.train.callbacks import ResumableLoader
+from lm_core.train.module import DiffusionLM
 
 MASK = 31
 
@@ -175,8 +177,6 @@ class _Kill(L.Callback):
 
 
 def _train(tmp_path, seed, max_steps=8, ckpt=None, kill=None, ema=0.0):
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     L.seed_everything(seed, verbose=False)
     m = make_module(ema_decay=ema)
     cbs = [ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_train_steps=4)]

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lm_core.data.datamodule import TextDataModule
 from lm_core.data.packing import PackedDataset, collate_single, pack_documents, pad_documents
 
 EOS = 1000
@@ -134,8 +135,6 @@ def test_packed_dataset_epochs_and_collate():
 
 
 def test_datamodule_packed_bpe_and_padded(tmp_path):
-    from lm_core.data.datamodule import TextDataModule
-
     dm = TextDataModule(
         "shakespeare", tokenizer="bpe", bpe_vocab_size=400, token_budget=256, max_chars=60_000
     )

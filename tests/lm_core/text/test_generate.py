@@ -5,7 +5,8 @@ import torch
 
 from lm_core import ModelConfig, Transformer
 from lm_core.data.tokenizers import ByteTokenizer
-from lm_core.sampling.generate import attention_inputs, generate
+from lm_core.text.generate import generate
+from lm_core.text.prompts import attention_inputs
 
 TOK = ByteTokenizer()
 IDS = dict(mask_id=TOK.mask_id, eos_id=TOK.eos_id, pad_id=TOK.pad_id)

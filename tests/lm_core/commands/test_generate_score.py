@@ -6,8 +6,9 @@ import torch
 from lm_core import ModelConfig, Transformer
 from lm_core.checkpoint import save_checkpoint
 from lm_core.cli import main
+from lm_core.data.sft import answer_prompt, read_jsonl
 from lm_core.data.tokenizers import ByteTokenizer
-from lm_core.llada import export_llada
+from lm_core.text.llada import export_llada
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,6 @@ def test_generate_answers_an_sft_file_for_self_distillation(ckpts, tmp_path, cap
     """--prompts/--out: every example comes back in its own format with the model's answer,
     the same answer `--prompt` gives for the rendered prompt, and the file is SFT data again."""
     import json
-
-    from lm_core.sft import answer_prompt, read_jsonl
 
     src = tmp_path / "sft.jsonl"
     examples = [

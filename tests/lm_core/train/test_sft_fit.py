@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from lm_core.checkpoint import load_checkpoint
-from lm_core.commands.fit import parse, run
 from lm_core.config import ConfigError
+from lm_core.train.config import parse
+from lm_core.train.run import run
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CFG = str(ROOT / "configs" / "lm" / "tiny-sft.yaml")
 TINY_MASKED = str(ROOT / "configs" / "lm" / "tiny-masked.yaml")
 

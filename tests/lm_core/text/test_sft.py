@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from lm_core import ModelConfig, Transformer
-from lm_core.data.tokenizers import ByteTokenizer
-from lm_core.sampling.generate import generate
-from lm_core.sft import (
+from lm_core.data.sft import (
     ChatTemplate,
     SFTDataset,
     format_example,
     read_jsonl,
     render_prompt,
     sft_batch,
-    sft_loss,
 )
+from lm_core.data.tokenizers import ByteTokenizer
+from lm_core.objectives.masked import sft_loss
+from lm_core.text.generate import generate
 
 TOK = ByteTokenizer()
 

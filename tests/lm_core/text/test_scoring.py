@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lm_core import ModelConfig, Transformer
-from lm_core.scoring import (
+from lm_core.text.scoring import (
     ar_perplexity,
     choice_scores,
     confidence_score,

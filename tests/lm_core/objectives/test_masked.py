@@ -1,4 +1,5 @@
-"""Masked-diffusion ELBO and causal AR losses (time convention: t = 0 clean, t = 1 all masked)."""
+"""Masked-diffusion ELBO (lm_core.objectives.masked; time convention: t = 0 clean, t = 1 all
+masked)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lm_core.config import ModelConfig
 from lm_core.corruption import mask_probability, sample_t
 from lm_core.nn.transformer import Transformer
-from lm_core.objectives import causal_lm_loss, masked_diffusion_loss
+from lm_core.objectives.masked import masked_diffusion_loss
 
 V, MASK = 7, 6
 
@@ -71,36 +71,6 @@ def test_loss_equals_hand_computed_elbo():
                 total += float(-logp) / float(p[b, 0])
     assert total > 0
     assert float(loss) == pytest.approx(total / int(maskable.sum()), rel=1e-6)
-
-
-@torch.no_grad()
-def test_ar_loss_never_crosses_documents():
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, causal=True))
-    docs = [torch.randint(0, V, (1, n)) for n in (4, 7, 2)]
-    ids = torch.cat(docs, dim=1)
-    cu = torch.tensor([0, 4, 11, 13], dtype=torch.int32)
-    packed, _ = causal_lm_loss(model, ids, cu_seqlens=cu)
-    total = sum(float(causal_lm_loss(model, d)[0]) * (d.shape[1] - 1) for d in docs)
-    assert float(packed) == pytest.approx(total / sum(d.shape[1] - 1 for d in docs), rel=1e-5)
-    # the flat (unpacked) loss differs: it would predict across the boundaries
-    flat, _ = causal_lm_loss(model, ids)
-    assert abs(float(flat) - float(packed)) > 1e-4
-
-
-def test_ar_loss_needs_causal_model_and_respects_valid():
-    with pytest.raises(ValueError, match="causal"):
-        causal_lm_loss(
-            Transformer(ModelConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2)),
-            torch.zeros(1, 3, dtype=torch.long),
-        )
-    model = Transformer(ModelConfig(vocab_size=V, d_model=16, n_layers=1, n_heads=2, causal=True))
-    ids = torch.randint(0, V, (1, 6))
-    valid = torch.tensor([[True] * 4 + [False] * 2])
-    loss, _ = causal_lm_loss(model, ids, valid=valid)
-    logits = model(ids[:, :4])
-    ref = F.cross_entropy(logits[0, :3], ids[0, 1:4])
-    assert float(loss) == pytest.approx(float(ref), rel=1e-5)
 
 
 def test_batch_with_nothing_masked_still_backpropagates():

@@ -7,13 +7,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lm_core import ModelConfig, Transformer
-from lm_core.llada import (
-    export_llada,
-    is_llada_dir,
-    llada_to_lm_name,
-    load_any,
-    load_llada,
-)
+from lm_core.checkpoint import save_checkpoint
+from lm_core.data.tokenizers import ByteTokenizer
+from lm_core.text.llada import export_llada, is_llada_dir, llada_to_lm_name, load_any, load_llada
 
 
 def _model(tie):
@@ -100,9 +96,6 @@ def test_unexpected_or_missing_tensors(tmp_path):
 
 
 def test_load_any_reads_both_formats(tmp_path):
-    from lm_core.checkpoint import save_checkpoint
-    from lm_core.data.tokenizers import ByteTokenizer
-
     m = _model(True)
     save_checkpoint(tmp_path / "lm", m, ByteTokenizer())
     export_llada(m, tmp_path / "llada", mask_id=258)

@@ -11,10 +11,11 @@ import torch
 
 from lm_core.checkpoint import load_checkpoint
 from lm_core.cli import main as cli_main
-from lm_core.commands.fit import parse, run
 from lm_core.config import ConfigError
+from lm_core.train.config import parse
+from lm_core.train.run import run
 
-TINY = str(Path(__file__).resolve().parents[2] / "configs" / "lm" / "tiny-masked.yaml")
+TINY = str(Path(__file__).resolve().parents[3] / "configs" / "lm" / "tiny-masked.yaml")
 
 
 def tiny(tmp_path, *extra: str):
