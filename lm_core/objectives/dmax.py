@@ -26,7 +26,7 @@ from torch import Tensor
 from lm_core.config import ObjectiveConfig
 from lm_core.corruption import mask_probability, mask_tokens, sample_t
 from lm_core.nn.attention import document_ids
-from lm_core.objectives.masked import batch_masks
+from lm_core.objectives.masked import batch_masks, normalised
 
 
 def _units(input_ids: Tensor, cu_seqlens: Tensor | None) -> tuple[Tensor, int]:
@@ -109,12 +109,7 @@ def dmax_loss(
     scored_sc = sc & maskable
     weighted = torch.where(plain, ce / p.float(), torch.zeros_like(ce))
     weighted = torch.where(scored_sc, ce, weighted)
-    if normalise == "answer":
-        loss = (weighted.sum(-1) / maskable.sum(-1).clamp(min=1)).mean()
-    elif normalise == "tokens":
-        loss = weighted.sum() / maskable.sum().clamp(min=1)
-    else:
-        raise ValueError(f"normalise: expected 'tokens' or 'answer', got {normalise!r}")
+    loss = normalised(weighted, maskable, normalise)
     replaced = masked & sc
     n = lambda m: m.sum().clamp(min=1)  # noqa: E731
     stats = {

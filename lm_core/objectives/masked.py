@@ -29,6 +29,17 @@ def per_row_t(input_ids: Tensor, cu_seqlens: Tensor | None, stratified: bool, ge
     return t_doc[document_ids(cu_seqlens.to(input_ids.device), T)][None]
 
 
+def normalised(weighted: Tensor, maskable: Tensor, normalise: str) -> Tensor:
+    """Sum of per-cell losses ``weighted`` [B, T] over ``maskable`` cells (bool [B, T]) divided
+    by their count (``tokens``), or each row's sum by its own count, then the mean over rows
+    (``answer``)."""
+    if normalise == "answer":
+        return (weighted.sum(-1) / maskable.sum(-1).clamp(min=1)).mean()
+    if normalise == "tokens":
+        return weighted.sum() / maskable.sum().clamp(min=1)
+    raise ValueError(f"normalise: expected 'tokens' or 'answer', got {normalise!r}")
+
+
 def masked_diffusion_loss(
     model,
     input_ids: Tensor,
@@ -67,14 +78,7 @@ def masked_diffusion_loss(
     ce = torch.zeros_like(p, dtype=torch.float32)
     if masked.any():
         ce[masked] = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none")
-    weighted = ce / p.float()
-    if normalise == "answer":
-        lengths = maskable.sum(-1).clamp(min=1)
-        loss = (weighted.sum(-1) / lengths).mean()
-    elif normalise == "tokens":
-        loss = weighted.sum() / maskable.sum().clamp(min=1)
-    else:
-        raise ValueError(f"normalise: expected 'tokens' or 'answer', got {normalise!r}")
+    loss = normalised(ce / p.float(), maskable, normalise)
     if not masked.any():  # nothing masked (tiny batch, small t): keep the graph for backward/DDP
         loss = loss + 0.0 * logits.sum()
     n_masked = masked.sum().clamp(min=1)

@@ -201,16 +201,7 @@ def generate(
     x, s = _run_phase(fn, x, ~prompt_mask & valid, valid, prompt_mask, steps=steps, **kw)
     _add(stats, s)
     per_block = steps // (gen_length // block_length)
-    while x.shape[1] - P < budget and not bool((x[:, P:] == eos_id).any(-1).all()):
-        ended = (x[:, P:] == eos_id).any(-1, keepdim=True)
-        block = torch.where(ended, new(block_length, eos_id), new(block_length, mask_id))
-        x = torch.cat([x, block], dim=1)
-        valid = torch.cat([valid, new(block_length, 1).bool()], dim=1)
-        prompt_mask = torch.cat([prompt_mask, new(block_length, 0).bool()], dim=1)
-        editable = torch.zeros_like(valid)
-        editable[:, -block_length:] = True
-        x, s = _run_phase(fn, x, editable, valid, prompt_mask, steps=per_block, **kw)
-        _add(stats, s)
+    x = _extend(fn, x, valid, prompt_mask, stats, start=P, budget=budget, steps=per_block, **kw)
     stats.seconds = time.perf_counter() - t0
     stats.forward_passes = stats.nfe * (2 if cfg_scale > 0 else 1)
     seq = x[:, P:]
@@ -223,6 +214,27 @@ def _add(stats: GenerationStats, s) -> None:
     stats.nfe += s.nfe
     stats.tokens += s.committed
     stats.per_block_nfe.extend(s.per_block_nfe)
+
+
+def _extend(fn, x, valid, prompt_mask, stats, *, start, budget, steps, **kw) -> Tensor:
+    """Variable length: while some row of ``x`` [B, T] has no EOS after column ``start`` and the
+    ``budget`` of new cells allows, append a block of masks (EOS for ended rows) and sample it
+    with ``steps`` steps. Returns the longer canvas; ``stats`` is updated in place."""
+    B, device = x.shape[0], x.device
+    block_length, (mask_id, eos_id) = kw["block_length"], kw["ids"]
+    new = lambda n, v: torch.full((B, n), v, dtype=torch.long, device=device)  # noqa: E731
+    while x.shape[1] - start < budget and not bool((x[:, start:] == eos_id).any(-1).all()):
+        ended = (x[:, start:] == eos_id).any(-1, keepdim=True)
+        block = torch.where(ended, new(block_length, eos_id), new(block_length, mask_id))
+        x = torch.cat([x, block], dim=1)
+        valid = torch.cat([valid, new(block_length, 1).bool()], dim=1)
+        prompt_mask = torch.cat([prompt_mask, new(block_length, 0).bool()], dim=1)
+        editable = torch.zeros_like(valid)
+        editable[:, -block_length:] = True
+        x, s = _run_phase(fn, x, editable, valid, prompt_mask, steps=steps, **kw)
+        _add(stats, s)
+    return x
+
 
 
 @torch.no_grad()
