@@ -236,7 +236,6 @@ def _extend(fn, x, valid, prompt_mask, stats, *, start, budget, steps, **kw) -> 
     return x
 
 
-
 @torch.no_grad()
 def dmax_generate(
     model,
