@@ -1,21 +1,65 @@
 """The flow LM's codec stage: fit the codec's bottleneck and decoder, then freeze it.
 
-Runs before the flow denoiser's Lightning training (:func:`lm_core.train.flow.build_flow_module`)
-as a plain optimiser loop, not through the Trainer: it is short (``codec_steps``), has no
-validation, export or resume of its own (a resumed flow run finds the trained codec in
-``last.ckpt``), and it measures normaliser statistics on the same stream of batches before and
-after the steps, which it folds into the frozen decoder (see :mod:`lm_core.flow.codec`).
+Runs before the flow denoiser's training (:func:`lm_core.train.flow.build_flow_module`), through
+a Lightning ``Trainer`` of its own (:class:`CodecStage`: AdamW, no schedule, no clipping, no
+logger, checkpoint or export: the trained codec is saved inside the flow run's ``last.ckpt`` and
+exports). Its batches come from one stream of the training loader that also gives the
+normaliser statistics measured before and after the steps (folded into the frozen decoder, see
+:mod:`lm_core.flow.codec`).
 """
 
 from __future__ import annotations
 
 import itertools
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
 
 from lm_core.flow.codec import LatentCodec, batch_io
+
+
+class CodecStage(L.LightningModule):
+    """The codec's training step: token cross-entropy of ``decoder(y + noise)``.
+
+    ``y = bottleneck(features(ids))`` [B, T, d_latent] and the noise is ``noise`` times the
+    batch's per-dimension std of y (drawn from ``generator``). The frozen encoder (if any) gets
+    no gradient; the bottleneck, the decoder and an embedding encoder are optimised by AdamW.
+    """
+
+    def __init__(self, codec: LatentCodec, *, lr: float, noise: float, generator) -> None:
+        super().__init__()
+        self.codec, self.lr, self.noise, self.generator = codec, lr, noise, generator
+        self.last_ce = torch.tensor(float("nan"))
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        codec = self.codec
+        ids, valid, attn, cu = batch_io(batch)
+        with torch.set_grad_enabled(codec.encoder is None):  # the encoder stays frozen
+            h = codec.features(ids, attn_mask=attn, cu_seqlens=cu)
+        y = codec.bottleneck(h)
+        sd = y[valid].detach().std(0).clamp(min=1e-4)
+        y = y + self.noise * sd * torch.randn(y.shape, generator=self.generator, device=y.device)
+        ce = F.cross_entropy(codec.decoder(y)[valid], ids[valid])
+        self.last_ce = ce.detach()
+        return ce
+
+    def configure_optimizers(self):
+        params = [p for n, p in self.codec.named_parameters() if not n.startswith("encoder.")]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+
+
+class _Take(IterableDataset):
+    """The next ``n`` items of a shared iterator (never one more: the Trainer reads ahead)."""
+
+    def __init__(self, it, n: int) -> None:
+        self.it, self.n = it, n
+
+    def __iter__(self):
+        for _ in range(self.n):
+            yield next(self.it)
 
 
 def _cycle(loader):
@@ -58,22 +102,18 @@ def train_codec(
     if codec.encoder is not None:
         feats = lambda c, i, a, cu: c.features(i, attn_mask=a, cu_seqlens=cu)  # noqa: E731
         codec.h_mean, codec.h_std = _feature_stats(codec, batches, stat_batches, feats)
-    params = [p for n, p in codec.named_parameters() if not n.startswith("encoder.")]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     g = torch.Generator(device=device).manual_seed(seed)
-    ce = torch.tensor(float("nan"))
-    codec.train()
-    for _ in range(steps):
-        ids, valid, attn, cu = batch_io(next(batches))
-        with torch.set_grad_enabled(codec.encoder is None):  # the encoder stays frozen
-            h = codec.features(ids, attn_mask=attn, cu_seqlens=cu)
-        y = codec.bottleneck(h)
-        sd = y[valid].detach().std(0).clamp(min=1e-4)
-        y = y + noise * sd * torch.randn(y.shape, generator=g, device=y.device)
-        ce = F.cross_entropy(codec.decoder(y)[valid], ids[valid])
-        opt.zero_grad(set_to_none=True)
-        ce.backward()
-        opt.step()
+    stage = CodecStage(codec, lr=lr, noise=noise, generator=g)
+    trainer = L.Trainer(
+        max_steps=steps, accelerator="cuda" if str(device).startswith("cuda") else "cpu",
+        devices=1, precision="32-true", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    # its own generator for the loader's base seed, so the global RNG (which initialises the
+    # flow denoiser next) is not drawn from
+    stream = DataLoader(_Take(batches, steps), batch_size=None, generator=torch.Generator())
+    trainer.fit(stage, train_dataloaders=stream)
+    ce = stage.last_ce
     codec.freeze()
     ys = lambda c, i, a, cu: c.bottleneck(c.features(i, attn_mask=a, cu_seqlens=cu))  # noqa: E731
     mean, std = _feature_stats(codec, batches, stat_batches, ys)

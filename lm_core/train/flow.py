@@ -4,9 +4,9 @@
 
 1. data and tokenizer as for the masked LM (the encoder checkpoint's tokenizer when
    ``objective.flow.encoder_ckpt`` is set);
-2. the codec stage (:func:`lm_core.train.codec.train_codec`, ``codec_steps`` plain optimiser
-   steps, no Trainer), then the codec is frozen; skipped when resuming (the codec is in
-   ``last.ckpt``);
+2. the codec stage (:func:`lm_core.train.codec.train_codec`: ``codec_steps`` AdamW steps of
+   :class:`~lm_core.train.codec.CodecStage` in a Trainer of their own), then the codec is
+   frozen; skipped when resuming (the codec is in ``last.ckpt``);
 3. Lightning trains the denoiser with :func:`~lm_core.objectives.flow.flow_objective`;
    ``val/loss`` is the same velocity loss on validation batches with fixed noise (not a
    likelihood bound). Exports (``latest``/``best``/``final``) are flow checkpoints
