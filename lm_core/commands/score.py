@@ -4,8 +4,8 @@
     lm-core score --ckpt DIR --prompt TEXT --continuation TEXT [--samples 64 ...]
 
 A masked checkpoint reports the ELBO perplexity bound with its 95 % interval (Monte-Carlo, see
-:mod:`lm_core.text.scoring`); an AR checkpoint (``objective: ar`` or a causal model) reports the exact
-perplexity; a flow checkpoint (``objective: flow``) reports its flow-matching loss and codec
+:mod:`lm_core.text.scoring`); an AR checkpoint (``objective: ar`` or a causal model) reports the
+exact perplexity; a flow checkpoint (``objective: flow``) reports its flow-matching loss and codec
 round-trip accuracy, which are not likelihood bounds (:mod:`lm_core.text.flow`). The file
 is one document (EOS is prepended as the first, given token, so every real token is scored).
 """

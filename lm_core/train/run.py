@@ -7,8 +7,8 @@ Objective kinds ``masked``, ``sft``, ``ar`` and ``dmax`` train a :class:`Diffusi
 (:func:`lm_core.train.flow.build_flow_module`).
 
 ``init_from: DIR`` starts from pretrained weights: an lm_core checkpoint directory or a
-LLaDA-format one (:func:`lm_core.text.llada.load_any`). The model shape, MASK id and tokenizer are the
-checkpoint's (the ``model`` section is then ignored); the optimiser and schedule start fresh. A
+LLaDA-format one (:func:`lm_core.text.llada.load_any`). The model shape, MASK id and tokenizer
+are the checkpoint's (the ``model`` section is then ignored); the optimiser and schedule start fresh. A
 ``resume`` checkpoint, when there is one, takes precedence (it holds the fine-tuned weights).
 
 Outputs under ``out_dir``:
