@@ -29,6 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import base_parser, finish, print_header, setup_torch  # noqa: E402
+from benchmarks.lm_likelihood import load_pair  # noqa: E402
+from lm_core.data.corpora import load_corpus  # noqa: E402
+from lm_core.text.scoring import choice_scores  # noqa: E402
 
 CTX, CONT, N_CHOICES = 100, 30, 4
 
@@ -93,9 +96,6 @@ def main(argv=None) -> int:
         ],
         args,
     )
-    from benchmarks.lm_likelihood import load_pair
-    from lm_core.data.corpora import load_corpus
-    from lm_core.scoring import choice_scores
 
     dm, ar, tok = load_pair(args.quick, args.device)
     qs = build_questions(load_corpus("shakespeare", "val"), n_q)

@@ -36,6 +36,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CACHE, base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
+from benchmarks.lm_likelihood import load_pair  # noqa: E402
+from lm_core.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from lm_core.data.corpora import load_corpus  # noqa: E402
+from lm_core.text.generate import generate  # noqa: E402
+from lm_core.train.config import parse  # noqa: E402
+from lm_core.train.run import run  # noqa: E402
 
 N_DIGITS = 8
 SHAPE = {"d_model": 128, "n_layers": 4, "n_heads": 4, "max_seq_len": 256}
@@ -59,8 +65,6 @@ def make_data(
 ) -> list[tuple[str, str]]:
     """Write ``{prefix}_train/val.jsonl`` (seed 1) and return test problems (seed 2, disjoint from
     train); ``make_problem(rng, n_digits) -> (prompt, answer)`` defines the task."""
-    from lm_core.checkpoint import atomic_write_text
-
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     train = {}
@@ -81,8 +85,6 @@ def make_data(
 
 
 def train_sorter(root: Path, steps: int) -> Path:
-    from lm_core.commands.fit import parse, run
-
     final = root / "model"
     meta = root / "model.json"
     done = json.loads(meta.read_text()) if final.is_dir() and meta.is_file() else {}
@@ -137,8 +139,6 @@ def settings(n: int) -> list[dict]:
 
 
 def run_setting(model, tok, prompts, setting, *, gen_length, block_length, temperature, seed=0):
-    from lm_core.sampling.generate import generate
-
     kw = {k: v for k, v in setting.items() if k != "name"}
     outs, nfe, tokens, secs = [], 0, 0, 0.0
     for i, p in enumerate(prompts):
@@ -154,8 +154,6 @@ def run_setting(model, tok, prompts, setting, *, gen_length, block_length, tempe
 
 
 def synthetic(args, torch) -> tuple[list[dict], list[str]]:
-    from lm_core.checkpoint import load_checkpoint
-
     root = CACHE / "lm_decoding" / ("quick" if args.quick else "full")
     steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
     n_test = args.problems or (QUICK_TEST if args.quick else FULL_TEST)
@@ -205,9 +203,6 @@ def synthetic(args, torch) -> tuple[list[dict], list[str]]:
 
 
 def real_text(args, torch) -> tuple[list[dict], list[str]]:
-    from benchmarks.lm_likelihood import load_pair
-    from lm_core.data.corpora import load_corpus
-
     dm, ar, tok = load_pair(args.quick)
     P, N, B = 32, 64, 32
     n_prompts = 3 if args.quick else 6

@@ -80,6 +80,12 @@ from benchmarks.lm_likelihood import (  # noqa: E402
     model_dir,
     train_pair,
 )
+from lm_core.data.corpora import load_corpus  # noqa: E402
+from lm_core.flow import load_flow_checkpoint  # noqa: E402
+from lm_core.text.flow import generate_flow  # noqa: E402
+from lm_core.text.generate import generate  # noqa: E402
+from lm_core.train.config import parse  # noqa: E402
+from lm_core.train.run import run  # noqa: E402
 
 PROMPT_LEN, GEN_LEN = 32, 64
 FULL_PROMPTS, QUICK_PROMPTS = 64, 8
@@ -119,8 +125,6 @@ def flow_fit_args(steps: int, codec_steps: int, out: Path, encoder: Path, device
 
 def train_flow(quick: bool, steps: int, device: str, force: bool = False) -> dict:
     """Train (or reuse) the flow LM whose frozen encoder is the cached masked DLM."""
-    from lm_core.commands.fit import parse, run
-
     encoder = model_dir(quick, device) / "masked"
     root = (
         CACHE / "lm_flow" / (("quick" if quick else "full") + ("-cuda" if device == "cuda" else ""))
@@ -167,8 +171,6 @@ def train_flow(quick: bool, steps: int, device: str, force: bool = False) -> dic
 
 def heldout_windows(tok, n: int) -> list[tuple[list[int], list[int]]]:
     """n (prompt, continuation) id pairs: non-overlapping windows evenly spread over the val split."""
-    from lm_core.data.corpora import load_corpus
-
     W = PROMPT_LEN + GEN_LEN
     docs = [tok.encode(t) for t in load_corpus("shakespeare", "val")]
     cands = [(d, s) for d, ids in enumerate(docs) for s in range(0, len(ids) - W + 1, W)]
@@ -321,9 +323,6 @@ def settings(quick: bool) -> list[dict]:
 
 def run_setting(st: dict, models: dict, prompts: list[list[int]], seed: int, torch):
     """Generate GEN_LEN tokens after every prompt; returns (raw rows, NFE per sequence, seconds)."""
-    from lm_core.flow import generate_flow
-    from lm_core.sampling import generate
-
     tok = models["tok"]
     if st["model"] == "masked":
         r = generate(
@@ -396,7 +395,6 @@ def main(argv=None) -> int:
     info = train_pair(args.quick, steps, args.device)
     finfo = train_flow(args.quick, steps, args.device, force=args.retrain_flow)
     dm, ar, tok = load_pair(args.quick, args.device)
-    from lm_core.flow import load_flow_checkpoint
 
     root = CACHE / "lm_flow" / ("quick" if args.quick else "full")
     flow_model, _, _ = load_flow_checkpoint(root / "flow")

@@ -32,6 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CACHE, REPO, base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
+from lm_core.checkpoint import load_checkpoint  # noqa: E402
+from lm_core.data.corpora import load_corpus  # noqa: E402
+from lm_core.text.scoring import ar_perplexity, elbo_perplexity  # noqa: E402
+from lm_core.train.config import parse  # noqa: E402
+from lm_core.train.run import run  # noqa: E402
 
 SHAPE = {"d_model": 192, "n_layers": 4, "n_heads": 4, "max_seq_len": 256}
 BPE_VOCAB = 2048
@@ -99,8 +104,6 @@ def train_pair(
     pair: str = "bench",
 ) -> dict:
     """Train (or reuse) the masked model and its matched AR baseline; returns info per kind."""
-    from lm_core.commands.fit import parse, run
-
     steps = steps or (QUICK_STEPS if quick else FULL_STEPS)
     root = model_dir(quick, device, pair)
     budget = 512 if pair == "small" else TOKEN_BUDGET
@@ -133,8 +136,6 @@ def train_pair(
 
 def load_pair(quick: bool, device: str = "cpu", train_if_missing: bool = True, pair: str = "bench"):
     """(masked model, AR model, tokenizer) from the cache, training them first if absent."""
-    from lm_core.checkpoint import load_checkpoint
-
     root = model_dir(quick, device, pair)
     if not ((root / "masked").is_dir() and (root / "ar").is_dir()):
         if not train_if_missing:
@@ -205,9 +206,6 @@ def main(argv=None) -> int:
         )
     info = train_pair(args.quick, steps, args.device, force=args.retrain, pair=args.pair)
     dm, ar, tok = load_pair(args.quick, args.device, pair=args.pair)
-
-    from lm_core.data.corpora import load_corpus
-    from lm_core.scoring import ar_perplexity, elbo_perplexity
 
     docs = [tok.encode(d) for d in load_corpus("shakespeare", "val")[:n_docs]]
     per_doc, nll_e, var_e, nll_a, n_tok = [], 0.0, 0.0, 0.0, 0

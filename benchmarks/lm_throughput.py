@@ -37,6 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
+from lm_core.config import ModelConfig, ObjectiveConfig, OptimConfig  # noqa: E402
+from lm_core.data import build_tokenizer, load_corpus, pack_documents, pad_documents  # noqa: E402
+from lm_core.train.module import DiffusionLM  # noqa: E402
 
 SHAPE = {"d_model": 192, "n_layers": 4, "n_heads": 4}
 SEQ_LEN, BATCH, BPE_VOCAB = 1024, 4, 4096
@@ -50,8 +53,6 @@ def rss_mb() -> float:
 
 def pieces_of(corpus: str, n_docs: int, seq_len: int):
     """(tokenizer, pieces): fixed-seed sample of train documents, cut to <= seq_len - 1 tokens."""
-    from lm_core.data import build_tokenizer, load_corpus
-
     docs = load_corpus(corpus, "train")
     random.Random(0).shuffle(docs)
     docs = docs[:n_docs]
@@ -64,8 +65,6 @@ def pieces_of(corpus: str, n_docs: int, seq_len: int):
 
 
 def batches_for(setting: str, pieces, tok, seq_len: int, batch: int):
-    from lm_core.data import pack_documents, pad_documents
-
     if setting == "packed":
         return pack_documents(pieces, seq_len, tok.eos_id)
     out = pad_documents(pieces, seq_len, tok.pad_id, tok.eos_id, batch)
@@ -77,8 +76,6 @@ def batches_for(setting: str, pieces, tok, seq_len: int, batch: int):
 def worker(a) -> dict:
     """One setting in this process: returns the measurements as a dict."""
     torch = setup_torch(a.threads)
-    from lm_core.config import ModelConfig, ObjectiveConfig, OptimConfig
-    from lm_core.lightning import DiffusionLM
 
     tok, pieces = pieces_of(a.corpus, a.docs, a.seq_len)
     # the first pieces up to the real-token target (the same list for every setting)

@@ -256,10 +256,10 @@ class ObjectiveConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
     """Flow LM settings (objective.kind flow: flow matching in a frozen encoder's latents)."""
     dmax_share: float = 0.5
-    """objective.kind dmax (DMax on-policy self-correction, lm_core.dmax): share of sequences
-    whose masked cells are replaced by the model's own argmax (no-grad pass) and scored by CE on
-    every maskable cell; the rest keep the masked-diffusion loss. Works on plain text (all real
-    tokens maskable) and on SFT batches (the response only, normalised per answer)."""
+    """objective.kind dmax (DMax on-policy self-correction, lm_core.objectives.dmax): share of
+    sequences whose masked cells are replaced by the model's own argmax (no-grad pass) and scored
+    by CE on every maskable cell; the rest keep the masked-diffusion loss. Works on plain text
+    (all real tokens maskable) and on SFT batches (the response only, normalised per answer)."""
     dmax_mask_ratio: float | None = None
     """objective.kind dmax: mask this fixed share of the maskable cells in every sequence (the
     DMax reference trains at 0.75); null: a per-sequence t ~ U(eps, 1), as the masked objective."""

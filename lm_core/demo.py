@@ -7,7 +7,7 @@ diffusion ELBO on the embedded Shakespeare corpus for a fixed wall-clock budget 
 - the ELBO perplexity bound on held-out Shakespeare (Monte-Carlo, stratified mask counts, with a
   95 % interval) per BPE token, beside the uniform guess (the vocabulary size);
 - continuations of held-out openings, sampled block by block (semi-autoregressive, small blocks)
-  with :func:`lm_core.sampling.denoise`.
+  with :func:`lm_core.solvers.denoise`.
 
 Defaults, and why (compared over 170 s runs pinned to 2 CPU cores). An undertrained masked
 model's most confident predictions are newlines, punctuation, stage directions and EOS: at
@@ -34,8 +34,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lm_core.commands.fit import parse, run
-from lm_core.sampling import LowConfidence, RandomRemasking, Threshold, denoise
+from lm_core.data.corpora import load_corpus
+from lm_core.solvers import LowConfidence, RandomRemasking, Threshold, denoise
+from lm_core.text.scoring import elbo_perplexity
+from lm_core.train.config import parse
+from lm_core.train.run import run
 
 CALIBRATION_STEPS = 20
 
@@ -193,9 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     tok, net = trainer.datamodule.tokenizer, module.net.eval()
     module.export(args.out, tok)
     print(f"trained {trainer.global_step} steps in {time.perf_counter() - t0:.0f}s")
-
-    from lm_core.data.corpora import load_corpus
-    from lm_core.scoring import elbo_perplexity
 
     held_out = load_corpus("shakespeare", "val")
     docs = [tok.encode(d) for d in held_out[: args.eval_docs]]

@@ -18,9 +18,9 @@ import time
 import torch
 from torch import Tensor
 
-from lm_core.objectives import masked_diffusion_loss
-from lm_core.sampling import DistributionOrder, LowConfidence, SampleStats, denoise
-from lm_core.sampling.policies import confidence_scores
+from lm_core.objectives.masked import masked_diffusion_loss
+from lm_core.solvers import DistributionOrder, LowConfidence, SampleStats, denoise
+from lm_core.solvers.policies import confidence_scores
 from tsdiff.model import NumericDenoiser, windows_per_call
 
 ORDERS = ("entropy", "margin", "random", "prob")

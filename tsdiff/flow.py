@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from lm_core.corruption import flow_interpolate, logit_normal_t
-from lm_core.sampling import SampleStats
+from lm_core.solvers import SampleStats
 from tsdiff.model import NumericDenoiser, squash, windows_per_call
 
 SQUASH = 3.0  # squash(z) = asinh(z) / SQUASH

@@ -25,9 +25,9 @@ import time
 import torch
 from torch import Tensor
 
-from lm_core.dmax import soft_embedding
-from lm_core.sampling.loop import SampleStats, block_index, check_schedule, num_transfer_tokens
-from lm_core.sampling.policies import confidence_scores, top_k_mask
+from lm_core.solvers.loop import SampleStats, block_index, check_schedule, num_transfer_tokens
+from lm_core.solvers.policies import confidence_scores, top_k_mask
+from lm_core.solvers.soft import soft_embedding
 
 SOFT_ORDERS = ("entropy", "margin", "random")
 

@@ -3,12 +3,15 @@
     lm-core choose --ckpt DIR --question TEXT --choices A B C ... [--samples 64 --seed 0]
 
 Prints, per choice, the ELBO log-likelihood per token and the confidence score (both in nats per
-token, see :mod:`lm_core.scoring`), then the pick of each method.
+token, see :mod:`lm_core.text.scoring`), then the pick of each method.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from lm_core.text.llada import load_any
+from lm_core.text.scoring import choice_scores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,9 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if len(args.choices) < 2:
         raise ValueError("--choices: give at least two choices")
-    from lm_core.llada import load_any
-    from lm_core.scoring import choice_scores
-
     model, tok, meta = load_any(args.ckpt, args.device)
     if tok is None:
         raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")

@@ -13,16 +13,23 @@ self-distilled SFT data, which is what the DMax reference fine-tunes on (``lm-co
 ``objective.kind: dmax`` and an SFT data module on that file). ``--ckpt`` is an lm_core
 checkpoint or a LLaDA-format directory. A flow checkpoint (``objective: flow``) takes
 ``--sampler euler|sde`` (``--churn``), ``--steps`` (its NFE, default 32) and ``--cfg`` (see
-:mod:`lm_core.flow.sampling`).
+:mod:`lm_core.solvers.flow`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from lm_core.checkpoint import ensure_writable
-from lm_core.sampling.policies import CONFIDENCES, SAMPLERS
+from lm_core.checkpoint import atomic_write_text, ensure_writable
+from lm_core.data.sft import answer_prompt, read_jsonl, with_answer
+from lm_core.flow.model import is_flow_checkpoint, load_flow_checkpoint
+from lm_core.solvers.flow import SAMPLERS as FLOW_SAMPLERS
+from lm_core.solvers.policies import CONFIDENCES, SAMPLERS
+from lm_core.text.flow import generate_flow
+from lm_core.text.generate import generate
+from lm_core.text.llada import load_any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sampler",
         default="low_confidence",
-        help=f"one of {(*SAMPLERS, 'dmax')} (dmax: soft parallel decoding, lm_core.dmax)",
+        help=f"one of {(*SAMPLERS, 'dmax')} (dmax: soft parallel decoding, lm_core.solvers.soft)",
     )
     p.add_argument(
         "--gen-length", type=int, default=64, help="generated tokens (multiple of block)"
@@ -78,16 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable(Path(args.out).parent)
         if Path(args.out).is_dir():
             parser.error(f"--out: {args.out} is a folder; expected a file name")
-    from lm_core.flow.model import is_flow_checkpoint
-
     if is_flow_checkpoint(args.ckpt):  # flow LM: --sampler euler|sde, --steps, --cfg, --churn
         if args.prompts is not None:
             parser.error("--prompts: masked checkpoints only (not a flow model)")
-        from lm_core.flow.commands import generate as flow_generate
-
-        return flow_generate(args)
-    from lm_core.llada import load_any
-
+        return _flow(args)
     model, tok, meta = load_any(args.ckpt, args.device)
     if tok is None:
         raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")
@@ -105,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sample(args, model, tok, meta, prompts, seed=None):
-    """:func:`lm_core.sampling.generate.generate` with the command line's sampler options."""
-    from lm_core.sampling.generate import generate
-
+    """:func:`lm_core.text.generate.generate` with the command line's sampler options."""
     return generate(
         model, tok, prompts, gen_length=args.gen_length,
         block_length=args.block_length or min(32, args.gen_length), steps=args.steps,
@@ -120,11 +119,6 @@ def _sample(args, model, tok, meta, prompts, seed=None):
 def _answer_file(args, model, tok, meta) -> int:
     """``--prompts FILE --out FILE``: answer every SFT example's prompt, write the examples back
     with the model's answers (temporary file, then rename)."""
-    import json
-
-    from lm_core.checkpoint import atomic_write_text
-    from lm_core.sft import answer_prompt, read_jsonl, with_answer
-
     examples = read_jsonl(args.prompts)
     if not examples:
         raise ValueError(f"--prompts: {args.prompts} holds no examples")
@@ -142,5 +136,28 @@ def _answer_file(args, model, tok, meta) -> int:
     print(
         f"# wrote {len(out)} answers to {path}; sampler={args.sampler} nfe={nfe} "
         f"tpf={tokens / max(nfe, 1):.2f} seconds={seconds:.3f}"
+    )
+    return 0
+
+
+def _flow(args) -> int:
+    """Branch of ``lm-core generate`` for a flow checkpoint (``--sampler euler|sde``)."""
+    model, tok, _ = load_flow_checkpoint(args.ckpt, args.device)
+    if tok is None:
+        raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")
+    sampler = "euler" if args.sampler == "low_confidence" else args.sampler
+    if sampler not in FLOW_SAMPLERS:
+        raise ValueError(
+            f"sampler: a flow checkpoint takes one of {FLOW_SAMPLERS}, got {sampler!r}"
+        )
+    texts, s = generate_flow(
+        model, tok, args.prompt, gen_length=args.gen_length, steps=args.steps or 32,
+        sampler=sampler, churn=getattr(args, "churn", 0.5), cfg_scale=args.cfg, seed=args.seed,
+    )  # fmt: skip
+    for text in texts:
+        print(text)
+    print(
+        f"# sampler={sampler} nfe={s.nfe} forward_passes={s.forward_passes} "
+        f"seconds={s.seconds:.3f} tokens_per_s={s.tokens_per_second:.1f}"
     )
     return 0

@@ -3,11 +3,11 @@
 Batches are dicts: packed ``{"input_ids": [1, T], "cu_seqlens": int32 [n + 1]}`` or padded
 ``{"input_ids": [B, L], "valid": bool [B, L]}``. The Lightning ``TextDataModule`` lives in
 ``lm_core.data.datamodule`` and ``SFTDataModule`` (supervised fine-tuning batches) in
-``lm_core.data.sft_datamodule`` (both imported lazily here so that plain use does not import
-Lightning).
+``lm_core.data.sft_datamodule``, with the SFT formatting in ``lm_core.data.sft``.
 """
 
 from lm_core.data.corpora import BUILTIN, CorpusError, chunk_text, holdout, load_corpus, split_of
+from lm_core.data.datamodule import TextDataModule
 from lm_core.data.packing import (
     PackedDataset,
     collate_single,
@@ -15,6 +15,7 @@ from lm_core.data.packing import (
     pad_documents,
     plan_batches,
 )
+from lm_core.data.sft_datamodule import SFTDataModule
 from lm_core.data.tokenizers import (
     BPETokenizer,
     ByteTokenizer,
@@ -43,15 +44,3 @@ __all__ = [
     "plan_batches",
     "split_of",
 ]
-
-
-def __getattr__(name: str):
-    if name == "TextDataModule":
-        from lm_core.data.datamodule import TextDataModule
-
-        return TextDataModule
-    if name == "SFTDataModule":
-        from lm_core.data.sft_datamodule import SFTDataModule
-
-        return SFTDataModule
-    raise AttributeError(f"module 'lm_core.data' has no attribute {name!r}")

@@ -12,8 +12,9 @@ Select it in a fit config with::
         max_len: 64
 
 Examples are JSONL lines ``{"prompt", "response"}`` or chats ``{"messages": [...]}`` rendered with
-the plain-text template of :mod:`lm_core.sft`. Batches are :func:`lm_core.sft.sft_batch` dicts
-``{"input_ids" [B, T], "maskable" [B, T], "prompt_len" [B]}``: rows right-padded with EOS, the
+the plain-text template of :mod:`lm_core.data.sft`. Batches are
+:func:`lm_core.data.sft.sft_batch` dicts ``{"input_ids" [B, T], "maskable" [B, T], "prompt_len"
+[B]}``: rows right-padded with EOS, the
 prompt never maskable, the response, its EOS and the EOS padding maskable. Training cycles over
 the examples epoch after epoch (reshuffled each epoch) until ``trainer.max_steps`` (or
 ``trainer.max_epochs``).
@@ -30,8 +31,8 @@ from typing import Literal
 import lightning as L
 from torch.utils.data import DataLoader
 
+from lm_core.data.sft import DEFAULT_TEMPLATE, ChatTemplate, SFTDataset, read_jsonl, sft_batch
 from lm_core.data.tokenizers import build_tokenizer
-from lm_core.sft import DEFAULT_TEMPLATE, ChatTemplate, SFTDataset, read_jsonl, sft_batch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +91,7 @@ class SFTDataModule(L.LightningDataModule):
             an error naming the example.
         pad_to_max_len: pad every batch to ``max_len`` (LLaDA: a fixed length, so every answer
             carries the same EOS padding) instead of to the batch's longest example.
-        template: role markers of :class:`lm_core.sft.ChatTemplate` (keys ``system``, ``user``,
+        template: role markers of :class:`lm_core.data.sft.ChatTemplate` (keys ``system``, ``user``,
             ``assistant``, ``end_of_turn``); None: the default template.
         seed: seeds the per-epoch shuffle.
         num_workers: DataLoader worker processes.

@@ -1,16 +1,7 @@
-"""The flow denoiser (x-prediction) and the flow-matching loss (x-prediction, velocity-weighted).
+"""The flow denoiser network (x-prediction); its loss is :mod:`lm_core.objectives.flow`.
 
 Time convention (:mod:`lm_core.corruption`): ``z_t = (1 - t) x + t eps``, t = 0 clean, t = 1
-noise. The velocity along the path is ``v = dz_t / dt = eps - x``. The network predicts the clean
-latent ``x_hat``; its implied velocity is ``v_hat = (z_t - x_hat) / t``. Since
-``z_t - x = t (eps - x)``,
-
-    v_hat - v = (x_hat - x) / t,   so   |v_hat - v|^2 = |x_hat - x|^2 / t^2.
-
-:func:`flow_matching_loss` therefore computes the velocity loss as an x-prediction MSE weighted by
-``1 / max(t, t_min)^2`` (the clamp bounds the weight near clean data, where v_hat = (z - x_hat) / t
-is ill-conditioned; x-prediction with a v-loss as in "Back to Basics" / JiT). The loss is a mean
-over generated cells and latent dimensions.
+noise. The network predicts the clean latent ``x_hat`` from ``z_t`` and t.
 """
 
 from __future__ import annotations
@@ -20,8 +11,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from lm_core.config import FlowConfig, ModelConfig
-from lm_core.corruption import flow_interpolate, logit_normal_t
+from lm_core.config import ModelConfig
 from lm_core.nn.transformer import Transformer
 
 
@@ -87,76 +77,3 @@ class FlowDenoiser(nn.Module):
             return_hidden=True,
         )
         return self.out_proj(hidden)
-
-
-def velocity_weight(t: Tensor, t_min: float) -> Tensor:
-    """1 / max(t, t_min)^2: the weight turning an x-MSE into the velocity MSE (module docstring)."""
-    return t.clamp(min=t_min).pow(-2)
-
-
-def draw_prompts(valid: Tensor, cfg: FlowConfig, g: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Per row, with prob ``prompt_prob`` a clean prompt prefix of 1 .. max_prompt_frac * length.
-
-    Returns (given bool [B, T], dropped bool [B]: rows whose prompt is replaced by the null latent).
-    """
-    B, T = valid.shape
-    dev = valid.device
-    length = valid.sum(-1)
-    hi = (length.float() * cfg.max_prompt_frac).floor().clamp(min=0)
-    k = (torch.rand(B, generator=g, device=dev) * hi).floor() + 1
-    has = (torch.rand(B, generator=g, device=dev) < cfg.prompt_prob) & (hi >= 1) & (length > 1)
-    k = torch.where(has, k, torch.zeros_like(k))
-    given = torch.arange(T, device=dev)[None] < k[:, None]
-    dropped = has & (torch.rand(B, generator=g, device=dev) < cfg.cond_drop)
-    return given & valid, dropped
-
-
-def flow_matching_loss(
-    denoiser: FlowDenoiser,
-    x: Tensor,
-    *,
-    cfg: FlowConfig,
-    loss_mask: Tensor,
-    given: Tensor | None = None,
-    x_given: Tensor | None = None,
-    attn_mask: Tensor | None = None,
-    cu_seqlens: Tensor | None = None,
-    t: Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict]:
-    """Velocity loss of the x-predicting denoiser on clean latents x [B, T, d_latent].
-
-    Args:
-        loss_mask: bool [B, T], the generated cells that count (not prompt, not padding).
-        given / x_given: bool [B, T] prompt cells and their latents [B, T, d] (clean, or the null
-            latent for guidance dropout); these cells hold x_given instead of z_t.
-        t: [B] noise levels; drawn logit-normal (cfg.t_mean, cfg.t_std) if None.
-
-    Returns:
-        loss (scalar) and stats {"x_mse" (unweighted), "t_mean"}.
-    """
-    B, dev = x.shape[0], x.device
-    if t is None:
-        t = logit_normal_t(B, mean=cfg.t_mean, std=cfg.t_std, device=dev, generator=generator)
-    eps = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype)
-    z = flow_interpolate(x, eps, t)
-    if given is not None:
-        z = torch.where(given[..., None], x_given, z)
-    kw = dict(given=given, attn_mask=attn_mask, cu_seqlens=cu_seqlens)
-    x_sc = None
-    if denoiser.self_condition:
-        use = torch.rand(B, generator=generator, device=dev) < 0.5
-        if bool(use.any()):
-            with torch.no_grad():
-                x_sc = denoiser(z, t, **kw)
-            if given is not None:
-                x_sc = torch.where(given[..., None], z, x_sc)
-            x_sc = torch.where(use[:, None, None], x_sc, torch.zeros_like(x_sc))
-    x_hat = denoiser(z, t, x_sc=x_sc, **kw).float()
-    se = (x_hat - x.float()).pow(2).mean(-1)  # [B, T]
-    m = loss_mask.float()
-    n = m.sum().clamp(min=1)
-    loss = (se * velocity_weight(t, cfg.t_min)[:, None] * m).sum() / n
-    if not bool(loss_mask.any()):
-        loss = loss + 0.0 * x_hat.sum()
-    return loss, {"x_mse": ((se * m).sum() / n).detach(), "t_mean": t.mean().detach()}

@@ -25,6 +25,7 @@ from torch import nn
 
 from lm_core.checkpoint import CheckpointError, write_checkpoint_dir
 from lm_core.config import FlowConfig, ModelConfig
+from lm_core.data.tokenizers import load_tokenizer
 from lm_core.flow.codec import LatentCodec
 from lm_core.flow.denoiser import FlowDenoiser
 from lm_core.nn.transformer import Transformer
@@ -125,7 +126,5 @@ def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     codec.freeze()
     tok = None
     if (path / "tokenizer").is_dir():
-        from lm_core.data.tokenizers import load_tokenizer
-
         tok = load_tokenizer(path / "tokenizer")
     return model, tok, meta

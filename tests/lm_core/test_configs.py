@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from lm_core.commands.fit import parse
 from lm_core.nn.transformer import Transformer
+from lm_core.train.config import parse
 
 ROOT = Path(__file__).resolve().parents[2] / "configs"
 LM = sorted((ROOT / "lm").glob("*.yaml"))

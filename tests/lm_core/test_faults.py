@@ -33,10 +33,11 @@ from lm_core.checkpoint import (
     save_checkpoint,
 )
 from lm_core.cli import main as cli_main
-from lm_core.commands.fit import parse, run
 from lm_core.data.tokenizers import ByteTokenizer
-from lm_core.llada import export_llada, load_any, load_llada
+from lm_core.text.llada import export_llada, load_any, load_llada
 from lm_core.train.checkpoint_io import AtomicCheckpointIO
+from lm_core.train.config import parse
+from lm_core.train.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "lm" / "tiny-masked.yaml")

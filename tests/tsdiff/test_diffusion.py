@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lm_core.sampling import DistributionOrder, LowConfidence
+from lm_core.solvers import DistributionOrder, LowConfidence
 from tsdiff import Forecaster
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window

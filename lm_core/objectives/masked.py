@@ -1,0 +1,157 @@
+"""The masked-diffusion objective (LLaDA's ELBO) and its SFT form.
+
+Losses return ``(loss, stats)`` where ``stats`` holds detached scalars worth logging.
+:func:`masked_objective` and :func:`sft_objective` are the registry entries (kinds ``masked`` and
+``sft``, see :mod:`lm_core.objectives`): a batch dict in, the configured loss out.
+Time convention: see :mod:`lm_core.corruption`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lm_core.config import ObjectiveConfig
+from lm_core.corruption import mask_probability, mask_tokens, sample_t
+from lm_core.nn.attention import document_ids
+
+
+def per_row_t(input_ids: Tensor, cu_seqlens: Tensor | None, stratified: bool, generator):
+    """A noise level per sequence: [B, 1] for a padded batch, [1, T] (one t per document) if packed."""
+    B, T = input_ids.shape
+    if cu_seqlens is None:
+        return sample_t(B, stratified=stratified, device=input_ids.device, generator=generator)[
+            :, None
+        ]
+    n_docs = cu_seqlens.numel() - 1
+    t_doc = sample_t(n_docs, stratified=stratified, device=input_ids.device, generator=generator)
+    return t_doc[document_ids(cu_seqlens.to(input_ids.device), T)][None]
+
+
+def normalised(weighted: Tensor, maskable: Tensor, normalise: str) -> Tensor:
+    """Sum of per-cell losses ``weighted`` [B, T] over ``maskable`` cells (bool [B, T]) divided
+    by their count (``tokens``), or each row's sum by its own count, then the mean over rows
+    (``answer``)."""
+    if normalise == "answer":
+        return (weighted.sum(-1) / maskable.sum(-1).clamp(min=1)).mean()
+    if normalise == "tokens":
+        return weighted.sum() / maskable.sum().clamp(min=1)
+    raise ValueError(f"normalise: expected 'tokens' or 'answer', got {normalise!r}")
+
+
+def masked_diffusion_loss(
+    model,
+    input_ids: Tensor,
+    *,
+    mask_id: int,
+    maskable: Tensor | None = None,
+    cu_seqlens: Tensor | None = None,
+    attn_mask: Tensor | None = None,
+    eps: float = 1e-3,
+    stratified: bool = False,
+    normalise: str = "tokens",
+    t: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict]:
+    """Masked-diffusion ELBO (LLaDA): sum over masked tokens of CE / p, over the token count.
+
+    Args:
+        input_ids: [B, T] clean tokens (B = 1 and ``cu_seqlens`` for a packed batch).
+        maskable: bool [B, T]; which tokens may be masked and count in the denominator
+            (padding and SFT prompts are excluded). Default: all.
+        normalise: ``tokens`` divides by the number of maskable tokens (the pre-training ELBO);
+            ``answer`` divides each sequence's sum by its own maskable length, then averages over
+            sequences (LLaDA's SFT normalisation).
+        t: optional noise levels broadcastable to [B, T]; drawn per sequence/document if None.
+
+    Returns:
+        loss (scalar) and stats {"masked_frac", "ce_masked"}.
+    """
+    if maskable is None:
+        maskable = torch.ones_like(input_ids, dtype=torch.bool)
+    if t is None:
+        t = per_row_t(input_ids, cu_seqlens, stratified, generator)
+    p = mask_probability(t, eps).expand_as(input_ids)
+    x_t, masked = mask_tokens(input_ids, p, mask_id, maskable=maskable, generator=generator)
+    logits = model(x_t, cu_seqlens=cu_seqlens, attn_mask=attn_mask)
+    ce = torch.zeros_like(p, dtype=torch.float32)
+    if masked.any():
+        ce[masked] = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none")
+    loss = normalised(ce / p.float(), maskable, normalise)
+    if not masked.any():  # nothing masked (tiny batch, small t): keep the graph for backward/DDP
+        loss = loss + 0.0 * logits.sum()
+    n_masked = masked.sum().clamp(min=1)
+    stats = {
+        "masked_frac": (masked.sum() / maskable.sum().clamp(min=1)).detach(),
+        "ce_masked": (ce.sum() / n_masked).detach(),
+    }
+    return loss, stats
+
+
+def sft_loss(
+    model,
+    batch: dict[str, Tensor],
+    mask_id: int,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict]:
+    """LLaDA's SFT loss on an :func:`lm_core.data.sft.sft_batch`: masked-diffusion ELBO over the
+    maskable part (``input_ids`` [B, T], ``maskable`` bool [B, T]), normalised per answer.
+    Returns (loss, stats)."""
+    return masked_diffusion_loss(
+        model,
+        batch["input_ids"],
+        mask_id=mask_id,
+        maskable=batch["maskable"],
+        eps=eps,
+        normalise="answer",
+        generator=generator,
+    )
+
+
+def batch_masks(batch: dict) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """(cu_seqlens [N + 1] or None, valid bool [B, T] or None, attn_mask [B, 1, 1, T] or None)."""
+    cu, valid = batch.get("cu_seqlens"), batch.get("valid")
+    return cu, valid, None if valid is None else valid[:, None, None, :]
+
+
+def masked_objective(
+    model, batch: dict, cfg: ObjectiveConfig, generator=None, mask_id: int | None = None
+) -> tuple[Tensor, dict]:
+    """Registry entry ``masked``: the ELBO on a packed or padded batch (``valid`` = maskable)."""
+    cu, valid, attn_mask = batch_masks(batch)
+    c = cfg.corruption
+    return masked_diffusion_loss(
+        model,
+        batch["input_ids"],
+        mask_id=mask_id,
+        maskable=valid,
+        cu_seqlens=cu,
+        attn_mask=attn_mask,
+        eps=c.eps,
+        stratified=c.stratified,
+        generator=generator,
+    )
+
+
+def sft_objective(
+    model, batch: dict, cfg: ObjectiveConfig, generator=None, mask_id: int | None = None
+) -> tuple[Tensor, dict]:
+    """Registry entry ``sft``: the ELBO on an SFT batch's ``maskable`` cells, per answer."""
+    if "maskable" not in batch:
+        raise ValueError(
+            "objective.kind=sft needs SFT batches with 'maskable' "
+            "(data.class_path: lm_core.data.SFTDataModule)"
+        )
+    c = cfg.corruption
+    return masked_diffusion_loss(
+        model,
+        batch["input_ids"],
+        mask_id=mask_id,
+        maskable=batch["maskable"],
+        eps=c.eps,
+        stratified=c.stratified,
+        normalise="answer",
+        generator=generator,
+    )

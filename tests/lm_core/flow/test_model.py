@@ -1,0 +1,86 @@
+"""Flow model (lm_core.flow): shapes and unpacking, checkpoint compatibility, codec features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lm_core import Transformer
+from lm_core.checkpoint import save_checkpoint
+from lm_core.cli import main as cli_main
+from lm_core.config import FlowConfig, ModelConfig
+from lm_core.data.tokenizers import ByteTokenizer
+from lm_core.flow import FlowDenoiser, LatentCodec, load_flow_checkpoint
+from lm_core.flow.codec import unpack_rows
+from lm_core.flow.denoiser import denoiser_config
+
+TINY = str(Path(__file__).resolve().parents[3] / "configs" / "lm" / "tiny-flow.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _denoiser(d_latent=8, d_model=32, n_layers=1, self_condition=True, max_seq_len=32):
+    cfg = denoiser_config(ModelConfig(vocab_size=10, d_model=d_model, n_layers=n_layers, n_heads=2,
+                                      max_seq_len=max_seq_len))  # fmt: skip
+    return FlowDenoiser(cfg, d_latent, self_condition)
+
+
+def test_shapes_and_unpacking():
+    codec = LatentCodec(11, 6, d_encoder=12, decoder_hidden=16)
+    ids = torch.randint(0, 11, (3, 7))
+    x = codec.encode(ids)
+    assert x.shape == (3, 7, 6) and codec.decode_logits(x).shape == (3, 7, 11)
+    den = _denoiser(d_latent=6)
+    assert den.cfg.time_conditioning and den.cfg.vocab_size == 1
+    out = den(
+        torch.randn(3, 7, 6), torch.rand(3), x_sc=x, given=torch.zeros(3, 7, dtype=torch.bool)
+    )
+    assert out.shape == (3, 7, 6)
+    packed = torch.arange(10)[None]
+    rows, valid = unpack_rows(packed, torch.tensor([0, 4, 6, 10], dtype=torch.int32))
+    assert rows.tolist() == [[0, 1, 2, 3], [4, 5, 0, 0], [6, 7, 8, 9]]
+    assert valid.sum(-1).tolist() == [4, 2, 4]
+
+
+def test_flow_checkpoints_from_before_encoder_features_load_as_hidden_only(tmp_path):
+    """A checkpoint whose flow config lacks encoder_features used the hidden states alone."""
+    import json
+
+    cfg = ModelConfig(vocab_size=259, d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
+    save_checkpoint(tmp_path / "enc", Transformer(cfg), ByteTokenizer())
+    out = tmp_path / "run"
+    assert cli_main(["fit", "--config", TINY, "--out_dir", str(out), "--trainer.progress_bar",
+                     "false", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
+                     "--objective.flow.codec_steps", "2", "--objective.flow.encoder_features",
+                     "hidden", "--objective.flow.encoder_ckpt", str(tmp_path / "enc")]) == 0  # fmt: skip
+    meta_file = out / "final" / "config.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["extra"]["flow"]["config"]["encoder_features"]  # as written by older versions
+    meta_file.write_text(json.dumps(meta))
+    model, _, _ = load_flow_checkpoint(out / "final")
+    assert not model.codec.with_embedding and model.codec.down.in_features == 32
+
+
+def test_codec_features_can_append_the_encoders_token_embedding():
+    """with_embedding: [hidden states | the frozen encoder's input embedding of each token]."""
+
+    torch.manual_seed(0)
+    enc = Transformer(ModelConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, max_seq_len=8))
+    ids = torch.randint(0, 20, (2, 5))
+    plain = LatentCodec(20, 4, encoder=enc)
+    both = LatentCodec(20, 4, encoder=enc, with_embedding=True)
+    h, hb = plain.features(ids), both.features(ids)
+    assert h.shape == (2, 5, 16) and hb.shape == (2, 5, 32)  # [B, T, d_enc]
+    torch.testing.assert_close(hb[..., :16], h)
+    torch.testing.assert_close(hb[..., 16:], enc.tok_emb(ids))
+    assert both.down.in_features == 32 and plain.down.in_features == 16
+    with pytest.raises(Exception, match="encoder_features"):
+        FlowConfig(encoder_features="embedding")
