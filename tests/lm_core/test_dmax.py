@@ -190,6 +190,7 @@ def _reverse_task(rng, n=5):
     return d + [SEP], d[::-1]
 
 
+@pytest.mark.learning
 def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_step():
     """SYNTHETIC: reverse 5 digits. A tiny model trained with the DMax objective; soft parallel
     decoding reaches the answers of one-token-per-step decoding with fewer forward passes."""

@@ -134,6 +134,7 @@ def test_prompt_draws_respect_validity():
     assert (given[:, 0] | (k == 0)).all() and not (dropped & (k == 0)).any()
 
 
+@pytest.mark.learning
 def test_flow_learns_a_synthetic_pattern():
     """Synthetic data: every row is the same 8-token pattern; after 400 steps, unconditional
     Euler samples (8 NFE) decode to the pattern. (Absolute position comes only from attention
