@@ -201,7 +201,8 @@ def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_st
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     # 800 steps decayed to 0: after 400 steps at a constant rate, 2 of 5 seeds had not yet learned
     # the reversal (accuracy 0.22, 0.78) and one decoded soft != one-token on 4 of 32, so the
-    # CPU's summation order could decide the test; 800 decayed steps learned it on every seed tried
+    # CPU's summation order could decide the test; after 800 decayed steps, 3 seeds tried reach
+    # accuracy 0.91-1.0 and agreement 0.94-1.0
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=800)
     g = torch.Generator().manual_seed(0)
     for _ in range(800):
@@ -227,8 +228,10 @@ def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_st
     agree = sum(
         a.tolist() == b.tolist() for a, b in zip(one.sequences, soft.sequences, strict=True)
     ) / len(test)
-    assert acc_one >= 0.9, acc_one
-    assert agree >= 0.9, agree
+    # 0.8, not 0.9: one of the seeds tried reaches only 29/32 (0.906) after 800 steps; a model
+    # that has not learned the reversal gets 0.1-0.2 (1e-5 by chance)
+    assert acc_one >= 0.8, acc_one
+    assert agree >= 0.8, agree
     assert sum(tpf) / len(tpf) > 1.5, tpf
 
 

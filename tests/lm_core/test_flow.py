@@ -149,7 +149,7 @@ def test_flow_learns_a_synthetic_pattern():
     opt = torch.optim.AdamW(den.parameters(), lr=1e-2)
     # decay to 0: at a constant 1e-2 the loss spikes now and then (seed-dependent, so the CPU's
     # summation order decided whether step 400 landed on a spike: accuracy 0.36-0.59 on 2 of 7
-    # seeds); with the decay every seed tried ends on the pattern
+    # seeds); with the decay, 7 of 7 seeds tried end at accuracy 0.97-1.0
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=400)
     cfg, g = FlowConfig(), torch.Generator().manual_seed(1)
     with torch.no_grad():
