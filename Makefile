@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo demo-lm test lint format bench clean
+.PHONY: demo demo-lm test test-learning lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 	$(BIN)/ruff check lm_core tsdiff tests benchmarks
 	$(BIN)/ruff format --check lm_core tsdiff tests benchmarks
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The learning tests again under ATen's scalar kernels: another float summation order than the
+# AVX2 / AVX-512 kernels `make test` used, so an assertion that rests on a near-tie fails here.
+test-learning: $(STAMP)
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -q -n 2 --dist loadfile -m learning
 
 lint: $(STAMP)
 	$(BIN)/ruff check lm_core tsdiff tests benchmarks

@@ -172,6 +172,7 @@ def test_value_dependent_order_is_available_for_comparison():
         sample_paths(m, b, 5, order="sorted")
 
 
+@pytest.mark.learning
 @pytest.mark.slow
 def test_learns_a_known_noise_level_and_covers_it():
     """Learning test on a SYNTHETIC series whose predictive distribution is known.

@@ -97,6 +97,7 @@ def _reverse_task(rng, n=5):
     return d + [SEP], d[::-1]
 
 
+@pytest.mark.learning
 def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_step():
     """SYNTHETIC: reverse 5 digits. A tiny model trained with the DMax objective; soft parallel
     decoding reaches the answers of one-token-per-step decoding with fewer forward passes."""
@@ -105,8 +106,13 @@ def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_st
     model = Transformer(ModelConfig(vocab_size=14, d_model=32, n_layers=2, n_heads=4,
                                     max_seq_len=16))  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    # 800 steps decayed to 0: after 400 steps at a constant rate, 2 of 5 seeds had not yet learned
+    # the reversal (accuracy 0.22, 0.78) and one decoded soft != one-token on 4 of 32, so the
+    # CPU's summation order could decide the test; after 800 decayed steps, 3 seeds tried reach
+    # accuracy 0.91-1.0 and agreement 0.94-1.0
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=800)
     g = torch.Generator().manual_seed(0)
-    for _ in range(400):
+    for _ in range(800):
         rows = [_reverse_task(rng) for _ in range(64)]
         ids = torch.tensor([p + a for p, a in rows])
         maskable = torch.arange(ids.shape[1])[None].expand_as(ids) >= 6
@@ -115,6 +121,7 @@ def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_st
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
     model.eval()
     test = [_reverse_task(random.Random(1000 + i)) for i in range(32)]
     prompts = [p for p, _ in test]
@@ -128,8 +135,10 @@ def test_dmax_learns_a_synthetic_task_and_soft_decoding_matches_one_token_per_st
     agree = sum(
         a.tolist() == b.tolist() for a, b in zip(one.sequences, soft.sequences, strict=True)
     ) / len(test)
-    assert acc_one >= 0.9, acc_one
-    assert agree >= 0.9, agree
+    # 0.8, not 0.9: one of the seeds tried reaches only 29/32 (0.906) after 800 steps; a model
+    # that has not learned the reversal gets 0.1-0.2 (1e-5 by chance)
+    assert acc_one >= 0.8, acc_one
+    assert agree >= 0.8, agree
     assert sum(tpf) / len(tpf) > 1.5, tpf
 
 

@@ -77,6 +77,7 @@ def test_prompt_draws_respect_validity():
     assert (given[:, 0] | (k == 0)).all() and not (dropped & (k == 0)).any()
 
 
+@pytest.mark.learning
 def test_flow_learns_a_synthetic_pattern():
     """Synthetic data: every row is the same 8-token pattern; after 400 steps, unconditional
     Euler samples (8 NFE) decode to the pattern. (Absolute position comes only from attention
@@ -89,6 +90,10 @@ def test_flow_learns_a_synthetic_pattern():
     assert (codec.decode(codec.encode(pattern[None])) == pattern).all()
     den = _denoiser(d_latent=4, d_model=32, n_layers=2)
     opt = torch.optim.AdamW(den.parameters(), lr=1e-2)
+    # decay to 0: at a constant 1e-2 the loss spikes now and then (seed-dependent, so the CPU's
+    # summation order decided whether step 400 landed on a spike: accuracy 0.36-0.59 on 2 of 7
+    # seeds); with the decay, 7 of 7 seeds tried end at accuracy 0.97-1.0
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=400)
     cfg, g = FlowConfig(), torch.Generator().manual_seed(1)
     with torch.no_grad():
         x = codec.encode(batch["input_ids"])
@@ -99,6 +104,7 @@ def test_flow_learns_a_synthetic_pattern():
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
     den.eval()
     with torch.no_grad():
         z0, nfe = flow_sample(lambda z, t, s: den(z, t, x_sc=s), (8, 8, 4), steps=8, generator=g)

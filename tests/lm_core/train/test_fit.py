@@ -24,6 +24,7 @@ def tiny(tmp_path, *extra: str):
     )
 
 
+@pytest.mark.learning
 def test_tiny_masked_learns_and_writes_checkpoints(tmp_path):
     trainer, module = run(tiny(tmp_path))
     assert trainer.global_step == 30

@@ -142,6 +142,7 @@ def test_objective_model_mismatch_is_an_error():
         DiffusionLM(tiny_cfg(), ObjectiveConfig(), OptimConfig(), max_steps=4)
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("kind", ["masked", "ar"])
 def test_learns_and_validates(tmp_path, kind):
     L.seed_everything(0, verbose=False)

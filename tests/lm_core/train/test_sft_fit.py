@@ -42,6 +42,7 @@ class Spy(L.Callback):
         self.seen.append((self._x, batch["input_ids"].clone(), batch["maskable"].clone()))
 
 
+@pytest.mark.learning
 def test_tiny_sft_learns_and_never_masks_the_prompt(tmp_path):
     spy = Spy()
     trainer, module = run(sft(tmp_path, "--trainer.max_epochs", "3"), callbacks=[spy])
