@@ -110,8 +110,8 @@ def main(argv=None) -> int:
         "forecast_channels",
         [f"{n}: freq {p.freq}, H {p.prediction_length}, channels {list(p.target_columns)}, "
          f"{p.n_windows} windows, {NUM_SAMPLES} paths" for n, p in protos.items()]
-        + [f"tsdiff (forecast.py CPU settings, channels {args.channels}, default sampler) and DeepAR, seed {args.seed}; "
-           "part = the channel's sum QL over all channels' sum |y|"],
+        + [f"tsdiff (forecast.py CPU settings, channels {args.channels}, default sampler) and "
+           f"DeepAR, seed {args.seed}; part = the channel's sum QL over all channels' sum |y|"],
         args,
     )  # fmt: skip
     ctx = mp.get_context("spawn")

@@ -135,7 +135,9 @@ def load_pair(quick: bool, device: str = "cpu", train_if_missing: bool = True, p
     root = model_dir(quick, device, pair)
     if not ((root / "masked").is_dir() and (root / "ar").is_dir()):
         if not train_if_missing:
-            raise FileNotFoundError(f"no checkpoints under {root}; run benchmarks/lm_likelihood.py")
+            raise FileNotFoundError(
+                f"no checkpoints under {root}; run python -m benchmarks.lm_likelihood"
+            )
         train_pair(quick, device=device, pair=pair)
     dm, tok, _ = load_checkpoint(root / "masked", device)
     ar, tok_ar, _ = load_checkpoint(root / "ar", device)
