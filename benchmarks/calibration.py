@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         f"{means[mode]['cov90']:.3f} vs {means['temperature']['cov90']:.3f}"
         for mode in ("none", "spread", "both")
     ]
-    finish("calibration" + ("_quick" if args.quick else ""), rows, list(rows[0]), args.out,
+    finish("calibration", rows, list(rows[0]), args.out,
            {"date": meta["date"], "threads": args.threads, "torch": meta["torch"],
             "steps": steps}, notes)  # fmt: skip
     return 0

@@ -1,8 +1,11 @@
-"""Shared helpers of the lm_* benchmarks: thread setup, machine header, tables, CSV and PNG.
+"""Shared helpers of the benchmarks: thread setup, machine header, tables, CSV and PNG.
 
-Every benchmark prints its protocol and the machine first, its table last, and writes
-``benchmarks/results/<name>.csv`` atomically (a temporary file in the same directory, then
-``os.replace``), so a killed run never leaves a half-written result.
+Every benchmark prints its protocol and the machine first, its table last, and writes its rows
+into its one ``benchmarks/results/<name>.csv``: the rows of the variant it ran (its ``key``
+columns) are replaced, the other variants' rows are kept. Files are written whole (a temporary file in the
+same directory, then renamed), so a killed run never leaves a half-written result. ``--quick``
+runs write to ``.data/bench/quick/`` (gitignored) unless ``--out`` is given, so a smoke run never
+overwrites the committed results.
 """
 
 from __future__ import annotations
@@ -18,15 +21,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CACHE = REPO / ".data" / "bench"  # gitignored: checkpoints shared between benchmarks
+QUICK_RESULTS = CACHE / "quick"  # where --quick runs write when --out is not given
+
+
+def results_dir(out: Path | None, quick: bool) -> Path:
+    """The folder results go to: ``out`` if given, else ``QUICK_RESULTS`` for --quick runs,
+    else ``RESULTS`` (the committed current results)."""
+    if out is not None:
+        return Path(out)
+    return QUICK_RESULTS if quick else RESULTS
+
+
+class _BenchParser(argparse.ArgumentParser):
+    """An ArgumentParser that resolves ``--out`` with :func:`results_dir` after parsing."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns = super().parse_args(args, namespace)
+        ns.out = results_dir(ns.out, ns.quick)
+        return ns
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """Options every lm benchmark takes: --quick, --device, --threads, --out."""
-    ap = argparse.ArgumentParser(description=description)
+    """Options every benchmark built on it takes: --quick, --device, --threads, --out."""
+    ap = _BenchParser(description=description)
     ap.add_argument("--quick", action="store_true", help="smoke run (about a minute)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results directory (default benchmarks/results; with --quick .data/bench/quick)",
+    )
     return ap
 
 
@@ -113,20 +139,53 @@ def _atomic_file(out_dir: Path, filename: str, write) -> Path:
     return atomic_write_file(Path(out_dir) / filename, write)
 
 
-def write_csv(out_dir: Path, name: str, rows: Sequence[dict], meta: dict | None = None) -> Path:
-    """Write rows to ``out_dir/name.csv`` atomically; ``meta`` values become extra columns."""
-    columns: list[str] = []
+def read_csv_rows(path: Path) -> tuple[list[str], list[dict]]:
+    """Columns and rows (dicts of strings) of a CSV file; ``([], [])`` when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_csv(
+    out_dir: Path,
+    name: str,
+    rows: Sequence[dict],
+    meta: dict | None = None,
+    key: Sequence[str] = (),
+) -> Path:
+    """Write rows to ``out_dir/name.csv`` whole (temporary file, then rename); returns the path.
+
+    ``meta`` values become extra columns of every new row. Without ``key`` the file holds exactly
+    ``rows``. With ``key`` (column names every row carries, e.g. ``("task",)``) the file is
+    updated: an existing row whose key values equal those of some new row (a variant this run
+    measured) is dropped, every other existing row is kept as it was, and the new rows follow,
+    so one CSV holds the current rows of every variant. Columns are the union, existing first.
+    """
+    meta = meta or {}
+    new = [{**meta, **r} for r in rows]
+    missing = sorted({k for r in new for k in key if k not in r})
+    if missing:
+        raise ValueError(f"write_csv({name!r}): rows lack the key column(s) {missing}")
+    columns: list[str] = list(key)
+    kept: list[dict] = []
+    if key:
+        old_cols, old_rows = read_csv_rows(Path(out_dir) / f"{name}.csv")
+        columns = old_cols + [c for c in columns if c not in old_cols]
+        ran = {tuple(str(r[k]) for k in key) for r in new}
+        kept = [r for r in old_rows if tuple(r.get(k, "") for k in key) not in ran]
     for r in rows:
         columns += [k for k in r if k not in columns]
-    meta = meta or {}
     columns += [k for k in meta if k not in columns]
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns)
+            w = csv.DictWriter(f, fieldnames=columns, restval="")
             w.writeheader()
-            for r in rows:
-                w.writerow({**meta, **r})
+            for r in kept + new:
+                w.writerow(r)
 
     return _atomic_file(out_dir, f"{name}.csv", write)
 
@@ -147,9 +206,10 @@ def finish(
     out_dir: Path,
     meta: dict,
     notes: Sequence[str] = (),
+    key: Sequence[str] = (),
 ) -> None:
-    """Write the CSV and print the table last (with the notes just above it)."""
-    path = write_csv(out_dir, name, rows, meta)
+    """Write the CSV (:func:`write_csv`) and print the table last (the notes just above it)."""
+    path = write_csv(out_dir, name, rows, meta, key)
     print(f"wrote {path}")
     for n in notes:
         print(n)

@@ -327,10 +327,16 @@ def load(
     return LOADERS[name](**kwargs)
 
 
-if __name__ == "__main__":  # python -m benchmarks.datasets [--export DIR]
+def main(argv=None) -> int:
+    """``python -m benchmarks.datasets [--export DIR]``: write every data set to a cache folder."""
     import argparse
 
     ap = argparse.ArgumentParser(description="export the benchmark data sets to a cache folder")
     ap.add_argument("--export", type=Path, default=CACHE_DIR)
-    for path in export_cache(ap.parse_args().export):
+    for path in export_cache(ap.parse_args(argv).export):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,9 +23,12 @@ seeds and ETS pieces (per item chunk / per channel) in a CPU pool, 1 torch threa
     python -m benchmarks.forecast --device cuda --gpu-jobs 6 --cpu-jobs 10 \
         --data-cache .data/bench/forecast_data --save-ckpt .data/bench/forecast_ckpt
 
-Writes benchmarks/results/forecast.csv (one row per data set x model, seeds aggregated) and
-forecast_runs.csv (one row per seed), both atomically; prints the goals of issue 4 with
-PASS/MISS and the table last.
+Writes benchmarks/results/forecast.csv whole: first the rows with ``level`` "mean" (one per data
+set x model, seeds aggregated, and the geometric means), then the rows with ``level`` "seed"
+(one per data set x model x seed). The per-seed rows already in that file are kept unless this
+run measured the same (data, model, seed) (``--fresh``: start from this run's rows only), so a
+partial run replaces its own rows and the means are recomputed over everything. Prints the goals
+of issue 4 with PASS/MISS and the table last. ``--quick`` writes to .data/bench/quick/.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, format_table, print_header, write_csv
+from benchmarks.common import format_table, print_header, results_dir, write_csv
 
 DATASETS = ("us_employment", "elecdemand", "tmy3", "appliances")
 COV_DATASETS = ("elecdemand", "tmy3_drivers")  # the covariate rows (issue 5)
@@ -346,12 +349,15 @@ TEXT_FIELDS = {"data", "model", "mem_kind", "hp", "calibration", "precision",
 
 
 def read_runs(path: Path) -> list[dict]:
-    """Rows of a forecast_runs.csv with numbers parsed (empty -> None); for --merge."""
+    """The per-seed rows of a forecast.csv (``level`` "seed"; an old forecast_runs.csv without
+    that column: every row) with numbers parsed (empty -> None); for --merge."""
     import csv
 
     out = []
     with open(path) as fh:
         for r in csv.DictReader(fh):
+            if r.pop("level", "seed") != "seed":
+                continue
             row = {}
             for k, v in r.items():
                 if k in TEXT_FIELDS or k.startswith("machine_") or v == "":
@@ -530,7 +536,18 @@ def main(argv=None) -> int:
         help="folder from `python -m benchmarks.datasets --export`",
     )
     ap.add_argument("--save-ckpt", type=Path, default=None, help="save seed-0 tsdiff models here")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="do not keep the per-seed rows already in OUT/forecast.csv (default: keep those "
+        "this run did not measure again)",
+    )
     ap.add_argument("--no-peers", action="store_true", help="same as --peers ''")
     ap.add_argument(
         "--peers", default="deepar,ets", help="peer models to run (seasonal naive always)"
@@ -540,7 +557,7 @@ def main(argv=None) -> int:
         type=Path,
         action="append",
         default=[],
-        help="a forecast_runs.csv of an earlier run of the same protocol (repeatable): its "
+        help="a forecast.csv of an earlier run of the same protocol (repeatable): its per-seed "
         "(data, model, seed) rows that this run (or an earlier --merge) lacks are added, each "
         "keeping its own machine columns; with --variants '' --peers '' this only re-reports",
     )
@@ -570,6 +587,7 @@ def main(argv=None) -> int:
         "(default: all seeds); the default entropy sampler runs on every seed",
     )
     args = ap.parse_args(argv)
+    args.out = results_dir(args.out, args.quick)
     if args.quick:
         args.seeds = min(args.seeds, 1)
     seeds = (
@@ -759,19 +777,21 @@ def main(argv=None) -> int:
         "tsdiff/entropy", "tsdiff/random", "tsdiff/prob", "tsdiff/soft", "tsdiff-joint/entropy",
         "tsdiff-flow", "tsdiff+cov/entropy", "deepar", "deepar+cov", "ets",
         "seasonal_naive"])}  # fmt: skip
-    for path in args.merge:
+    own = args.out / "forecast.csv"
+    kept = [] if args.fresh or not own.is_file() else [own]
+    for path in kept + args.merge:
         have = {(r["data"], r["model"], int(r["seed"])) for r in runs}
-        extra = [r for r in read_runs(path) if r["data"] in names
+        extra = [r for r in read_runs(path) if (path in kept or r["data"] in names)
                  and (r["data"], r["model"], int(r["seed"])) not in have]  # fmt: skip
-        print(f"merged {len(extra)} run row(s) from {path}")
+        print(f"{'kept' if path in kept else 'merged'} {len(extra)} run row(s) from {path}")
         runs += extra
-    runs.sort(key=lambda r: (names.index(r["data"]), order_rank.get(r["model"], 9), r["seed"]))
+    data_order = names + [d for d in dict.fromkeys(r["data"] for r in runs) if d not in names]
+    runs.sort(key=lambda r: (data_order.index(r["data"]), order_rank.get(r["model"], 9),
+                             r["seed"]))  # fmt: skip
     rows = aggregate(runs)
-    suffix = "_quick" if args.quick else ""
     meta = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
-    p1 = write_csv(args.out, f"forecast_runs{suffix}", runs, meta)
-    p2 = write_csv(args.out, f"forecast{suffix}", rows, meta)
-    print(f"wrote {p1}\nwrote {p2}")
+    table = [{"level": "mean", **r} for r in rows] + [{"level": "seed", **r} for r in runs]
+    print(f"wrote {write_csv(args.out, 'forecast', table, meta)}")
     print(f"total wall-clock {time.perf_counter() - t_start:.0f} s")
     if args.quick:
         print("(--quick: tiny models and few items; these numbers are not benchmark results)")

@@ -7,12 +7,16 @@ before the first origin, 100 paths per window); tsdiff with forecast.py's settin
 target channel c: its own wQL (GluonTS mean weighted quantile loss over q = 0.1 ... 0.9, on that
 channel's cells) and its **part** of the data set's wQL (the channel's quantile loss over the
 sum |y| of all channels: a model's parts add up to its wQL, and the gaps to the difference).
-One training seed (``--seed``): a diagnosis, not a result over seeds.
+One training seed (``--seed``): a diagnosis, not a result over seeds. ``--channels joint`` runs
+forecast.py's joint-channel twin (variant "joint") instead of the default channel-independent
+model.
 
     python -m benchmarks.forecast_channels --data-cache .data/bench/forecast_data   # TMY3 + Appliances, ~25 min on 2 cores
-    python -m benchmarks.forecast_channels --quick
+    python -m benchmarks.forecast_channels --channels joint --data-cache .data/bench/forecast_data
+    python -m benchmarks.forecast_channels --quick     # smoke run, writes .data/bench/quick/
 
-Writes benchmarks/results/forecast_channels.csv.
+Writes its rows into benchmarks/results/forecast_channels.csv, replacing the rows of the same
+(channels, data, seed) and keeping the others.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, format_table, print_header, write_csv
+from benchmarks.common import format_table, print_header, results_dir, write_csv
 from benchmarks.forecast import (
     NUM_SAMPLES,
     _load,
@@ -66,7 +70,8 @@ def run_model(model: str, name: str, seed: int, args) -> dict:
         return {"samples": samples, "y": y, "channels": cols, "temperature": float("nan")}
     from tsdiff.forecaster import Forecaster
 
-    hp = tsdiff_hp(name, argparse.Namespace(**vars(args), hp=None, max_steps=None, max_time_s=None))
+    ns = argparse.Namespace(**vars(args), hp=None, max_steps=None, max_time_s=None)
+    hp = tsdiff_hp(name, ns, "joint" if args.channels == "joint" else "masked")
     cfg = tsdiff_config(proto, hp, seed=seed, precision="bf16-mixed")
     f = Forecaster(cfg).fit(train[["item_id", "timestamp", *cols]], target=cols)
     bt = f.backtest(
@@ -85,16 +90,28 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--device", default="cpu", choices=["cpu"])
     ap.add_argument("--data-cache", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--channels",
+        default="independent",
+        choices=["independent", "joint"],
+        help="tsdiff's channel mode: forecast.py's default model or its joint twin",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
+    )
     args = ap.parse_args(argv)
+    args.out = results_dir(args.out, args.quick)
     names = [n for n in args.datasets.split(",") if n]
     protos = {n: _load(n, args.data_cache, args.quick)[1] for n in names}
     meta = print_header(
         "forecast_channels",
         [f"{n}: freq {p.freq}, H {p.prediction_length}, channels {list(p.target_columns)}, "
          f"{p.n_windows} windows, {NUM_SAMPLES} paths" for n, p in protos.items()]
-        + [f"tsdiff (forecast.py CPU settings, default sampler) and DeepAR, seed {args.seed}; "
-           "part = the channel's sum QL over all channels' sum |y|"],
+        + [f"tsdiff (forecast.py CPU settings, channels {args.channels}, default sampler) and "
+           f"DeepAR, seed {args.seed}; part = the channel's sum QL over all channels' sum |y|"],
         args,
     )  # fmt: skip
     ctx = mp.get_context("spawn")
@@ -113,15 +130,14 @@ def main(argv=None) -> int:
         tw, dw = np.append(tw, tc.sum()), np.append(dw, dc.sum())
         tc, dc = np.append(tc, tc.sum()), np.append(dc, dc.sum())
         for c, col in enumerate(chans):
-            rows.append({"data": n, "channel": col, "seed": args.seed, "tsdiff wQL": tw[c],
+            rows.append({"channels": args.channels, "data": n, "channel": col, "seed": args.seed, "tsdiff wQL": tw[c],
                          "DeepAR wQL": dw[c], "tsdiff / DeepAR": tw[c] / dw[c],
                          "tsdiff part of wQL": tc[c], "DeepAR part of wQL": dc[c],
                          "gap (tsdiff - DeepAR)": tc[c] - dc[c],
                          "tsdiff T": res[("tsdiff", n)]["temperature"]})  # fmt: skip
     mm = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
-    print(
-        f"wrote {write_csv(args.out, 'forecast_channels' + ('_quick' if args.quick else ''), rows, mm)}"
-    )
+    p = write_csv(args.out, "forecast_channels", rows, mm, key=("channels", "data", "seed"))
+    print(f"wrote {p}")
     print(format_table(rows), flush=True)
     return 0
 

@@ -19,14 +19,15 @@ paths, GPU synchronised), best of ``--repeats``. ``--max-windows K`` keeps the f
 Goals (issue 4): some NFE <= H / 4 whose CRPS is within 3 % of the one-cell-per-step sampler's;
 wall-clock for 100 paths within 2x of DeepAR's. DeepAR (gluonts torch, forecast.py's settings,
 seed 0) is trained and timed in the same run, process and thread count (its predict call over
-the same windows, 100 paths); ``--deepar-csv FILE`` reads its time from a forecast_runs.csv
-instead.
+the same windows, 100 paths); ``--deepar-csv FILE`` reads its time from the per-seed rows of a
+forecast.csv instead.
 
-    python -m benchmarks.forecast_nfe --quick
-    python -m benchmarks.forecast_nfe --device cuda --data-cache .data/bench/forecast_data \
-        --ckpt .data/bench/forecast_ckpt
+    python -m benchmarks.forecast_nfe --quick          # smoke run, writes .data/bench/quick/
+    python -m benchmarks.forecast_nfe --datasets elecdemand --threads 1 --repeats 2 \
+        --max-windows 7 --data-cache .data/bench/forecast_data --ckpt .data/bench/forecast_ckpt
 
-Writes benchmarks/results/forecast_nfe.csv and forecast_nfe.png.
+Writes its rows into benchmarks/results/forecast_nfe.csv, replacing the rows of the data sets it
+ran and keeping the others, then reports goals, table and forecast_nfe.png from the whole file.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, format_table, print_header, save_png, write_csv
+from benchmarks.common import format_table, print_header, results_dir, save_png, write_csv
 from benchmarks.forecast import (
     NUM_SAMPLES,
     _load,
@@ -77,7 +78,8 @@ def step_grid(H: int, C: int) -> list[int]:
 
 def deepar_predict_s(path: Path | None, rows: list[dict]) -> dict:
     """Mean DeepAR predict wall-clock per window (100 paths) per data set: from this run's
-    ``deepar`` rows, or from a forecast_runs.csv (``path``).
+    ``deepar`` rows, or from the per-seed rows of a forecast.csv (``path``; an old
+    forecast_runs.csv, without the ``level`` column, works too).
 
     Per window, so that a run on the first K origins (``--max-windows``) compares like with like.
     """
@@ -91,7 +93,7 @@ def deepar_predict_s(path: Path | None, rows: list[dict]) -> dict:
     elif path.is_file():
         with open(path) as f:
             for r in csv.DictReader(f):
-                if r["model"] == "deepar":
+                if r["model"] == "deepar" and r.get("level", "seed") == "seed":
                     out.setdefault(r["data"], []).append(
                         float(r["predict_s"]) / float(r["windows"])
                     )
@@ -150,6 +152,19 @@ def get_model(name, args, torch, mode="masked"):
         f.save(ck)
         note += f", saved to {ck}"
     return f, df, proto, note
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a forecast_nfe CSV with the numbers :func:`report` uses parsed."""
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in ("steps", "nfe", "H", "C", "windows"):
+            r[k] = int(float(r[k]))
+        for k in ("energy_score", "crps", "wql", "cov50", "cov90", "calibration_error",
+                  "seconds_100_paths", "cells_per_step"):  # fmt: skip
+            r[k] = float(r.get(k) or "nan")
+    return rows
 
 
 def report(rows, names, args, suffix) -> None:
@@ -252,7 +267,8 @@ def main(argv=None) -> int:
         "--deepar-csv",
         type=Path,
         default=None,
-        help="read DeepAR's predict time from this forecast_runs.csv instead of timing it here",
+        help="read DeepAR's predict time from this forecast.csv (its per-seed rows) instead of "
+        "timing it here",
     )
     ap.add_argument(
         "--recalibrate",
@@ -266,7 +282,12 @@ def main(argv=None) -> int:
         default=1,
         help="also time the default sampler on CPU with this many threads (0: skip)",
     )
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
+    )
     ap.add_argument(
         "--report-only",
         type=Path,
@@ -274,35 +295,16 @@ def main(argv=None) -> int:
         help="print goals, table and plot from this forecast_nfe CSV (no sampling)",
     )
     args = ap.parse_args(argv)
+    args.out = results_dir(args.out, args.quick)
     if args.report_only:
-        with open(args.report_only) as fh:
-            rows = list(csv.DictReader(fh))
-        for r in rows:
-            for k in ("steps", "nfe", "H", "C", "windows"):
-                r[k] = int(float(r[k]))
-            for k in (
-                "energy_score",
-                "crps",
-                "wql",
-                "cov50",
-                "cov90",
-                "calibration_error",
-                "seconds_100_paths",
-                "cells_per_step",
-            ):
-                r[k] = float(r.get(k) or "nan")
+        rows = read_rows(args.report_only)
         args.device = rows[0]["device"]
         names = list(dict.fromkeys(r["data"] for r in rows))
         print(
             f"report of {args.report_only} (machine: {rows[0].get('machine_gpu', '')}, "
             f"{rows[0].get('machine_date', '')})"
         )
-        report(
-            rows,
-            names,
-            args,
-            "_quick" if "quick" in args.report_only.name else "",
-        )
+        report(rows, names, args, "")
         return 0
     torch = _quiet(args.threads)
     names = [n for n in args.datasets.split(",") if n]
@@ -402,11 +404,11 @@ def main(argv=None) -> int:
         if args.device == "cuda":
             torch.cuda.empty_cache()
 
-    suffix = "_quick" if args.quick else ""
     mm = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
-    p = write_csv(args.out, f"forecast_nfe{suffix}", rows, mm)
-    print(f"wrote {p}")
-    report(rows, names, args, suffix)
+    p = write_csv(args.out, "forecast_nfe", rows, mm, key=("data",))
+    print(f"wrote {p} (the rows of {names}; other data sets' rows kept)")
+    rows = read_rows(p)
+    report(rows, list(dict.fromkeys(r["data"] for r in rows)), args, "")
     return 0
 
 

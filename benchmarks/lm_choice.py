@@ -1,7 +1,7 @@
 """Multiple choice from held-out Shakespeare: likelihood scoring vs confidence scoring.
 
-    .venv/bin/python benchmarks/lm_choice.py            # full (~5 min; trains lm_likelihood's pair if absent)
-    .venv/bin/python benchmarks/lm_choice.py --quick    # smoke run
+    python -m benchmarks.lm_choice            # full (~5 min; trains lm_likelihood's pair if absent)
+    python -m benchmarks.lm_choice --quick    # smoke run
 
 Protocol. Questions are built from the held-out (``val``) split of the embedded Shakespeare with a
 fixed seed: a context of ~100 bytes ending at a word boundary, the true next 30 bytes, and 3
@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import base_parser, finish, print_header, setup_torch  # noqa: E402
 from benchmarks.lm_likelihood import load_pair  # noqa: E402
@@ -169,7 +165,7 @@ def main(argv=None) -> int:
         f"example: context ...{ex['context'][-50:]!r}; choices {ex['choices']}; answer {ex['answer']}",
     ]
     finish(
-        "lm_choice" if not args.quick else "lm_choice_quick",
+        "lm_choice",
         rows,
         list(rows[0]),
         args.out,

@@ -1,7 +1,7 @@
 """Sampler settings of a masked diffusion LM: accuracy, NFE, tokens per forward and tokens/s.
 
-    .venv/bin/python benchmarks/lm_decoding.py            # full (~12 min training + ~6 min decoding on the shared machine)
-    .venv/bin/python benchmarks/lm_decoding.py --quick    # smoke run (~1-2 minutes)
+    python -m benchmarks.lm_decoding            # full (~12 min training + ~6 min decoding on the shared machine)
+    python -m benchmarks.lm_decoding --quick    # smoke run (~1-2 minutes)
 
 Protocol.
 
@@ -28,12 +28,9 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CACHE, base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
 from benchmarks.lm_likelihood import load_pair  # noqa: E402
@@ -317,7 +314,7 @@ def main(argv=None) -> int:
         "unigram_entropy_bits",
     ]
     finish(
-        "lm_decoding" if not args.quick else "lm_decoding_quick",
+        "lm_decoding",
         rows,
         cols,
         args.out,

@@ -1,19 +1,17 @@
 """DMax rows for the decoding benchmark: TPF against accuracy, next to the plain threshold sampler.
 
-    .venv/bin/python benchmarks/lm_dmax.py            # ~10-15 min on a loaded 2-core CPU
-    .venv/bin/python benchmarks/lm_dmax.py --digits 16   # sort-16: results/lm_dmax_sort16.csv
-    .venv/bin/python benchmarks/lm_dmax.py --task add --problems 400   # add-8 (6000 base steps,
-                                                     # ~8-10 min): results/lm_dmax_add8.csv
-    .venv/bin/python benchmarks/lm_dmax.py --task add --lsb-first --problems 400
-                                 # add-8, sum least significant digit first: lm_dmax_add8_lsb.csv
-    .venv/bin/python benchmarks/lm_dmax.py --task add --dmax-mask-ratio 0.75 --problems 400
-                                 # DMax fine-tune at the reference's fixed mask ratio: _mr75.csv
-    .venv/bin/python benchmarks/lm_dmax.py --task pick --self-distill --problems 400
-                                 # pick-6 (many right answers), DMax on its own answers, with the
-                                 # masked fine-tune on the same answers: lm_dmax_pick6_sd.csv
-    .venv/bin/python benchmarks/lm_dmax.py --task pick --digits 12 --self-distill --problems 400
-                                 # pick-12 (24 cells), ~45 min: lm_dmax_pick12_sd.csv
-    .venv/bin/python benchmarks/lm_dmax.py --quick    # smoke run (~1-2 minutes)
+    python -m benchmarks.lm_dmax --problems 400          # sort-8: rows with task "sort8"
+    python -m benchmarks.lm_dmax --digits 16 --problems 400   # sort-16: task "sort16"
+    python -m benchmarks.lm_dmax --task add --problems 400    # add-8 (6000 base steps): "add8"
+    python -m benchmarks.lm_dmax --task add --lsb-first --problems 400        # "add8_lsb"
+    python -m benchmarks.lm_dmax --task add --dmax-mask-ratio 0.75 --problems 400   # "add8_mr75"
+    python -m benchmarks.lm_dmax --task pick --self-distill --problems 400     # "pick6_sd"
+    python -m benchmarks.lm_dmax --task pick --digits 12 --self-distill --problems 400
+                                 # pick-12 (24 cells), ~45 min: "pick12_sd"
+    python -m benchmarks.lm_dmax --quick    # smoke run (~1-2 minutes), .data/bench/quick/
+
+Every run writes its rows into ``benchmarks/results/lm_dmax.csv`` under its ``task`` name
+(:func:`result_task`), replacing that task's rows and keeping the other tasks'.
 
 Protocol (the sorting task and its data come from ``benchmarks/lm_decoding.py``, imported):
 
@@ -40,8 +38,8 @@ Protocol (the sorting task and its data come from ``benchmarks/lm_decoding.py``,
      written reversed, least significant digit first (``"a:48213+93877>"`` -> ``"090241"``).
      DMax's frontier commits cells left to right, so most-significant-first runs it against the
      carries (which travel up from the least significant digit) and least-significant-first runs
-     it with them; the flag tests that. Its data, models and CSV are separate (tag
-     ``-add<n>-lsb``; add-8 writes ``results/lm_dmax_add8_lsb.csv``).
+     it with them; the flag tests that. Its data, models and rows are separate (cache tag
+     ``-add<n>-lsb``, task ``add<n>_lsb``).
    * ``--task pick``: n slots (``--digits``, default 6) of two distinct digits,
      ``"w:3-7,1-5>"`` -> ``"3355"``, ``"3311"``, ``"7755"`` or ``"7711"``: each slot's chosen digit
      is written twice, and any of the 2**n answers is right (:func:`pick_valid`; training answers
@@ -79,7 +77,6 @@ from __future__ import annotations
 import functools
 import json
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -88,8 +85,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CACHE, base_parser, finish, print_header, setup_torch  # noqa: E402
 from benchmarks.lm_decoding import N_DIGITS, make_data  # noqa: E402
@@ -231,9 +226,10 @@ class Task:
         return f"SYNTHETIC task: sort {n} random digits (benchmarks/lm_decoding.py's task and data)"
 
     def run_names(self, n: int, lsb_first: bool = False) -> tuple[str, str]:
-        """(cache tag, CSV suffix) of a variant: sort-8 ("", ""; its original paths), sort-16
+        """(cache tag, result suffix) of a variant: sort-8 ("", ""; its original paths), sort-16
         ("-16", "_sort16"), add-8 ("-add8", "_add8"), add-8 LSB first ("-add8-lsb",
-        "_add8_lsb"), pick-6 ("-pick6", "_pick6")."""
+        "_add8_lsb"), pick-6 ("-pick6", "_pick6"). The tag names the model and data cache
+        folders under .data/bench/lm_dmax; the rows' name in lm_dmax.csv is :func:`result_task`."""
         if self.name == "sort":
             return ("", "") if n == N_DIGITS else (f"-{n}", f"_sort{n}")
         parts = [f"{self.name}{n}"] + (["lsb"] if lsb_first else [])
@@ -517,6 +513,25 @@ def matched(rows, answer_len: int = N_DIGITS) -> list[str]:
     return notes
 
 
+def result_task(
+    task: Task,
+    n: int,
+    lsb_first: bool = False,
+    mask_ratio: float | None = None,
+    self_distill: bool = False,
+    ft_steps: int | None = None,
+) -> str:
+    """The ``task`` value of a run's rows in lm_dmax.csv: the task and size (``sort8``,
+    ``add8``, ``pick12``), then ``_lsb`` (--lsb-first), ``_mr<percent>`` (--dmax-mask-ratio),
+    ``_sd`` (--self-distill) and ``_ft<steps>`` (--ft-steps other than the task's full run)."""
+    name = f"{task.name}{n}" + ("_lsb" if lsb_first else "")
+    name += f"_mr{round(100 * mask_ratio)}" if mask_ratio is not None else ""
+    name += "_sd" if self_distill else ""
+    if ft_steps and ft_steps != task.full["ft"]:
+        name += f"_ft{ft_steps}"
+    return name
+
+
 def main(argv=None) -> int:
     ap = base_parser(
         "DMax vs the plain threshold sampler: accuracy / NFE / TPF (synthetic sorting, n-digit "
@@ -554,15 +569,15 @@ def main(argv=None) -> int:
         "--lsb-first",
         action="store_true",
         help="add only: write the sum least significant digit first (the prompt unchanged), so "
-        "DMax's left-to-right frontier runs with the carries; separate data, models and CSV "
-        "(tag -add<n>-lsb, lm_dmax_add<n>_lsb.csv)",
+        "DMax's left-to-right frontier runs with the carries; separate data, models and rows "
+        "(cache tag -add<n>-lsb, task add<n>_lsb)",
     )
     ap.add_argument(
         "--dmax-mask-ratio",
         type=float,
         default=None,
         help="DMax fine-tuning masks this fixed share of the answer cells (the DMax reference "
-        "trains at 0.75) instead of t ~ U(0, 1); its own model cache and CSV suffix _mr<percent>",
+        "trains at 0.75) instead of t ~ U(0, 1); its own model cache and task suffix _mr<percent>",
     )
     ap.add_argument(
         "--self-distill",
@@ -570,7 +585,7 @@ def main(argv=None) -> int:
         help="the DMax reference's data: the DMax fine-tune trains on the base model's own answers "
         "to the training prompts (greedy, one token per step, right ones kept) instead of the "
         "reference answers, and a masked fine-tune on the same answers is added as an ablation "
-        "(model 'masked +ft (self-distilled)'); own model cache and CSV suffix _sd",
+        "(model 'masked +ft (self-distilled)'); own model cache and task suffix _sd",
     )
     args = ap.parse_args(argv)
     mr = args.dmax_mask_ratio
@@ -607,7 +622,7 @@ def main(argv=None) -> int:
         f"decoding: batch 1, greedy, one block of {answer_len}; {sc['test']} held-out problems",
         f"torch threads {args.threads}, device cpu",
     ], args)  # fmt: skip
-    tag, suffix = task.run_names(n, args.lsb_first)
+    tag = task.run_names(n, args.lsb_first)[0]  # the model and data cache folders
     root = CACHE / "lm_dmax" / (("quick" if args.quick else "full") + tag)
     data_root = CACHE / "lm_dmax" / f"data{tag}"
     if task.make_problem is None:
@@ -678,11 +693,11 @@ def main(argv=None) -> int:
              f"steps + {sc['ft']} fine-tuning steps, batch {sc['batch']}; {sc['test']} problems; "
              f"wall {time.perf_counter() - t0:.0f}s"] + matched(rows, answer_len)  # fmt: skip
     cols = ["model", "setting", "accuracy_pct", "nfe", "tpf", "tokens_per_s"]
-    suffix += f"_mr{round(100 * mr)}" if mr is not None else ""
-    suffix += "_sd" if args.self_distill else ""
-    result = "lm_dmax" + ("_quick" if args.quick else "") + suffix
-    finish(result, rows, cols, args.out,
-           {"date": m["date"], "threads": args.threads, "torch": m["torch"]}, notes)  # fmt: skip
+    name = result_task(task, n, args.lsb_first, mr, args.self_distill, args.ft_steps)
+    rows = [{"task": name, **r} for r in rows]
+    finish("lm_dmax", rows, ["task", *cols], args.out,
+           {"date": m["date"], "threads": args.threads, "torch": m["torch"]}, notes,
+           key=("task",))  # fmt: skip
     return 0
 
 

@@ -1,8 +1,8 @@
 """Masked DLM vs flow LM (ELF-style) vs AR at matched size and tokens: held-out Shakespeare generation.
 
-    .venv/bin/python benchmarks/lm_flow.py            # full: trains the flow LM (500 steps;
+    python -m benchmarks.lm_flow            # full: trains the flow LM (500 steps;
                                                       #  masked/AR reused from lm_likelihood), then samples
-    .venv/bin/python benchmarks/lm_flow.py --quick    # smoke: 40-step models, 8 prompts, one setting
+    python -m benchmarks.lm_flow --quick    # smoke: 40-step models, 8 prompts, one setting
                                                       #  per sampler family
 
 Cost on 2 shared CPU threads depends heavily on the load of the machine: unloaded, the flow
@@ -56,11 +56,8 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
     CACHE,
@@ -513,8 +510,8 @@ def main(argv=None) -> int:
         "tokens/s",
     ]
     finish(
-        "lm_flow" if not args.quick else "lm_flow_quick",
-        rows,
+        "lm_flow",
+        [{"codec": FLOW["encoder_features"], **r} for r in rows],
         cols,
         args.out,
         {
@@ -528,6 +525,7 @@ def main(argv=None) -> int:
             "codec_acc": acc,
         },
         notes,
+        key=("codec",),  # the flow codec's features: rows of other codecs are kept
     )
     return 0
 

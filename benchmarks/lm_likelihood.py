@@ -1,7 +1,7 @@
 """Masked diffusion LM vs the matched autoregressive baseline: held-out Shakespeare perplexity.
 
-    .venv/bin/python benchmarks/lm_likelihood.py            # full (~2 x 6 CPU minutes + ~5 min scoring)
-    .venv/bin/python benchmarks/lm_likelihood.py --quick    # smoke run (~1 minute)
+    python -m benchmarks.lm_likelihood            # full (~2 x 6 CPU minutes + ~5 min scoring)
+    python -m benchmarks.lm_likelihood --quick    # smoke run (~1 minute)
 
 Protocol. Two models of one shape (a benchmark-specific pair, smaller than configs/lm/small-*.yaml
 so that each trains in minutes on 2 shared cores): a bidirectional Transformer trained with the
@@ -25,11 +25,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CACHE, REPO, base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
 from lm_core.checkpoint import load_checkpoint  # noqa: E402
@@ -139,7 +136,9 @@ def load_pair(quick: bool, device: str = "cpu", train_if_missing: bool = True, p
     root = model_dir(quick, device, pair)
     if not ((root / "masked").is_dir() and (root / "ar").is_dir()):
         if not train_if_missing:
-            raise FileNotFoundError(f"no checkpoints under {root}; run benchmarks/lm_likelihood.py")
+            raise FileNotFoundError(
+                f"no checkpoints under {root}; run python -m benchmarks.lm_likelihood"
+            )
         train_pair(quick, device=device, pair=pair)
     dm, tok, _ = load_checkpoint(root / "masked", device)
     ar, tok_ar, _ = load_checkpoint(root / "ar", device)
@@ -295,14 +294,12 @@ def main(argv=None) -> int:
             print(f"wrote {save_png(fig, args.out, 'lm_likelihood')}")
     except ImportError:
         pass
-    name = "lm_likelihood" if not args.quick else "lm_likelihood_quick"
-    if args.pair == "small" or args.device == "cuda":
-        name += f"_{args.pair}_{args.device}"
+    rows = [{"pair": args.pair, **r} for r in rows]
     if args.device == "cuda":
         for r, kind in zip(rows, ("masked", "ar"), strict=False):
             r["train_tokens_per_s"] = info[kind]["tokens"] / info[kind]["train_s"]
     finish(
-        name,
+        "lm_likelihood",
         rows,
         list(rows[0]),
         args.out,
@@ -314,6 +311,7 @@ def main(argv=None) -> int:
             "mc_samples": args.samples,
         },
         notes,
+        key=("pair", "device"),  # rows of the other pair / device are kept
     )
     return 0
 

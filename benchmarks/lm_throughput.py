@@ -1,7 +1,7 @@
 """Training throughput: packed variable-length batches (cu_seqlens) vs padded batches.
 
-    .venv/bin/python benchmarks/lm_throughput.py            # full (~6 min)
-    .venv/bin/python benchmarks/lm_throughput.py --quick    # smoke run (~1 min)
+    python -m benchmarks.lm_throughput            # full (~6 min)
+    python -m benchmarks.lm_throughput --quick    # smoke run (~1 min)
 
 Protocol. Real documents of a corpus (``stdlib``: Python standard library files, a heavy-tailed
 length distribution; ``shakespeare``: ~4 KB chunks of the plays) are sampled with a fixed seed,
@@ -33,8 +33,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch  # noqa: E402
 from lm_core.config import ModelConfig, ObjectiveConfig, OptimConfig  # noqa: E402
@@ -167,7 +165,8 @@ def main(argv=None) -> int:
         for s in SETTINGS:
             cmd = [
                 sys.executable,
-                __file__,
+                "-m",
+                "benchmarks.lm_throughput",
                 "--worker",
                 "--setting",
                 s,
@@ -186,7 +185,7 @@ def main(argv=None) -> int:
                 "--threads",
                 str(a.threads),
             ]
-            p = subprocess.run(cmd, capture_output=True, text=True)
+            p = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
             if p.returncode != 0:
                 print(p.stderr[-3000:])
                 raise SystemExit(f"worker {corpus}/{s} failed")
@@ -243,7 +242,7 @@ def main(argv=None) -> int:
         "mean_piece_len",
     ]
     finish(
-        "lm_throughput" if not a.quick else "lm_throughput_quick",
+        "lm_throughput",
         rows,
         cols,
         a.out,

@@ -1,7 +1,8 @@
 """Scenario rollouts against a known ground truth (SYNTHETIC heated-building simulator).
 
-    python -m benchmarks.scenarios [--quick] [--device cpu|cuda] [--seed N --tag _seedN]
-    python -m benchmarks.scenarios --summarize results/scenarios_seed*.csv   # mean, sd over seeds
+    python -m benchmarks.scenarios --threads 1 --seed N    # N = 0..4, ~20-30 min each on 2 cores
+    python -m benchmarks.scenarios --summarize default     # mean, sd over the seeds' rows
+    python -m benchmarks.scenarios --quick                 # smoke run, writes .data/bench/quick/
 
 Protocol: tsdiff.simulators.make_dataset (SYNTHETIC: the effect of every heating plan is known)
 with 12 buildings x 60 days, hourly (flags); tsdiff trained on all but the last 15 days with
@@ -26,9 +27,11 @@ model scatter around the 10 % goal):
 - cov90: share of simulator futures inside the rollout's central 90 % interval; goal 0.85-0.95.
 
 The long-horizon curve repeats the CRPS ratio at 1x, 2x and 4x the trained horizon (blocks
-appended). Writes benchmarks/results/scenarios.csv and scenarios.png. A seed changes both the
-simulated world and the model; the goals are judged on the mean over seeds (EVALUATION.md: at
-least 3), which ``--summarize`` computes from one CSV per seed (scenarios_seeds.csv).
+appended). Writes its rows into benchmarks/results/scenarios.csv under (``--variant``, seed),
+replacing the rows of the same variant and seed and keeping the others, and scenarios.png for
+the default variant's seed 0. A seed changes both the simulated world and the model; the goals
+are judged on the mean over seeds (EVALUATION.md: at least 3), which ``--summarize VARIANT``
+computes from the variant's per-seed rows (rows with seed ``mean``).
 """
 
 from __future__ import annotations
@@ -105,51 +108,52 @@ def goal_notes(row: dict, what: str) -> list[str]:
     return out
 
 
-def summarize(paths: list[Path], out_dir: Path) -> int:
-    """Mean and sd over seeds of per-seed scenarios CSVs (one training seed each).
+def summarize(variant: str, out_dir: Path) -> int:
+    """Mean and sd over seeds of one variant's per-seed rows of ``out_dir/scenarios.csv``.
 
     Rows are matched on (horizon, paths); the goals are judged on the mean over seeds of the
-    first row (1x, the effect rollout), with each seed's own verdict printed beside it.
+    first row (1x, the effect rollout), with each seed's own verdict printed beside it. The means
+    are written back into the same CSV as the variant's rows with seed ``mean``.
     """
-    runs = []
-    for path in paths:
-        frame = pd.read_csv(path)
-        for col in ("horizon", "paths", "effect_err", "cov90", "crps_ratio", "temperature"):
-            if col not in frame:
-                raise SystemExit(
-                    f"--summarize {path}: column {col!r} missing (not a scenarios CSV)"
-                )
-        if "seed" not in frame:
-            raise SystemExit(f"--summarize {path}: no 'seed' column (re-run with this version)")
-        runs.append(frame)
-    seeds = [int(r["seed"].iloc[0]) for r in runs]
-    if len(set(seeds)) != len(seeds):
-        raise SystemExit(f"--summarize: each CSV must hold a different seed, got {seeds}")
-    both = pd.concat(runs, ignore_index=True)
+    path = Path(out_dir) / "scenarios.csv"
+    if not path.is_file():
+        raise SystemExit(f"--summarize {variant}: {path} does not exist (run the seeds first)")
+    table = pd.read_csv(path, dtype={"seed": str, "variant": str})
+    for col in ("variant", "seed", "horizon", "paths", "effect_err", "cov90", "crps_ratio"):
+        if col not in table:
+            raise SystemExit(f"--summarize: {path} has no column {col!r} (not a scenarios CSV)")
+    mine = table[(table.variant == variant) & (table.seed != "mean")].copy()
+    if mine.empty:
+        known = sorted(table.variant.dropna().unique())
+        raise SystemExit(f"--summarize {variant}: no per-seed rows of that variant in {path}; "
+                         f"variants there: {known}")  # fmt: skip
+    runs = [g for _, g in mine.groupby("seed", sort=False)]
+    seeds = [int(g["seed"].iloc[0]) for g in runs]
+    mine["energy_ratio"] = mine["energy"] / mine["energy_oracle"]
     keys = list(runs[0][["horizon", "paths"]].itertuples(index=False, name=None))
     metrics = ("crps_ratio", "energy_ratio", "effect_err", "cov90")
-    both["energy_ratio"] = both["energy"] / both["energy_oracle"]
     rows = []
     for h, n in keys:
-        grp = both[(both.horizon == h) & (both.paths == n)]
-        row = {"horizon": h, "paths": int(n), "seeds": len(grp)}
+        grp = mine[(mine.horizon == h) & (mine.paths == n)]
+        row = {"variant": variant, "seed": "mean", "horizon": h, "paths": int(n),
+               "seeds": len(grp)}  # fmt: skip
         for m in metrics:
             row[m] = float(grp[m].mean())
             row[m + "_sd"] = float(grp[m].std(ddof=1)) if len(grp) > 1 else float("nan")
         rows.append(row)
-    spreads = [float(r["spread"].iloc[0]) if "spread" in r else 1.0 for r in runs]
+    spreads = [float(g["spread"].iloc[0]) if "spread" in g else 1.0 for g in runs]
     notes = [
-        f"seeds {seeds}; temperatures {[float(r['temperature'].iloc[0]) for r in runs]}; "
-        f"spreads {spreads}"
+        f"variant {variant}; seeds {seeds}; temperatures "
+        f"{[float(g['temperature'].iloc[0]) for g in runs]}; spreads {spreads}"
     ]
     for seed, frame in zip(seeds, runs, strict=True):
         notes += [f"seed {seed}: " + n for n in goal_notes(frame.iloc[0].to_dict(), "this seed")]
     notes += goal_notes(rows[0], f"mean over {len(runs)} seeds, {rows[0]['paths']} paths")
     meta = {
         "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
-        "sources": " ".join(p.name for p in paths),
+        "sources": f"variant {variant}, seeds {' '.join(map(str, seeds))}",
     }
-    finish("scenarios_seeds", rows, list(rows[0]), out_dir, meta, notes)
+    finish("scenarios", rows, list(rows[0]), out_dir, meta, notes, key=("variant", "seed"))
     return 0
 
 
@@ -203,18 +207,17 @@ def main(argv=None) -> int:
         help="load the forecaster from here when it exists, else train and save it here",
     )
     ap.add_argument(
-        "--tag",
-        default="",
-        help="suffix of the result files, e.g. _t115 -> scenarios_t115.csv (an A/B run)",
+        "--variant",
+        default="default",
+        help="name of this run's rows in scenarios.csv (with the seed, the rows it replaces): "
+        "'default' for the defaults, another name for a run with other settings (an A/B run)",
     )
     ap.add_argument(
         "--summarize",
-        type=Path,
-        nargs="+",
         default=None,
-        metavar="CSV",
-        help="no run: mean and sd over the per-seed CSVs given (one seed each), goals on the "
-        "mean; writes scenarios_seeds.csv",
+        metavar="VARIANT",
+        help="no run: mean and sd over the per-seed rows of VARIANT in scenarios.csv, goals on "
+        "the mean; written back as that variant's rows with seed 'mean'",
     )
     args = ap.parse_args(argv)
     if args.summarize:
@@ -341,14 +344,16 @@ def main(argv=None) -> int:
         ax.set_ylabel("CRPS / oracle CRPS")
         ax.set_title("Rollout quality vs horizon (synthetic building)")
         fig.tight_layout()
-        save_png(fig, args.out, "scenarios" + args.tag)
+        if args.variant == "default" and args.seed == 0:  # the picture the README shows
+            save_png(fig, args.out, "scenarios")
     except ImportError:
         pass
     meta.update(
         train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature,
         spread=f.spread, calibration=f.config.calibration, effect_paths=E,
     )  # fmt: skip
-    finish("scenarios" + args.tag, rows, list(rows[0]), args.out, meta, notes)
+    rows = [{"variant": args.variant, **r} for r in rows]
+    finish("scenarios", rows, list(rows[0]), args.out, meta, notes, key=("variant", "seed"))
     return 0
 
 

@@ -104,3 +104,27 @@ def test_flags_that_do_not_apply_exit_with_one_clear_line(capsys):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_result_task_names_the_rows_of_every_committed_variant():
+    """lm_dmax.csv holds one row set per task variant; result_task gives each run's name."""
+    from benchmarks.common import RESULTS, read_csv_rows
+    from benchmarks.lm_dmax import result_task
+
+    sort, add, pick = TASKS["sort"], TASKS["add"], TASKS["pick"]
+    runs = [
+        result_task(sort, 8),
+        result_task(sort, 16),
+        result_task(sort, 32),
+        result_task(add, 8),
+        result_task(add, 8, lsb_first=True),
+        result_task(add, 8, mask_ratio=0.75),
+        result_task(pick, 6),
+        result_task(pick, 6, self_distill=True),
+        result_task(pick, 6, self_distill=True, ft_steps=1500),
+        result_task(pick, 12, self_distill=True),
+    ]
+    assert runs[4:6] == ["add8_lsb", "add8_mr75"] and runs[8] == "pick6_sd_ft1500"
+    assert result_task(sort, 8, ft_steps=sort.full["ft"]) == "sort8"  # the default length
+    committed = {r["task"] for r in read_csv_rows(RESULTS / "lm_dmax.csv")[1]}
+    assert committed == set(runs)
