@@ -1,6 +1,6 @@
 """Soft, revisable commitment (DMax-style) for the masked numeric mode.
 
-``sample_paths(..., commit="soft")``. The step schedule and the order rule are those of the hard
+``sample_paths(..., commit="soft")`` (:mod:`tsdiff.sampling`). The step schedule and the order rule are those of the hard
 sampler (:class:`lm_core.sampling.DistributionOrder`): at step s of a block, the ``k_s`` hidden
 cells ranked first by a property of their predictive distribution (``entropy``, ``margin``) or
 at random are *drawn*, an order that never looks at values. Unlike the hard sampler, a drawn cell
@@ -28,6 +28,8 @@ from torch import Tensor
 from lm_core.dmax import soft_embedding
 from lm_core.sampling.loop import SampleStats, block_index, check_schedule, num_transfer_tokens
 from lm_core.sampling.policies import confidence_scores, top_k_mask
+from tsdiff.diffusion import resolve_schedule
+from tsdiff.model import NumericDenoiser, PathRows
 
 SOFT_ORDERS = ("entropy", "margin", "random")
 
@@ -128,3 +130,30 @@ def soft_denoise(
         stats.per_block_nfe.append(per_block)
     stats.seconds = time.perf_counter() - t0
     return ids, stats
+
+
+def soft_paths(
+    model: NumericDenoiser,
+    rows: PathRows,
+    *,
+    order: str,
+    steps: int | None,
+    block_length: int | None,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, SampleStats]:
+    """Soft commitment for the S paths of w windows (the schedule of the hard sampler,
+    :func:`tsdiff.diffusion.resolve_schedule`).
+
+    Returns:
+        z [w, S, H, C] in context-scaled units (bin centres) and the sampler's stats.
+    """
+    cfg = model.cfg
+    H, C, S = cfg.prediction_length, cfg.n_channels, rows.num_samples
+    steps, bl = resolve_schedule(H, C, steps, block_length)
+    ids, stats = soft_denoise(
+        model, rows.static, rows.kvs, rows.positions, steps=steps, block_length=bl, order=order,
+        temperature=temperature, generator=generator, shared=(rows.static1, rows.kvs1, S),
+    )  # fmt: skip
+    w = rows.static1.shape[0]
+    return model.encoder.decode(ids, generator=generator).view(w, S, H, C), stats
