@@ -53,10 +53,10 @@ from torch.utils.data import DataLoader
 from tsdiff.config import ForecasterConfig
 from tsdiff.data.entries import entry_to_series, gluonts_categories, gluonts_columns
 from tsdiff.data.frames import DataError, Series
-from tsdiff.data.windows import collate, make_window
+from tsdiff.data.windows import collate, make_window, split_channels
 from tsdiff.features import parse_freq
 from tsdiff.forecaster import Forecaster
-from tsdiff.train import TSDiffModule, build_module, model_config, train_loader
+from tsdiff.train import TSDiffModule, build_module, is_independent, model_config, train_loader
 
 
 class TSDiffPredictor(Predictor):
@@ -309,6 +309,8 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         windows = [
             make_window(s, len(s) - H, c.context_length, H, c.freq) for s in self._val_series
         ]
+        if is_independent(c, self.shapes["target_dim"]):  # the model sees one channel a window
+            windows = split_channels(windows)
         return DataLoader(windows, batch_size=c.batch_size, collate_fn=collate, shuffle=False)
 
     def create_predictor(self, transformation: Transformation, module) -> TSDiffPredictor:
