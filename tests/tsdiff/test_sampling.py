@@ -5,9 +5,11 @@ import torch
 
 from lm_core.sampling import LowConfidence
 from tests.tsdiff.tiny import sine_frame, tiny_model
+from tsdiff.config import MODES
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import collate, make_window
-from tsdiff.sampling import sample_paths
+from tsdiff.model import NumericDenoiser, TSModelConfig
+from tsdiff.sampling import COMMITS, SAMPLERS, sample_paths
 
 
 def test_sample_paths_shape_nfe_and_finiteness():
@@ -81,3 +83,23 @@ def test_value_dependent_order_is_available_for_comparison():
     assert isinstance(LowConfidence(temperature=1.0, confidence="prob"), LowConfidence)
     with pytest.raises(ValueError, match="order"):
         sample_paths(m, b, 5, order="sorted")
+
+
+def test_the_table_has_a_sampler_for_every_mode_and_commit():
+    """Every (mode, commit) pair picks a sampler; the flow commits nothing, so commit='soft'
+    draws exactly the flow's paths (the same random numbers, the same values)."""
+    assert set(SAMPLERS) == {(m, c) for m in MODES for c in COMMITS}
+    assert SAMPLERS[("masked", "soft")] is not SAMPLERS[("masked", "hard")]
+    torch.manual_seed(0)
+    cfg = TSModelConfig(
+        context_length=16, prediction_length=6, n_channels=2, patch_size=4, d_model=32,
+        n_layers=1, n_heads=2, n_time_features=4, mode="flow",
+    )  # fmt: skip
+    m = NumericDenoiser(cfg)
+    torch.nn.init.normal_(m.head.weight, std=0.02)
+    ser = frame_to_series(sine_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], 200, 16, 6, "h")])
+    g = torch.Generator
+    hard, _ = sample_paths(m, b, 4, steps=2, generator=g().manual_seed(3))
+    soft, _ = sample_paths(m, b, 4, steps=2, commit="soft", generator=g().manual_seed(3))
+    assert torch.equal(hard, soft)
