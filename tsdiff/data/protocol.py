@@ -53,7 +53,7 @@ class Protocol:
         return len(self.test_origins) or self.n_test_windows
 
 
-def test_origins_of(item: pd.DataFrame, protocol: Protocol) -> list[pd.Timestamp]:
+def item_origins(item: pd.DataFrame, protocol: Protocol) -> list[pd.Timestamp]:
     """Test origins of one item (shared origins, or the last windows from its end)."""
     if protocol.test_origins:
         return list(protocol.test_origins)
@@ -77,7 +77,7 @@ def window_splits(
     h, ctx = protocol.prediction_length, protocol.context_length
     for _, item in df.groupby("item_id", sort=False):
         item = item.reset_index(drop=True)
-        origins = test_origins_of(item, protocol)
+        origins = item_origins(item, protocol)
         pos = item["timestamp"].searchsorted(pd.DatetimeIndex(origins))
         train.append(item.iloc[: pos[0]])
         for p in pos:
