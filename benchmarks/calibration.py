@@ -27,6 +27,10 @@ import time
 import numpy as np
 
 from benchmarks.common import base_parser, finish, print_header, setup_torch
+from tsdiff import Forecaster
+from tsdiff.data.datasets import load_tmy3
+from tsdiff.demo import CHANNELS, CTX, FIRST_ORIGIN, WINDOWS, H
+from tsdiff.metrics import evaluate_samples
 
 MODES = ("none", "temperature", "spread", "both")
 SCORES = ("crps", "wql", "energy_score", "cov50", "cov90", "calibration_error")
@@ -38,11 +42,6 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=1000, help="training steps per seed")
     args = ap.parse_args(argv)
     setup_torch(args.threads, args.device)
-    from tsdiff import Forecaster
-    from tsdiff.data.datasets import load_tmy3
-    from tsdiff.demo import CHANNELS, CTX, FIRST_ORIGIN, WINDOWS, H
-    from tsdiff.metrics import evaluate_samples
-
     seeds, steps = (1, 30) if args.quick else (args.seeds, args.steps)
     meta = print_header(
         "calibration",

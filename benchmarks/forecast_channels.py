@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peers
 from benchmarks.common import format_table, print_header, results_dir, write_csv
+from benchmarks.datasets import window_splits, windows_to_arrays
 from benchmarks.forecast import (
     NUM_SAMPLES,
     _load,
@@ -38,14 +40,14 @@ from benchmarks.forecast import (
     tsdiff_config,
     tsdiff_hp,
 )
+from tsdiff.forecaster import Forecaster
+from tsdiff.metrics import weighted_quantile_loss
 
 
 def channel_wql(samples: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel wQL [C] and each channel's contribution to the data set's wQL [C] (its
     sum QL over the total sum |y|; the contributions add up to the wQL of all channels) of
     samples [N, S, H, C] and y [N, H, C]."""
-    from tsdiff.metrics import weighted_quantile_loss
-
     fx, fy = samples.transpose(0, 3, 1, 2), y.transpose(0, 2, 1)  # [N, C, S, H], [N, C, H]
     wql = np.array([weighted_quantile_loss(fx[:, c], fy[:, c]) for c in range(y.shape[-1])])
     mass = np.nansum(np.abs(fy), axis=(0, 2))  # sum |y| per channel
@@ -55,21 +57,15 @@ def channel_wql(samples: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
 def run_model(model: str, name: str, seed: int, args) -> dict:
     """Train one model on the data before the first origin and backtest it: samples and y."""
     _quiet(args.threads)
-    from benchmarks.datasets import window_splits, windows_to_arrays
-
     df, proto = _load(name, args.data_cache, args.quick)
     train, windows = window_splits(df, proto)
     _, y = windows_to_arrays(windows, proto)
     cols = list(proto.target_columns)
     if model == "deepar":
-        from benchmarks import peers
-
         samples = peers.deepar(
             df, proto, n_samples=NUM_SAMPLES, seed=seed, quick=args.quick
         ).samples
         return {"samples": samples, "y": y, "channels": cols, "temperature": float("nan")}
-    from tsdiff.forecaster import Forecaster
-
     ns = argparse.Namespace(**vars(args), hp=None, max_steps=None, max_time_s=None)
     hp = tsdiff_hp(name, ns, "joint" if args.channels == "joint" else "masked")
     cfg = tsdiff_config(proto, hp, seed=seed, precision="bf16-mixed")

@@ -42,7 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peers
 from benchmarks.common import format_table, print_header, results_dir, save_png, write_csv
+from benchmarks.datasets import window_splits, windows_to_arrays
 from benchmarks.forecast import (
     NUM_SAMPLES,
     _load,
@@ -52,6 +54,7 @@ from benchmarks.forecast import (
     tsdiff_config,
     tsdiff_hp,
 )
+from tsdiff.forecaster import Forecaster
 
 DATASETS = ("elecdemand", "us_employment")
 SAMPLERS = {
@@ -102,8 +105,6 @@ def deepar_predict_s(path: Path | None, rows: list[dict]) -> dict:
 
 def deepar_row(name, df, proto, y, args) -> dict:
     """DeepAR trained and timed here: a row (order ``deepar``) beside the tsdiff rows."""
-    from benchmarks import peers
-
     r = peers.deepar(df, proto, n_samples=NUM_SAMPLES, seed=0, quick=args.quick)
     s = score(r.samples, y)
     H, C = proto.prediction_length, len(proto.target_columns)
@@ -129,9 +130,6 @@ def calibrated(f, train, order: str, steps: int, args, fitted: dict) -> float:
 
 
 def get_model(name, args, torch, mode="masked"):
-    from benchmarks.datasets import window_splits
-    from tsdiff.forecaster import Forecaster
-
     df, proto = _load(name, args.data_cache, args.quick)
     ck = args.ckpt / (name if mode == "masked" else f"{name}-{mode}") if args.ckpt else None
     if ck and (ck / "config.json").is_file() and not args.quick:
@@ -308,8 +306,6 @@ def main(argv=None) -> int:
         return 0
     torch = _quiet(args.threads)
     names = [n for n in args.datasets.split(",") if n]
-    from benchmarks.datasets import window_splits, windows_to_arrays
-
     samplers = [x for x in args.samplers.split(",") if x]
     if unknown := sorted(set(samplers) - set(SAMPLERS)):
         ap.error(f"--samplers: unknown {unknown}; expected some of {list(SAMPLERS)}")

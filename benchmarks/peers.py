@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.datasets import Protocol, window_splits
-
-ETS_CANDIDATES = [  # (trend, damped, seasonal); additive errors throughout
-    (None, False, None),
-    ("add", False, None),
-    ("add", True, None),
-    (None, False, "add"),
-    ("add", False, "add"),
-    ("add", True, "add"),
-]
+from tsdiff.baselines import ets_samples
+from tsdiff.data.protocol import Protocol, origin_positions
 
 
 @dataclass
@@ -42,48 +33,17 @@ class PeerResult:
     predict_seconds: float
 
 
-def _origin_positions(df: pd.DataFrame, protocol: Protocol) -> list[tuple[str, pd.DataFrame, list]]:
-    """Per item: its rows and the row positions of its test origins (window order)."""
-    _, windows = window_splits(df, protocol)
-    out, by_item = [], {}
-    for _, future in windows:
-        by_item.setdefault(future["item_id"].iloc[0], []).append(future["timestamp"].iloc[0])
-    for item_id, rows in df.groupby("item_id", sort=False):
-        rows = rows.reset_index(drop=True)
-        pos = list(rows["timestamp"].searchsorted(pd.DatetimeIndex(by_item[item_id])))
-        out.append((item_id, rows, pos))
-    return out
-
-
 def seasonal_naive(df: pd.DataFrame, protocol: Protocol, n_samples: int = 100) -> PeerResult:
     """Repeat the last season before each origin; all ``S`` paths equal the point forecast."""
     t0 = time.perf_counter()
     m, h = protocol.season_length, protocol.prediction_length
     paths = []
-    for _, rows, positions in _origin_positions(df, protocol):
+    for _, rows, positions in origin_positions(df, protocol):
         y = rows[list(protocol.target_columns)].to_numpy(np.float64)
         for p in positions:
             idx = p - m + (np.arange(h) % m) - m * (np.arange(h) // m)
             paths.append(np.broadcast_to(y[idx], (n_samples, h, y.shape[1])))
     return PeerResult("seasonal_naive", np.stack(paths), 0.0, time.perf_counter() - t0)
-
-
-def _fit_ets(y: np.ndarray, m: int, candidates):
-    """Fit each candidate ETS spec to ``y`` ``[T]``; keep the lowest AICc. -> (spec, params)."""
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-
-    best = None
-    for trend, damped, seasonal in candidates:
-        if seasonal and len(y) < 2 * m + 2:
-            continue
-        model = ETSModel(
-            y, error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
-            seasonal_periods=m if seasonal else None,
-        )  # fmt: skip
-        res = model.fit(disp=False, maxiter=200)
-        if best is None or res.aicc < best[2]:
-            best = ((trend, damped, seasonal), res.params, res.aicc)
-    return best[0], best[1]
 
 
 def ets(
@@ -95,60 +55,11 @@ def ets(
     max_fit_length: int | None = None,
     quick: bool = False,
 ) -> PeerResult:
-    """ETS by statsmodels ``ETSModel`` with additive errors, one model per (item, channel).
-
-    Parameters are estimated once on the training part (data before the item's first origin;
-    only its last ``max_fit_length`` points if given). For each origin the fixed-parameter model
-    is run over the data up to it and ``simulate(H, anchor=origin, repetitions=S)`` draws the
-    sample paths (coherent over the horizon).
-
-    Args:
-        spec: ``"auto"``: AICc selection over trend {none, additive, damped} x season {none,
-            additive} for monthly data (us_employment, as DATA.md), ETS(A,Ad,A) with
-            ``m = season_length`` otherwise; ``"aicc"`` forces the selection; or one
-            ``(trend, damped, seasonal)`` tuple.
-        quick: fit on the last ``10 m`` points at most, only ETS(A,N,A).
-    """
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-
-    m = protocol.season_length
-    if quick:
-        candidates, max_fit_length = [(None, False, "add")], min(max_fit_length or 10**9, 10 * m)
-    elif spec == "aicc" or (spec == "auto" and protocol.freq in ("MS", "M", "ME")):
-        candidates = ETS_CANDIDATES
-    else:
-        candidates = [spec if isinstance(spec, tuple) else ("add", True, "add")]
-    rng = np.random.default_rng(seed)
-    fit_s = pred_s = 0.0
-    per_window: list[list[np.ndarray]] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _, rows, positions in _origin_positions(df, protocol):
-            start = max(0, positions[0] - max_fit_length) if max_fit_length else 0
-            chans = []
-            for col in protocol.target_columns:
-                y = rows[col].to_numpy(np.float64)
-                t0 = time.perf_counter()
-                (trend, damped, seasonal), params = _fit_ets(y[start : positions[0]], m, candidates)
-                t1 = time.perf_counter()
-                model = ETSModel(
-                    y[start : positions[-1]],
-                    error="add", trend=trend, damped_trend=damped, seasonal=seasonal,
-                    seasonal_periods=m if seasonal else None,
-                )  # fmt: skip
-                res = model.smooth(params)
-                sims = []
-                for p in positions:
-                    anchor = "end" if p - start == model.nobs else p - start
-                    sim = res.simulate(
-                        protocol.prediction_length, anchor=anchor, repetitions=n_samples, rng=rng
-                    )
-                    sims.append(np.asarray(sim, dtype=np.float64).T)  # [S, H]
-                chans.append(sims)
-                fit_s += t1 - t0
-                pred_s += time.perf_counter() - t1
-            per_window += [list(w) for w in zip(*chans, strict=True)]
-    samples = np.stack([np.stack(w, axis=-1) for w in per_window])
+    """ETS (statsmodels), one model per (item, channel): :func:`tsdiff.baselines.ets_samples`."""
+    samples, fit_s, pred_s = ets_samples(
+        df, protocol, n_samples=n_samples, seed=seed, spec=spec, max_fit_length=max_fit_length,
+        quick=quick,
+    )  # fmt: skip
     return PeerResult("ets", samples, fit_s, pred_s)
 
 
@@ -181,7 +92,7 @@ def _entries(df, protocol, use_covariates: bool):
     cols = list(protocol.known_covariates) if use_covariates else []
     h = protocol.prediction_length
     train, test = [], []
-    for _, rows, positions in _origin_positions(df, protocol):
+    for _, rows, positions in origin_positions(df, protocol):
         start = pd.Period(rows["timestamp"].iloc[0], freq=_period_freq(protocol.freq))
         cov = rows[cols].to_numpy(np.float32).T
         for c, col in enumerate(protocol.target_columns):

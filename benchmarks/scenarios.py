@@ -45,6 +45,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch
+from tsdiff import Forecaster
+from tsdiff.scenarios import rollout
+from tsdiff.simulators import make_dataset, plan_frame
 
 PLANS = ("off", "half", "evening")
 
@@ -223,10 +226,6 @@ def main(argv=None) -> int:
     if args.summarize:
         return summarize(args.summarize, args.out)
     setup_torch(args.threads, args.device)
-    from tsdiff import Forecaster
-    from tsdiff.scenarios import rollout
-    from tsdiff.simulators import make_dataset, plan_frame
-
     n_b, days, steps = (6, 40, 200) if args.quick else (args.buildings, args.days, args.steps)
     train_days = days - 15
     H, L, S, M = 24, 72, args.paths, 1000

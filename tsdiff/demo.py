@@ -4,7 +4,8 @@ Trains tsdiff for a fixed number of optimiser steps (about two minutes on a 2-co
 time cap stops a slow machine earlier and says so) on hourly data before 2001-12-04 (5 channels:
 ghi, dni, temp_air, relative_humidity, wind_speed), then backtests 28 daily windows
 (horizon 24 h, context 168 h, origins at midnight 2001-12-04 .. 2001-12-31) with 100 sample
-paths each, beside seasonal naive (24 h) and ETS(A,Ad,A) (statsmodels) on the same windows.
+paths each, beside seasonal naive (24 h) and ETS(A,Ad,A) (statsmodels) on the same windows
+(:mod:`tsdiff.baselines`).
 Prints the metric table and writes a fan chart and a PIT histogram under ``demo_out/``.
 """
 
@@ -19,8 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff import Forecaster
-from tsdiff.data import load_tmy3
+from tsdiff.baselines import ets_samples, seasonal_naive_samples
+from tsdiff.data.datasets import load_tmy3, load_tmy3_benchmark
+from tsdiff.forecaster import Forecaster
 from tsdiff.metrics import evaluate_samples
 from tsdiff.plots import fan_chart, pit_histogram
 
@@ -30,25 +32,16 @@ FIRST_ORIGIN = pd.Timestamp("2001-12-04")
 STEPS = 600  # a step budget, not a time budget, so that the demo's figures do not move with load
 
 
-def seasonal_naive(y_hist: list[np.ndarray], season: int, S: int) -> np.ndarray:
-    """Repeat the last season: histories [T_i, C] -> samples [N, S, H, C] (all paths equal)."""
-    out = []
-    for y in y_hist:
-        idx = len(y) - season + (np.arange(H) % season)
-        out.append(np.broadcast_to(y[idx], (S, H, y.shape[1])))
-    return np.stack(out)
-
-
-def peer_rows(df: pd.DataFrame, bt: dict) -> list[tuple[str, np.ndarray, float]]:
-    rows = [("seasonal naive", seasonal_naive(bt["insample"], 24, 100), 0.0)]
-    try:  # ETS comes from the benchmark peers (statsmodels, the `bench` extra)
-        from benchmarks.datasets import load_tmy3_benchmark
-        from benchmarks.peers import ets
-
+def peer_rows(bt: dict) -> list[tuple[str, np.ndarray, float]]:
+    """Seasonal naive (24 h) and ETS(A,Ad,A) on the backtest's windows: (name, samples
+    [N, 100, H, C], seconds)."""
+    naive = seasonal_naive_samples(bt["insample"], H, 24).astype(bt["insample"][0].dtype)
+    rows = [("seasonal naive", np.broadcast_to(naive, (len(naive), 100, H, len(CHANNELS))), 0.0)]
+    try:  # statsmodels comes with the `bench` extra
         bdf, proto = load_tmy3_benchmark(CHANNELS)
         t0 = time.perf_counter()
-        res = ets(bdf, proto, n_samples=100, max_fit_length=24 * 56)
-        rows.append(("ETS(A,Ad,A)", res.samples, time.perf_counter() - t0))
+        samples, _, _ = ets_samples(bdf, proto, n_samples=100, max_fit_length=24 * 56)
+        rows.append(("ETS(A,Ad,A)", samples, time.perf_counter() - t0))
     except ImportError as e:
         print(f"(ETS skipped: {e})")
     return rows
@@ -114,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     pred_s = time.perf_counter() - t0
     assert bt["origins"][0] == FIRST_ORIGIN, bt["origins"][0]
     rows = [("tsdiff", evaluate_samples(bt["samples"], bt["y"]), bt["nfe"], pred_s)]
-    for name, samples, sec in peer_rows(df, bt):
+    for name, samples, sec in peer_rows(bt):
         rows.append((name, evaluate_samples(samples, bt["y"]), 1, sec))
     print(
         f"\nBacktest: {WINDOWS} daily windows, horizon {H} h, 100 paths; CRPS = sum CRPS / sum |y|"

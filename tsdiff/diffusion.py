@@ -2,8 +2,9 @@
 
 Training is :func:`lm_core.objectives.masked_diffusion_loss` with the horizon cells as the
 maskable part (unobserved targets are never maskable and never scored). Forecasting is
-:func:`lm_core.sampling.denoise` over a canvas of H * C hidden cells, the context's keys/values
-computed once per window and shared by all S paths and all steps.
+:func:`lm_core.solvers.denoise` over a canvas of H * C hidden cells, the context's keys/values
+computed once per window and shared by all S paths and all steps (the set-up is
+:meth:`tsdiff.model.NumericDenoiser.horizon`; :mod:`tsdiff.sampling` picks the sampler).
 
 Commitment order: the ``order`` rule ranks hidden cells by a property of their predictive
 distribution computed *before* the value is drawn (``entropy``: lowest entropy first; ``margin``),
@@ -21,7 +22,7 @@ from torch import Tensor
 from lm_core.objectives.masked import masked_diffusion_loss
 from lm_core.solvers import DistributionOrder, LowConfidence, SampleStats, denoise
 from lm_core.solvers.policies import confidence_scores
-from tsdiff.model import NumericDenoiser, windows_per_call
+from tsdiff.model import NumericDenoiser, PathRows
 
 ORDERS = ("entropy", "margin", "random", "prob")
 
@@ -30,28 +31,15 @@ def horizon_loss(
     model: NumericDenoiser, batch: dict, *, eps: float = 1e-3, generator=None
 ) -> tuple[Tensor, dict]:
     """Masked-diffusion ELBO over horizon cells of a batch of windows (see windows.py shapes)."""
-    s = model.scale_batch(batch)
-    kvs = model.encode_context(s)
-    static = model.horizon_static(s)
-    B = static.shape[0]
-    pos = model.horizon_positions(B, static.device)
-    tokens, obs = model.target_tokens(s)
+    hz = model.horizon(batch)
+    tokens, obs = model.target_tokens(hz.scaled)
 
     def model_fn(x_t: Tensor, **_) -> Tensor:
-        return model.horizon_logits(x_t, static, kvs, pos)
+        return model.horizon_logits(x_t, hz.static, hz.kvs, hz.positions)
 
     return masked_diffusion_loss(
         model_fn, tokens, mask_id=model.encoder.mask_id, maskable=obs, eps=eps, generator=generator
     )
-
-
-def training_loss(model: NumericDenoiser, batch: dict, *, generator=None) -> tuple[Tensor, dict]:
-    """The mode's objective: masked-diffusion ELBO (masked) or velocity loss (flow)."""
-    if model.cfg.mode == "flow":
-        from tsdiff.flow import flow_loss
-
-        return flow_loss(model, batch, generator=generator)
-    return horizon_loss(model, batch, generator=generator)
 
 
 def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None):
@@ -63,61 +51,6 @@ def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None
     if steps % n_blocks:
         steps = n_blocks * max(1, round(steps / n_blocks))
     return steps, block_length
-
-
-@torch.no_grad()
-def sample_paths(
-    model: NumericDenoiser,
-    batch: dict,
-    num_samples: int,
-    *,
-    order: str = "entropy",
-    steps: int | None = None,
-    block_length: int | None = None,
-    temperature: float = 1.0,
-    generator: torch.Generator | None = None,
-    max_tokens: int = 2**17,
-    commit: str = "hard",
-    precision: str = "32",
-) -> tuple[Tensor, SampleStats]:
-    """Draw sample paths for a batch of windows.
-
-    Args:
-        batch: window tensors (windows.py); ``fut``/``fut_obs`` are not needed.
-        num_samples: S paths per window, drawn in batched calls of whole windows, as many as
-            keep rows x (context + horizon tokens) within ``max_tokens`` (bounds the memory of
-            the repeated context keys/values and the logits; at least one window per call).
-            While the S paths of a window still share one canvas (the first step of the masked
-            mode) the network runs once per window, not once per path.
-        order: commitment order rule, one of ``ORDERS``.
-        steps: network evaluations per path (NFE); default ceil(H / 4). ``steps = H * C`` commits one cell
-            per step; fewer steps commit several cells per step.
-        block_length: horizon time steps per semi-autoregressive block (default: whole horizon).
-        temperature: softmax temperature of the cell distributions (1 = the model's predictive
-            distribution; the forecaster may set a calibrated value fitted on validation windows).
-        commit: ``hard`` (a drawn cell is final) or ``soft`` (masked mode: drawn cells of the
-            active block are re-predicted and re-drawn each step, fed as soft embeddings; see
-            :mod:`tsdiff.soft_commit`; same NFE; ``order`` must not be ``prob``).
-        precision: ``32`` or ``bf16`` (the network runs under bfloat16 autocast; about 2.5x
-            faster on CPUs with AVX512-BF16 and on GPUs; logits and values stay float32).
-
-    Returns:
-        samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
-    """
-    if order not in ORDERS:
-        raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
-    if temperature <= 0:
-        raise ValueError(f"temperature: expected a positive number, got {temperature}")
-    if commit not in ("hard", "soft"):
-        raise ValueError(f"commit: expected 'hard' or 'soft', got {commit!r}")
-    if precision not in ("32", "bf16"):
-        raise ValueError(f"precision: expected '32' or 'bf16', got {precision!r}")
-    device_type = next(model.parameters()).device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        return _sample_paths(
-            model, batch, num_samples, order=order, steps=steps, block_length=block_length,
-            temperature=temperature, generator=generator, max_tokens=max_tokens, commit=commit,
-        )  # fmt: skip
 
 
 def shared_first_step(
@@ -137,7 +70,7 @@ def shared_first_step(
     logits (entropy, margin), the cells to commit. The network runs on one row per window, the
     order is ranked once, and the S values of each committed cell are S inverse-CDF draws
     (float64) from that cell's distribution at ``temperature``: the same distribution as running
-    :class:`lm_core.sampling.DistributionOrder` on every path, without S copies of the logits.
+    :class:`lm_core.solvers.DistributionOrder` on every path, without S copies of the logits.
 
     Args:
         static: [w, H*C, d] horizon embeddings of the w windows; kvs: their cached context.
@@ -163,85 +96,59 @@ def shared_first_step(
     return out.view(w * num_samples, N)
 
 
-def _sample_paths(
-    model, batch, num_samples, *, order, steps, block_length, temperature, generator, max_tokens,
-    commit,
-) -> tuple[Tensor, SampleStats]:  # fmt: skip
-    if model.cfg.mode == "flow":
-        from tsdiff.flow import flow_sample_paths
+def hard_paths(
+    model: NumericDenoiser,
+    rows: PathRows,
+    *,
+    order: str,
+    steps: int | None,
+    block_length: int | None,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, SampleStats]:
+    """Hard commitment (a drawn cell is final) for the S paths of w windows.
 
-        return flow_sample_paths(
-            model, batch, num_samples, steps=steps, temperature=temperature,
-            generator=generator, max_tokens=max_tokens,
-        )  # fmt: skip
+    Returns:
+        z [w, S, H, C] in context-scaled units (bin centres) and the sampler's stats.
+    """
     cfg = model.cfg
     H, C = cfg.prediction_length, cfg.n_channels
     steps, bl = resolve_schedule(H, C, steps, block_length)
-    s = model.scale_batch(batch)
-    kvs = model.encode_context(s)
-    static = model.horizon_static(s)
-    B = static.shape[0]
     if order == "prob":  # value-dependent order: draw every hidden cell, commit the likeliest draws
         policy = LowConfidence(temperature=1.0, confidence="prob")
     else:  # order fixed before drawing; values drawn only for the committed cells
         policy = DistributionOrder(order=order, temperature=1.0)
-    per_chunk = windows_per_call(cfg, num_samples, max_tokens)
-    outs, total = [], SampleStats(rows=0)
-    for b0 in range(0, B, per_chunk):
-        b1 = min(B, b0 + per_chunk)
-        n = (b1 - b0) * num_samples
-        kv1, st1 = [(k[b0:b1], v[b0:b1]) for k, v in kvs], static[b0:b1]  # one row per window
-        kv = model.repeat_kv(kv1, num_samples)
-        st = st1.repeat_interleave(num_samples, 0)
-        pos = model.horizon_positions(n, st.device)
+    S, mask_id = rows.num_samples, model.encoder.mask_id
+    w, n = rows.static1.shape[0], rows.static.shape[0]
+    st, kv, st1, kv1, pos = rows.static, rows.kvs, rows.static1, rows.kvs1, rows.positions
 
-        def model_fn(x: Tensor, kv=kv, kv1=kv1, st=st, st1=st1, pos=pos) -> Tensor:
-            # x [w*S, H*C]. When the S paths of every window hold the same canvas (the first step:
-            # nothing drawn yet), their logits are equal: evaluate one row per window, then repeat.
-            xs = x.view(st1.shape[0], num_samples, -1)
-            if num_samples > 1 and bool((xs == xs[:, :1]).all()):
-                one = model.horizon_logits(xs[:, 0], st1, kv1, pos[: st1.shape[0]]) / temperature
-                return one.repeat_interleave(num_samples, 0)
-            return model.horizon_logits(x, st, kv, pos) / temperature
+    def model_fn(x: Tensor) -> Tensor:
+        # x [w*S, H*C]. When the S paths of every window hold the same canvas (the first step:
+        # nothing drawn yet), their logits are equal: evaluate one row per window, then repeat.
+        xs = x.view(w, S, -1)
+        if S > 1 and bool((xs == xs[:, :1]).all()):
+            one = model.horizon_logits(xs[:, 0], st1, kv1, pos[:w]) / temperature
+            return one.repeat_interleave(S, 0)
+        return model.horizon_logits(x, st, kv, pos) / temperature
 
-        canvas = torch.full((n, H * C), model.encoder.mask_id, dtype=torch.long, device=st.device)
-        editable = torch.ones_like(canvas, dtype=torch.bool)
-        left, nfe0, t0 = steps, 0, time.perf_counter()
-        if commit == "hard" and order in ("entropy", "margin") and bl == H * C:
-            canvas = shared_first_step(
-                model, st1, kv1, pos[: st1.shape[0]], num_samples, n_commit=-(-(H * C) // steps),
-                order=order, temperature=temperature, generator=generator,
-            )  # fmt: skip
-            left, nfe0 = steps - 1, 1
-        if commit == "soft":
-            from tsdiff.soft_commit import soft_denoise
-
-            ids, stats = soft_denoise(
-                model, st, kv, pos, steps=steps, block_length=bl, order=order,
-                temperature=temperature, generator=generator, shared=(st1, kv1, num_samples),
-            )  # fmt: skip
-        elif left == 0:
-            ids, stats = canvas, SampleStats(rows=n)
-        else:
-            ids, stats = denoise(
-                model_fn,
-                canvas,
-                editable,
-                mask_id=model.encoder.mask_id,
-                policy=policy,
-                steps=left,
-                block_length=bl,
-                generator=generator,
-            )
-        if nfe0:  # the shared first step: one more call, and the cells it drew
-            stats.nfe += nfe0
-            stats.committed += int((canvas != model.encoder.mask_id).sum())
-            stats.seconds = time.perf_counter() - t0
-        outs.append(model.encoder.decode(ids, generator=generator).view(b1 - b0, num_samples, H, C))
-        total.nfe = stats.nfe
-        total.committed += stats.committed
-        total.rows += stats.rows
-        total.seconds += stats.seconds
-    z = torch.cat(outs, 0)
-    samples = z * s["scale"][:, None] + s["loc"][:, None]
-    return samples, total
+    canvas = torch.full((n, H * C), mask_id, dtype=torch.long, device=st.device)
+    editable = torch.ones_like(canvas, dtype=torch.bool)
+    left, nfe0, t0 = steps, 0, time.perf_counter()
+    if order in ("entropy", "margin") and bl == H * C:
+        canvas = shared_first_step(
+            model, st1, kv1, pos[:w], S, n_commit=-(-(H * C) // steps), order=order,
+            temperature=temperature, generator=generator,
+        )  # fmt: skip
+        left, nfe0 = steps - 1, 1
+    if left == 0:
+        ids, stats = canvas, SampleStats(rows=n)
+    else:
+        ids, stats = denoise(
+            model_fn, canvas, editable, mask_id=mask_id, policy=policy, steps=left,
+            block_length=bl, generator=generator,
+        )  # fmt: skip
+    if nfe0:  # the shared first step: one more call, and the cells it drew
+        stats.nfe += nfe0
+        stats.committed += int((canvas != mask_id).sum())
+        stats.seconds = time.perf_counter() - t0
+    return model.encoder.decode(ids, generator=generator).view(w, S, H, C), stats

@@ -6,7 +6,7 @@ path is ``z_t = (1 - t) x + t eps`` (:func:`lm_core.corruption.flow_interpolate`
 logit-normal per window. The denoiser predicts the clean ``x_hat``; the velocity loss
 ``|v_hat - v|^2`` with ``v = eps - x`` and ``v_hat = (z_t - x_hat) / t`` equals
 ``|x_hat - x|^2 / t^2``, used here with ``t`` clamped at 0.05 so the weights stay bounded.
-Sampling integrates the ODE ``dz/dt = v_hat`` from t = 1 to 0 with Euler steps (NFE = steps);
+Sampling (:func:`flow_paths`, picked by :mod:`tsdiff.sampling`) integrates the ODE ``dz/dt = v_hat`` from t = 1 to 0 with Euler steps (NFE = steps);
 ``temperature`` scales the initial noise (the flow analogue of a softmax temperature).
 """
 
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from lm_core.corruption import flow_interpolate, logit_normal_t
 from lm_core.solvers import SampleStats
-from tsdiff.model import NumericDenoiser, squash, windows_per_call
+from tsdiff.model import NumericDenoiser, PathRows, squash
 
 SQUASH = 3.0  # squash(z) = asinh(z) / SQUASH
 
@@ -30,18 +30,15 @@ def _unsquash(u: Tensor, z_max: float) -> Tensor:
 
 def flow_loss(model: NumericDenoiser, batch: dict, *, generator=None) -> tuple[Tensor, dict]:
     """Velocity (flow-matching) loss over observed horizon cells of a batch of windows."""
-    s = model.scale_batch(batch)
-    kvs = model.encode_context(s)
-    static = model.horizon_static(s)
-    B = static.shape[0]
-    pos = model.horizon_positions(B, static.device)
-    x = squash(s["z_fut"], model.cfg.z_max).flatten(1)  # [B, H*C]
-    obs = s["fut_obs"].flatten(1)
+    hz = model.horizon(batch)
+    B = hz.windows
+    x = squash(hz.scaled["z_fut"], model.cfg.z_max).flatten(1)  # [B, H*C]
+    obs = hz.scaled["fut_obs"].flatten(1)
     x = torch.where(obs, x, torch.zeros_like(x))
     t = logit_normal_t(B, device=x.device, generator=generator)
     eps = torch.randn(x.shape, device=x.device, generator=generator)
     z_t = flow_interpolate(x, eps, t)
-    x_hat = model.horizon_xpred(z_t, t, static, kvs, pos)
+    x_hat = model.horizon_xpred(z_t, t, hz.static, hz.kvs, hz.positions)
     w = 1.0 / t.clamp(min=0.05) ** 2
     se = (x_hat - x) ** 2 * obs
     loss = (se.sum(-1) * w).sum() / obs.sum().clamp(min=1)
@@ -51,44 +48,32 @@ def flow_loss(model: NumericDenoiser, batch: dict, *, generator=None) -> tuple[T
     }
 
 
-@torch.no_grad()
-def flow_sample_paths(
+def flow_paths(
     model: NumericDenoiser,
-    batch: dict,
-    num_samples: int,
+    rows: PathRows,
     *,
-    steps: int | None = None,
-    temperature: float = 1.0,
-    generator=None,
-    max_tokens: int = 2**17,
-    **_ignored,
+    steps: int | None,
+    temperature: float,
+    generator: torch.Generator | None,
+    **_unused,
 ) -> tuple[Tensor, SampleStats]:
-    """Euler ODE sampling: S paths per window, [B, S, H, C] in data units, with NFE = steps."""
+    """Euler ODE sampling of the S paths of w windows with NFE = steps (default ceil(H / 4)).
+    The flow has no commitment order: ``order``, ``block_length`` and ``commit`` are unused.
+
+    Returns:
+        z [w, S, H, C] in context-scaled units and the sampler's stats.
+    """
     cfg = model.cfg
-    H, C = cfg.prediction_length, cfg.n_channels
+    H, C, S = cfg.prediction_length, cfg.n_channels, rows.num_samples
     steps = steps or max(1, math.ceil(H / 4))
-    s = model.scale_batch(batch)
-    kvs = model.encode_context(s)
-    static = model.horizon_static(s)
-    B = static.shape[0]
-    per_chunk = windows_per_call(cfg, num_samples, max_tokens)
-    outs, stats = [], SampleStats(rows=0)
-    ts = torch.linspace(1.0, 0.0, steps + 1, device=static.device)
-    for b0 in range(0, B, per_chunk):
-        b1 = min(B, b0 + per_chunk)
-        n = (b1 - b0) * num_samples
-        kv = model.repeat_kv([(k[b0:b1], v[b0:b1]) for k, v in kvs], num_samples)
-        st = static[b0:b1].repeat_interleave(num_samples, 0)
-        pos = model.horizon_positions(n, st.device)
-        z = temperature * torch.randn(n, H * C, device=st.device, generator=generator)
-        for i in range(steps):
-            t, t_next = ts[i], ts[i + 1]
-            x_hat = model.horizon_xpred(z, t.expand(n), st, kv, pos)
-            v = (z - x_hat) / t
-            z = z + (t_next - t) * v
-        outs.append(_unsquash(z, cfg.z_max).view(b1 - b0, num_samples, H, C))
-        stats.rows += n
-        stats.committed += n * H * C
-    stats.nfe = steps
-    out = torch.cat(outs, 0)
-    return out * s["scale"][:, None] + s["loc"][:, None], stats
+    st, kv, pos = rows.static, rows.kvs, rows.positions
+    n = st.shape[0]
+    ts = torch.linspace(1.0, 0.0, steps + 1, device=st.device)
+    z = temperature * torch.randn(n, H * C, device=st.device, generator=generator)
+    for i in range(steps):
+        t, t_next = ts[i], ts[i + 1]
+        x_hat = model.horizon_xpred(z, t.expand(n), st, kv, pos)
+        v = (z - x_hat) / t
+        z = z + (t_next - t) * v
+    stats = SampleStats(nfe=steps, committed=n * H * C, rows=n)
+    return _unsquash(z, cfg.z_max).view(n // S, S, H, C), stats

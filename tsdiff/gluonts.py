@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import pandas as pd
 from gluonts.core.component import validated
@@ -49,135 +50,13 @@ from gluonts.torch.model.estimator import PyTorchLightningEstimator
 from gluonts.transform import Identity, Transformation
 from torch.utils.data import DataLoader
 
-from tsdiff.data.frames import MAX_ABS, Columns, DataError, Series
-from tsdiff.data.windows import TrainWindows, collate, make_window
-from tsdiff.features import feature_names, parse_freq, time_features
-from tsdiff.forecaster import Forecaster, ForecasterConfig
-from tsdiff.lightning import TSDiffModule
-from tsdiff.model import TSModelConfig
-
-
-def _matrix(entry: dict, key: str, rows: int, min_len: int, item: str) -> np.ndarray:
-    """``entry[key]`` [rows, >= min_len] -> float32 [min_len, rows] (time-major); zeros if rows = 0."""
-    if rows == 0:
-        return np.zeros((min_len, 0), np.float32)
-    if key not in entry or entry[key] is None:
-        raise DataError(f"item {item!r}: field {key!r} missing ({rows} rows expected)")
-    try:
-        a = np.asarray(entry[key], dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"item {item!r}: field {key!r} is not numeric ({e})") from None
-    a = a.reshape(1, -1) if a.ndim == 1 else a
-    if a.ndim != 2 or a.shape[0] != rows or a.shape[1] < min_len:
-        raise DataError(
-            f"item {item!r}: field {key!r} has shape {a.shape}, expected [{rows}, >= {min_len}]"
-        )
-    if np.isinf(a).any() or (np.abs(np.nan_to_num(a)) > MAX_ABS).any():
-        raise DataError(
-            f"item {item!r}: field {key!r} has infinite values or |values| > {MAX_ABS:g}"
-        )
-    return a[:, :min_len].T.copy()
-
-
-def entry_to_series(
-    entry: dict,
-    freq: str,
-    *,
-    target_dim: int = 1,
-    num_feat_dynamic_real: int = 0,
-    num_past_feat_dynamic_real: int = 0,
-    num_feat_static_real: int = 0,
-    num_feat_static_cat: int = 0,
-    cardinality: list[int] | tuple[int, ...] = (),
-    horizon: int = 0,
-    default_id: str = "0",
-) -> Series:
-    """One GluonTS entry -> :class:`Series`; ``horizon > 0`` also reads future covariates / calendar.
-
-    Raises DataError (naming the item and field) for wrong shapes, non-numeric or infinite values,
-    an empty or all-NaN target.
-    """
-    item = str(entry.get("item_id", default_id))
-    try:
-        target = np.asarray(entry["target"], dtype=np.float32)
-    except KeyError:
-        raise DataError(f"item {item!r}: entry has no 'target'") from None
-    except (TypeError, ValueError) as e:
-        raise DataError(f"item {item!r}: target is not numeric ({e})") from None
-    if target.ndim == 1:
-        target = target[None]
-    if target.ndim != 2 or target.shape[0] != target_dim or target.shape[1] == 0:
-        raise DataError(
-            f"item {item!r}: target has shape {np.shape(entry['target'])}, expected "
-            f"{'[T]' if target_dim == 1 else f'[{target_dim}, T]'} with T >= 1"
-        )
-    if np.isinf(target).any():
-        raise DataError(f"item {item!r}: target contains infinite values; use NaN for missing")
-    if (np.abs(np.nan_to_num(target)) > MAX_ABS).any():
-        raise DataError(f"item {item!r}: target values beyond +-{MAX_ABS:g}; rescale the series")
-    if np.isnan(target).all():
-        raise DataError(f"item {item!r}: every target value is missing (NaN)")
-    T = target.shape[1]
-    start = entry.get("start")
-    if not isinstance(start, pd.Period):
-        try:
-            start = pd.Period(start, freq=freq)
-        except (TypeError, ValueError) as e:
-            raise DataError(f"item {item!r}: cannot read start {start!r} ({e})") from None
-    full = pd.period_range(start, periods=T + horizon).to_timestamp()
-    static = np.zeros(0, np.float32)
-    if num_feat_static_real:
-        static = _matrix(entry, "feat_static_real", num_feat_static_real, 1, item)[0]
-    return Series(
-        static_cat=_static_cat(entry, num_feat_static_cat, cardinality, item),
-        item_id=item,
-        index=full[:T],
-        target=target.T.copy(),
-        time_feat=time_features(full, freq),
-        past_cov=_matrix(entry, "past_feat_dynamic_real", num_past_feat_dynamic_real, T, item),
-        future_cov=_matrix(entry, "feat_dynamic_real", num_feat_dynamic_real, T + horizon, item),
-        static_real=static,
-    )
-
-
-def _static_cat(entry: dict, k: int, cardinality, item: str) -> np.ndarray:
-    """``entry["feat_static_cat"]`` -> int64 codes [k], each checked against its cardinality."""
-    if k == 0:
-        return np.zeros(0, np.int64)
-    raw = entry.get("feat_static_cat")
-    if raw is None:
-        raise DataError(f"item {item!r}: field 'feat_static_cat' missing ({k} codes expected)")
-    a = np.asarray(raw).reshape(-1)
-    if a.shape[0] != k or not np.issubdtype(a.dtype, np.number) or np.isnan(a.astype(float)).any():
-        raise DataError(
-            f"item {item!r}: field 'feat_static_cat' is {raw!r}, expected {k} integer codes"
-        )
-    codes = a.astype(np.int64)
-    for j, (code, n) in enumerate(zip(codes, cardinality, strict=True)):
-        if code != a[j] or not 0 <= code < n:
-            raise DataError(
-                f"item {item!r}: feat_static_cat[{j}] = {a[j].item()!r}, expected an integer code in "
-                f"0 .. {n - 1} (cardinality[{j}] = {n})"
-            )
-    return codes
-
-
-def _columns(
-    target_dim: int, n_fdr: int, n_pdr: int, n_sr: int, n_sc: int = 0, cardinality=()
-) -> Columns:
-    """Column names for the Forecaster checkpoint (so the CLI can read it with a long frame)."""
-    return Columns(
-        targets=["target"] if target_dim == 1 else [f"target_{c}" for c in range(target_dim)],
-        past_covariates=[f"past_feat_dynamic_real_{k}" for k in range(n_pdr)],
-        future_covariates=[f"feat_dynamic_real_{k}" for k in range(n_fdr)],
-        static_real=[f"feat_static_real_{k}" for k in range(n_sr)],
-        static_cat=[f"feat_static_cat_{k}" for k in range(n_sc)],
-    )
-
-
-def _categories(cardinality) -> dict[str, list[str]]:
-    """Forecaster vocabularies of the GluonTS codes: value ``str(code)`` has code ``code``."""
-    return {f"feat_static_cat_{j}": [str(c) for c in range(n)] for j, n in enumerate(cardinality)}
+from tsdiff.config import ForecasterConfig
+from tsdiff.data.entries import entry_to_series, gluonts_categories, gluonts_columns
+from tsdiff.data.frames import DataError, Series
+from tsdiff.data.windows import collate, make_window, split_channels
+from tsdiff.features import parse_freq
+from tsdiff.forecaster import Forecaster
+from tsdiff.train import TSDiffModule, build_module, is_independent, model_config, train_loader
 
 
 class TSDiffPredictor(Predictor):
@@ -252,7 +131,7 @@ class TSDiffPredictor(Predictor):
         windows = [
             make_window(s, len(s), c.context_length, c.prediction_length, c.freq) for _, s in batch
         ]
-        samples, stats = self.forecaster._sample(windows, S, seed, **sampler)  # [B, S, H, C]
+        samples, stats = self.forecaster.sample(windows, S, seed, **sampler)  # [B, S, H, C]
         for (entry, s), paths in zip(batch, samples, strict=True):
             start = entry["start"]
             if not isinstance(start, pd.Period):
@@ -306,6 +185,10 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         cardinality: list[int] | None = None,
         patch_size: int = 8,
         n_bins: int = 256,
+        mode: str = "masked",
+        channels: str = "joint",
+        scale_features: bool = False,
+        covariate_scaling: str = "context",
         d_model: int = 128,
         n_layers: int = 3,
         n_heads: int = 4,
@@ -349,6 +232,10 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             freq=freq,
             patch_size=patch_size,
             n_bins=n_bins,
+            mode=mode,
+            channels=channels,
+            scale_features=scale_features,
+            covariate_scaling=covariate_scaling,
             d_model=d_model,
             n_layers=n_layers,
             n_heads=n_heads,
@@ -374,6 +261,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         }
         self.num_samples = num_samples
         self._val_series: list[Series] = []
+        self._train_series: list[Series] = []
 
     # ----------------------------------------------------------------- GluonTS hooks
     def create_transformation(self) -> Transformation:
@@ -381,25 +269,12 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         return Identity()
 
     def create_lightning_module(self) -> TSDiffModule:
-        c = self.config
-        s = self.shapes
-        mcfg = TSModelConfig(
-            context_length=c.context_length,
-            prediction_length=c.prediction_length,
-            n_channels=s["target_dim"],
-            patch_size=min(c.patch_size, c.context_length),
-            n_bins=c.n_bins,
-            d_model=c.d_model,
-            n_layers=c.n_layers,
-            n_heads=c.n_heads,
-            n_time_features=len(feature_names(c.freq)),
-            n_past_covariates=s["num_past_feat_dynamic_real"],
-            n_future_covariates=s["num_feat_dynamic_real"],
-            n_static_real=s["num_feat_static_real"],
-            static_cardinalities=list(s["cardinality"]),
-        )
-        warmup = min(100, c.max_steps // 10)
-        return TSDiffModule(mcfg.to_dict(), lr=c.lr, max_steps=c.max_steps, warmup_steps=warmup)
+        """The module of :mod:`tsdiff.train`, its model config from the estimator's
+        :class:`~tsdiff.ForecasterConfig` and the training series (as Forecaster.fit)."""
+        if not self._train_series:
+            raise RuntimeError("TSDiffEstimator: train() sets up the training series first")
+        mcfg = model_config(self.config, self._train_series, self.shapes["cardinality"])
+        return build_module(self.config, mcfg)
 
     def _to_series(self, data: Iterable[dict]) -> list[Series]:
         out = [
@@ -410,7 +285,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             raise DataError("training data: the dataset has no entries")
         return out
 
-    def create_training_data_loader(self, data, module, **kwargs) -> DataLoader:
+    def _training_series(self, data: Iterable[dict]) -> list[Series]:
         c = self.config
         series = self._to_series(data)
         short = [s.item_id for s in series if len(s) <= c.prediction_length]
@@ -419,15 +294,11 @@ class TSDiffEstimator(PyTorchLightningEstimator):
                 f"training data: every series is at most prediction_length={c.prediction_length} "
                 f"steps long (e.g. item {short[0]!r}); need more than that"
             )
-        windows = TrainWindows(
-            series,
-            c.context_length,
-            c.prediction_length,
-            c.freq,
-            n_windows=c.max_steps * c.batch_size,
-            seed=c.seed,
-        )
-        return DataLoader(windows, batch_size=c.batch_size, collate_fn=collate, shuffle=False)
+        return series
+
+    def create_training_data_loader(self, data, module, **kwargs) -> DataLoader:
+        """Random training windows of the series read by :meth:`train_model` (``data``)."""
+        return train_loader(self._train_series, self.config)
 
     def create_validation_data_loader(self, data, module, **kwargs) -> DataLoader:
         c = self.config
@@ -438,35 +309,35 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         windows = [
             make_window(s, len(s) - H, c.context_length, H, c.freq) for s in self._val_series
         ]
+        if is_independent(c, self.shapes["target_dim"]):  # the model sees one channel a window
+            windows = split_channels(windows)
         return DataLoader(windows, batch_size=c.batch_size, collate_fn=collate, shuffle=False)
 
     def create_predictor(self, transformation: Transformation, module) -> TSDiffPredictor:
-        c = self.config
-        f = Forecaster(c)
-        f.model = module.model.cpu().eval()
-        s = self.shapes
-        f.columns = _columns(
+        c, s = self.config, self.shapes
+        columns = gluonts_columns(
             s["target_dim"], s["num_feat_dynamic_real"], s["num_past_feat_dynamic_real"],
             s["num_feat_static_real"], s["num_feat_static_cat"], s["cardinality"],
         )  # fmt: skip
-        f.categories = _categories(s["cardinality"])
+        f = Forecaster.from_model(
+            c, module.model.cpu(), columns, gluonts_categories(s["cardinality"])
+        )
         if c.calibrate and self._val_series:
             H = c.prediction_length
             val = [
                 make_window(s, len(s) - H, c.context_length, H, c.freq) for s in self._val_series
             ]
-            f._calibrate(val)
+            f.calibrate(val)
         return TSDiffPredictor(
             f, num_samples=self.num_samples, batch_size=c.batch_size, seed=c.seed, **self.shapes
         )
 
     def train_model(self, training_data, validation_data=None, **kwargs):
         """GluonTS's training loop; Lightning's checkpoints go to a temporary directory."""
-        import lightning as L
-
         parse_freq(self.freq)
         L.seed_everything(self.config.seed, workers=True, verbose=False)
         self._val_series = []
+        self._train_series = self._training_series(training_data)
         if "default_root_dir" in self.trainer_kwargs:
             return super().train_model(training_data, validation_data, **kwargs)
         with tempfile.TemporaryDirectory(prefix="tsdiff-gluonts-") as tmp:

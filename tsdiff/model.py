@@ -116,6 +116,24 @@ def windows_per_call(cfg: TSModelConfig, num_samples: int, max_tokens: int) -> i
     return max(1, max_tokens // (tokens * num_samples))
 
 
+def context_stats(x: Tensor, obs: Tensor) -> tuple[Tensor, Tensor]:
+    """The value scaling of a window's context, loc and scale [B, 1, K] of x [B, L, K] over its
+    observed steps ``obs`` [B, L, K]: the one call of :func:`tsdiff.encoding.context_scale` in
+    the package (targets, context-scaled covariates and calibration all come through here)."""
+    return context_scale(x, obs)
+
+
+def target_scale(batch: dict) -> tuple[Tensor, Tensor]:
+    """loc, scale [B, 1, C] of the target channels of a window batch (windows.py shapes)."""
+    return context_stats(batch["ctx"], batch["ctx_obs"])
+
+
+def to_data_units(z: Tensor, scaled: dict) -> Tensor:
+    """Paths in context-scaled units z [B, S, H, C] -> data units, with the loc and scale
+    [B, 1, C] of :meth:`NumericDenoiser.scale_batch`: the one place values are decoded."""
+    return z * scaled["scale"][:, None] + scaled["loc"][:, None]
+
+
 def squash(z: Tensor, z_max: float) -> Tensor:
     """asinh squashing of scaled values for network inputs (bounded, monotone)."""
     return torch.asinh(z.clamp(-z_max, z_max)) / 3.0
@@ -156,7 +174,7 @@ class NumericDenoiser(nn.Module):
         """Adds loc/scale [B, 1, C] from the context, scaled fields z_ctx, z_fut, z_* covs, and,
         with ``scale_features``, ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of
         every channel; only of the targets when covariates are scaled globally)."""
-        loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
+        loc, scale = target_scale(batch)
         out = dict(batch, loc=loc, scale=scale)
         stats = [(loc, scale)]
         out["z_ctx"] = ((batch["ctx"] - loc) / scale) * batch["ctx_obs"]
@@ -167,7 +185,7 @@ class NumericDenoiser(nn.Module):
                 x = torch.nan_to_num(batch[key])
                 out["z_" + key] = ((x - self.pcov_loc) / self.pcov_scale) * batch[obs]
             elif batch[key].shape[-1] > 0:
-                cl, cs = context_scale(batch[key], batch[obs])
+                cl, cs = context_stats(batch[key], batch[obs])
                 out["z_" + key] = ((batch[key] - cl) / cs) * batch[obs]
                 stats.append((cl, cs))
             else:
@@ -177,7 +195,7 @@ class NumericDenoiser(nn.Module):
             out["z_fcov_fut"] = (batch["fcov_fut"] - self.fcov_loc) / self.fcov_scale
         elif batch["fcov_ctx"].shape[-1] > 0:
             ones = torch.ones_like(batch["fcov_ctx"], dtype=torch.bool)
-            cl, cs = context_scale(batch["fcov_ctx"], ones)
+            cl, cs = context_stats(batch["fcov_ctx"], ones)
             out["z_fcov_ctx"] = (batch["fcov_ctx"] - cl) / cs
             out["z_fcov_fut"] = (batch["fcov_fut"] - cl) / cs
             stats.append((cl, cs))
@@ -288,8 +306,81 @@ class NumericDenoiser(nn.Module):
         """Repeat each window's cached context n times (sample paths): [B, ...] -> [B*n, ...]."""
         return [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in kvs]
 
+    def horizon(self, batch: dict) -> Horizon:
+        """The horizon set-up of a batch of B windows, shared by every loss and sampler:
+        scale the batch, encode the context once, embed the horizon cells."""
+        s = self.scale_batch(batch)
+        kvs = self.encode_context(s)
+        static = self.horizon_static(s)
+        B = static.shape[0]
+        return Horizon(self, s, kvs, static, self.horizon_positions(B, static.device))
+
     def target_tokens(self, s: dict) -> tuple[Tensor, Tensor]:
         """Horizon bin ids [B, H*C] (MASK where unobserved) and observed mask [B, H*C]."""
         ids = self.encoder.encode(s["z_fut"]).flatten(1)
         obs = s["fut_obs"].flatten(1)
         return torch.where(obs, ids, torch.full_like(ids, self.encoder.mask_id)), obs
+
+
+@dataclass
+class PathRows:
+    """The rows of one sampler call: w windows of a :class:`Horizon`, each repeated for its S
+    paths (window-major, n = w * S rows)."""
+
+    kvs1: list[KV]
+    """Cached context of the w windows, one row each: per layer ([w, C*N, Hkv, D], same)."""
+    static1: Tensor
+    """[w, H*C, d] horizon embeddings, one row per window."""
+    kvs: list[KV]
+    """The context repeated per path: per layer ([n, C*N, Hkv, D], same)."""
+    static: Tensor
+    """[n, H*C, d] horizon embeddings, repeated per path."""
+    positions: Tensor
+    """[n, H*C] RoPE positions of the horizon cells."""
+    num_samples: int
+    """S, paths per window."""
+
+
+@dataclass
+class Horizon:
+    """A batch of B windows made ready for the horizon: :meth:`NumericDenoiser.horizon`."""
+
+    model: NumericDenoiser
+    scaled: dict
+    """The batch with loc/scale [B, 1, C] and scaled fields (:meth:`NumericDenoiser.scale_batch`)."""
+    kvs: list[KV]
+    """Per-layer keys/values of the context tokens ([B, C*N, Hkv, D], same)."""
+    static: Tensor
+    """[B, H*C, d] token-independent horizon embeddings."""
+    positions: Tensor
+    """[B, H*C] RoPE positions of the horizon cells."""
+
+    @property
+    def windows(self) -> int:
+        return self.static.shape[0]
+
+    def chunks(self, num_samples: int, max_tokens: int):
+        """Yield (b0, b1, :class:`PathRows`) for windows b0:b1, as many per call as keep
+        rows x tokens within ``max_tokens`` (:func:`windows_per_call`)."""
+        per_chunk = windows_per_call(self.model.cfg, num_samples, max_tokens)
+        for b0 in range(0, self.windows, per_chunk):
+            b1 = min(self.windows, b0 + per_chunk)
+            kv1 = [(k[b0:b1], v[b0:b1]) for k, v in self.kvs]
+            st1 = self.static[b0:b1]
+            st = st1.repeat_interleave(num_samples, 0)
+            yield (
+                b0,
+                b1,
+                PathRows(
+                    kvs1=kv1,
+                    static1=st1,
+                    kvs=self.model.repeat_kv(kv1, num_samples),
+                    static=st,
+                    positions=self.model.horizon_positions((b1 - b0) * num_samples, st.device),
+                    num_samples=num_samples,
+                ),
+            )
+
+    def to_data_units(self, z: Tensor) -> Tensor:
+        """z [B, S, H, C] in context-scaled units -> data units (:func:`to_data_units`)."""
+        return to_data_units(z, self.scaled)

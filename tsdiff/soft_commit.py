@@ -1,13 +1,13 @@
 """Soft, revisable commitment (DMax-style) for the masked numeric mode.
 
-``sample_paths(..., commit="soft")``. The step schedule and the order rule are those of the hard
-sampler (:class:`lm_core.sampling.DistributionOrder`): at step s of a block, the ``k_s`` hidden
+``sample_paths(..., commit="soft")`` (:mod:`tsdiff.sampling`). The step schedule and the order rule are those of the hard
+sampler (:class:`lm_core.solvers.DistributionOrder`): at step s of a block, the ``k_s`` hidden
 cells ranked first by a property of their predictive distribution (``entropy``, ``margin``) or
 at random are *drawn*, an order that never looks at values. Unlike the hard sampler, a drawn cell
 is not frozen: at every later step of its block it is re-predicted and **re-drawn** from its new
 predictive distribution, and its next input is a soft embedding of the current draw b_i::
 
-    e_i = m_i E[b_i] + (1 - m_i) E[MASK]   (norm rescaled, :func:`lm_core.dmax.soft_embedding`)
+    e_i = m_i E[b_i] + (1 - m_i) E[MASK]   (norm rescaled, :func:`lm_core.solvers.soft.soft_embedding`)
 
 where m_i is the predictive mass within ``radius`` bins of b_i (default n_bins // 32; one
 narrow bin's probability is small even for a sharp forecast, so the mass *near* the draw is the
@@ -28,6 +28,8 @@ from torch import Tensor
 from lm_core.solvers.loop import SampleStats, block_index, check_schedule, num_transfer_tokens
 from lm_core.solvers.policies import confidence_scores, top_k_mask
 from lm_core.solvers.soft import soft_embedding
+from tsdiff.diffusion import resolve_schedule
+from tsdiff.model import NumericDenoiser, PathRows
 
 SOFT_ORDERS = ("entropy", "margin", "random")
 
@@ -70,7 +72,7 @@ def soft_denoise(
         model: a masked-mode :class:`tsdiff.model.NumericDenoiser`.
         static: [n, N] horizon static embeddings [n, N, d]; kvs: cached context per layer;
             positions: [n, N] RoPE positions.
-        steps, block_length: as in :func:`lm_core.sampling.denoise` (cells per block).
+        steps, block_length: as in :func:`lm_core.solvers.denoise` (cells per block).
         order: ``entropy``, ``margin`` or ``random`` (value-independent).
         temperature: divides the logits (1 = the model's predictive distribution).
         shared: ``(static1, kvs1, S)`` with one row per window when the n rows are S paths of
@@ -128,3 +130,30 @@ def soft_denoise(
         stats.per_block_nfe.append(per_block)
     stats.seconds = time.perf_counter() - t0
     return ids, stats
+
+
+def soft_paths(
+    model: NumericDenoiser,
+    rows: PathRows,
+    *,
+    order: str,
+    steps: int | None,
+    block_length: int | None,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, SampleStats]:
+    """Soft commitment for the S paths of w windows (the schedule of the hard sampler,
+    :func:`tsdiff.diffusion.resolve_schedule`).
+
+    Returns:
+        z [w, S, H, C] in context-scaled units (bin centres) and the sampler's stats.
+    """
+    cfg = model.cfg
+    H, C, S = cfg.prediction_length, cfg.n_channels, rows.num_samples
+    steps, bl = resolve_schedule(H, C, steps, block_length)
+    ids, stats = soft_denoise(
+        model, rows.static, rows.kvs, rows.positions, steps=steps, block_length=bl, order=order,
+        temperature=temperature, generator=generator, shared=(rows.static1, rows.kvs1, S),
+    )  # fmt: skip
+    w = rows.static1.shape[0]
+    return model.encoder.decode(ids, generator=generator).view(w, S, H, C), stats

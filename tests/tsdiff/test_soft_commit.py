@@ -7,8 +7,8 @@ import torch
 
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import collate, make_window
-from tsdiff.diffusion import sample_paths
 from tsdiff.model import NumericDenoiser, TSModelConfig
+from tsdiff.sampling import sample_paths
 from tsdiff.soft_commit import draw_bins, local_mass
 
 torch.set_num_threads(1)

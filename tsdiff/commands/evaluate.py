@@ -23,10 +23,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tsdiff.baselines import seasonal_naive_samples
-from tsdiff.commands.forecast import check_counts
-from tsdiff.commands.io import item_chunks, load_forecaster, read_frame, write_json
+from tsdiff.commands.io import check_counts, item_chunks, load_forecaster, read_frame, write_json
 from tsdiff.features import season_length
 from tsdiff.metrics import evaluate_samples
+from tsdiff.plots import fan_chart, pit_histogram
 
 ROWS = ("crps", "wql", "nd", "mase", "msis", "energy_score", "crps_sum")
 CALIB = ("cov50", "cov80", "cov90", "cov95", "calibration_error")
@@ -128,8 +128,6 @@ def plots(
     bt: dict, y: np.ndarray, pit: np.ndarray, targets: list[str], out: Path, max_items: int
 ) -> list[Path]:
     """Fan charts of the last window of the first ``max_items`` items, and the PIT histogram."""
-    from tsdiff.plots import fan_chart, pit_histogram
-
     last = {item: i for i, item in enumerate(bt["items"])}
     paths = []
     H = y.shape[1]

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from tsdiff.commands.io import read_frame
+from tsdiff.config import ForecasterConfig
 from tsdiff.features import parse_freq
-from tsdiff.forecaster import ForecasterConfig
+from tsdiff.forecaster import Forecaster
 
 ALIASES = {
     "--data": "--data.path",
@@ -133,9 +135,6 @@ def drop_last_steps(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tsdiff.commands.io import read_frame
-    from tsdiff.forecaster import Forecaster
-
     cfg, data, out, ns = parse(argv)
     if data.path is None:
         raise ValueError("data: give --data FILE (or data.path in the YAML)")

@@ -17,7 +17,14 @@ import argparse
 import numpy as np
 from tqdm.auto import tqdm
 
-from tsdiff.commands.io import check_output, item_chunks, load_forecaster, read_frame, write_frame
+from tsdiff.commands.io import (
+    check_counts,
+    check_output,
+    item_chunks,
+    load_forecaster,
+    read_frame,
+    write_frame,
+)
 from tsdiff.forecast import Forecast
 
 
@@ -72,13 +79,6 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
     if not qs or any(not 0.0 < q < 1.0 for q in qs):
         raise ValueError(f"--quantiles: expected levels strictly between 0 and 1, got {text!r}")
     return qs
-
-
-def check_counts(num_samples: int, batch_items: int) -> None:
-    if num_samples < 1:
-        raise ValueError(f"--num-samples: expected a positive integer, got {num_samples}")
-    if batch_items < 1:
-        raise ValueError(f"--batch-items: expected a positive integer, got {batch_items}")
 
 
 def predict_chunked(

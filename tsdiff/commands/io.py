@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from lm_core.checkpoint import atomic_write_file, atomic_write_text
+from tsdiff.data.datasets import load_tmy3
+from tsdiff.forecaster import Forecaster
 
 PARQUET_ENGINE = "parquet needs pyarrow or fastparquet (pip install pyarrow); or use .csv"
 
@@ -17,8 +19,6 @@ PARQUET_ENGINE = "parquet needs pyarrow or fastparquet (pip install pyarrow); or
 def read_frame(path: str | Path) -> pd.DataFrame:
     """A long frame from ``.csv`` (``.csv.gz``), ``.parquet``, or ``embedded:tmy3`` (shipped data)."""
     if str(path) == "embedded:tmy3":
-        from tsdiff.data.datasets import load_tmy3
-
         return load_tmy3()
     p = Path(path)
     if not p.is_file():
@@ -85,8 +85,6 @@ def write_json(obj: dict, path: str | Path) -> Path:
 
 def load_forecaster(ckpt: str | Path):
     """A :class:`tsdiff.Forecaster` from ``tsdiff fit``'s directory or a serialized GluonTS predictor."""
-    from tsdiff.forecaster import Forecaster
-
     p = Path(ckpt)
     if not p.exists():
         raise FileNotFoundError(f"ckpt: no such directory {str(p)!r}")
@@ -102,3 +100,11 @@ def item_chunks(df: pd.DataFrame, item_id: str, size: int) -> list[pd.DataFrame]
     items = sorted(df[item_id].dropna().unique().tolist(), key=str)
     groups = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
     return [df[df[item_id].isin(g)] for g in groups]
+
+
+def check_counts(num_samples: int, batch_items: int) -> None:
+    """--num-samples and --batch-items of forecast and evaluate: positive integers."""
+    if num_samples < 1:
+        raise ValueError(f"--num-samples: expected a positive integer, got {num_samples}")
+    if batch_items < 1:
+        raise ValueError(f"--batch-items: expected a positive integer, got {batch_items}")

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.commands.io import check_output, load_forecaster, read_frame, write_frame
+from tsdiff.plots import scenario_chart
 from tsdiff.scenarios import rollout
 
 
@@ -78,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         t.insert(0, "item_id", item)
         tables.append(t)
         if a.plots:
-            from tsdiff.plots import scenario_chart
-
             hist = history[history[f.columns.item_id].astype(str) == item][sc.targets]
             scenario_chart(
                 hist.to_numpy()[-3 * f.config.prediction_length :], x, sc.plans,

@@ -11,6 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
+from tsdiff.data.protocol import Protocol, daily_origins
+
 TMY3_CHANNELS: tuple[str, ...] = (
     "ghi",
     "dni",
@@ -54,3 +56,14 @@ def load_tmy3(long: bool = True) -> pd.DataFrame:
         return df.set_index(pd.DatetimeIndex(df["timestamp"], freq="h"))[list(TMY3_CHANNELS)]
     df.insert(0, "item_id", TMY3_ITEM_ID)
     return df
+
+
+def load_tmy3_benchmark(channels=None) -> tuple[pd.DataFrame, Protocol]:
+    """Embedded TMY3 Greensboro (hourly, 10 channels or ``channels``) and its backtest protocol:
+    H 24, context 168, season 24, 28 daily origins at midnight 2001-12-04 ... 2001-12-31."""
+    cols = tuple(channels) if channels else TMY3_CHANNELS
+    df = load_tmy3()[["item_id", "timestamp", *cols]]
+    proto = Protocol(
+        "tmy3", "h", 24, 168, 24, cols, test_origins=daily_origins("2001-12-04", "2001-12-31")
+    )
+    return df, proto

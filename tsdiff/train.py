@@ -1,0 +1,244 @@
+"""Training, one path for every front end (:class:`tsdiff.Forecaster` and
+:class:`tsdiff.gluonts.TSDiffEstimator`): the model config from the data and the forecaster
+config, the hold-out of validation windows, the loader of training windows, the
+LightningModule and the Trainer.
+
+The loss of each mode is looked up in ``LOSSES`` (masked: lm_core's masked-diffusion ELBO over
+horizon cells; flow: the velocity loss); the module only calls it. The optimiser is AdamW with
+lm_core's warmup-stable-decay schedule. Under a wall-clock budget (``Trainer(max_time=...)``) the
+schedule follows the share of the budget spent as well as the step count, so a run cut by time
+still ends its learning-rate decay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Timer
+from torch.utils.data import DataLoader
+
+from lm_core.schedule import wsd_scheduler
+from tsdiff.config import ForecasterConfig
+from tsdiff.data.frames import Series
+from tsdiff.data.windows import TrainWindows, collate, make_window, split_series
+from tsdiff.diffusion import horizon_loss
+from tsdiff.features import feature_names
+from tsdiff.flow import flow_loss
+from tsdiff.model import NumericDenoiser, TSModelConfig
+
+LOSSES = {"masked": horizon_loss, "flow": flow_loss}
+
+
+def training_loss(model: NumericDenoiser, batch: dict, *, generator=None):
+    """The mode's objective: masked-diffusion ELBO (masked) or velocity loss (flow)."""
+    return LOSSES[model.cfg.mode](model, batch, generator=generator)
+
+
+class TSDiffModule(L.LightningModule):
+    """Trains a :class:`NumericDenoiser` on batches of windows (tsdiff.data.windows shapes)."""
+
+    def __init__(
+        self,
+        model_config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        max_steps: int = 1000,
+        warmup_steps: int = 50,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = NumericDenoiser(TSModelConfig(**model_config))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, stats = training_loss(self.model, batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0])
+        self.log("masked_frac", stats["masked_frac"], batch_size=batch["ctx"].shape[0])
+        return loss
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        timer = next((cb for cb in self.trainer.callbacks if isinstance(cb, Timer)), None)
+        if timer is None:
+            return
+        spent = timer.time_elapsed("train")
+        left = timer.time_remaining("train")
+        if left is None or spent + left <= 0:
+            return
+        self._wsd.time_fraction = min(1.0, spent / (spent + left))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        g = torch.Generator(device=batch["ctx"].device).manual_seed(batch_idx)
+        loss, _ = training_loss(self.model, batch, generator=g)
+        self.log("val_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0], sync_dist=True)
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.lr,
+            betas=(0.9, 0.95),
+        )
+        sched = wsd_scheduler(
+            opt,
+            max_steps=self.hparams.max_steps,
+            warmup_steps=self.hparams.warmup_steps,
+            decay_fraction=0.3,
+            min_lr_ratio=0.05,
+        )
+        self._wsd = sched.lr_lambdas[0]  # the WSDMultiplier that on_train_batch_start updates
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# ---------------------------------------------------------------------------- model config
+def global_stats(arrays: list[np.ndarray]) -> list[list[float]]:
+    """(mean, std) per column of the stacked [T_i, K] arrays, NaN ignored; std floored so that a
+    constant column scales by 1 (its values then enter as offsets from the mean)."""
+    x = np.concatenate(arrays, 0).astype(np.float64) if arrays else np.zeros((0, 0))
+    out = []
+    for k in range(x.shape[1]):
+        col = x[:, k][~np.isnan(x[:, k])]
+        mu = float(col.mean()) if col.size else 0.0
+        sd = float(col.std()) if col.size else 1.0
+        out.append([mu, sd if sd > 1e-6 * max(1.0, abs(mu)) else 1.0])
+    return out
+
+
+def is_independent(config: ForecasterConfig, n_targets: int) -> bool:
+    """True when channels are forecast independently (``channels="independent"``, C > 1)."""
+    return config.channels == "independent" and n_targets > 1
+
+
+def model_config(
+    config: ForecasterConfig, series: list[Series], cardinalities: list[int]
+) -> TSModelConfig:
+    """The denoiser's config: every model option of ``config``, the shapes of ``series`` (all of
+    them share one layout) and the number of categories of each static categorical column.
+    Channel-independent models see one channel a sequence, its index a further category."""
+    c, s = config, series[0]
+    glob = c.covariate_scaling == "global"  # training statistics only where they are used
+    cards = list(cardinalities)
+    independent = is_independent(c, s.target.shape[1])
+    if independent:  # one univariate channel per sequence, its index a category
+        cards.append(s.target.shape[1])
+    return TSModelConfig(
+        context_length=c.context_length,
+        prediction_length=c.prediction_length,
+        n_channels=1 if independent else s.target.shape[1],
+        patch_size=min(c.patch_size, c.context_length),
+        n_bins=c.n_bins,
+        mode=c.mode,
+        scale_features=c.scale_features,
+        covariate_scaling=c.covariate_scaling,
+        past_cov_stats=global_stats([x.past_cov for x in series]) if glob else [],
+        future_cov_stats=global_stats([x.future_cov for x in series]) if glob else [],
+        d_model=c.d_model,
+        n_layers=c.n_layers,
+        n_heads=c.n_heads,
+        dropout=c.dropout,
+        n_time_features=len(feature_names(c.freq)),
+        n_past_covariates=s.past_cov.shape[1],
+        n_future_covariates=s.future_cov.shape[1],
+        n_static_real=len(s.static_real),
+        static_cardinalities=cards,
+    )
+
+
+def build_module(config: ForecasterConfig, mcfg: TSModelConfig) -> TSDiffModule:
+    """The LightningModule of a fresh denoiser with the optimiser settings of ``config``."""
+    warmup = min(100, config.max_steps // 10)
+    return TSDiffModule(mcfg.to_dict(), lr=config.lr, max_steps=config.max_steps,
+                        warmup_steps=warmup)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- data
+def truncate(s: Series, n: int) -> Series:
+    """The first n steps of a series."""
+    return dataclasses.replace(
+        s, index=s.index[:n], target=s.target[:n], time_feat=s.time_feat[:n],
+        past_cov=s.past_cov[:n], future_cov=s.future_cov[:n],
+    )  # fmt: skip
+
+
+def holdout(
+    series: list[Series], config: ForecasterConfig, target_windows: int = 32
+) -> tuple[list[Series], list[dict]]:
+    """Carve validation windows from the end of each series (training stops before them).
+
+    Each series long enough gives its last k horizons (k = ceil(32 / items), at most
+    ``config.validation_per_series``) as validation windows; series too short to spare them
+    stay whole in training.
+
+    Returns:
+        (training series, validation windows as :func:`tsdiff.data.windows.make_window` dicts)
+    """
+    H, Lc = config.prediction_length, config.context_length
+    k = min(config.validation_per_series, max(1, -(-target_windows // len(series))))
+    train, val = [], []
+    for s in series:
+        if len(s) <= (k + 1) * H:
+            train.append(s)
+            continue
+        train.append(truncate(s, len(s) - k * H))
+        val += [make_window(s, len(s) - j * H, Lc, H, config.freq) for j in range(1, k + 1)]
+    rng = np.random.default_rng(config.seed)
+    if len(val) > 4 * target_windows:
+        val = [val[i] for i in rng.choice(len(val), 4 * target_windows, replace=False)]
+    return train, val
+
+
+def train_loader(series: list[Series], config: ForecasterConfig) -> DataLoader:
+    """``max_steps * batch_size`` random training windows of ``series`` in batches
+    (channel-independent configs cut every series into its univariate channels)."""
+    c = config
+    if is_independent(c, series[0].target.shape[1]):
+        series = split_series(series)
+    data = TrainWindows(
+        series, c.context_length, c.prediction_length, c.freq,
+        n_windows=c.max_steps * c.batch_size, seed=c.seed,
+    )  # fmt: skip
+    return DataLoader(
+        data,
+        batch_size=c.batch_size,
+        collate_fn=collate,
+        shuffle=False,
+        num_workers=c.num_workers,
+        persistent_workers=c.num_workers > 0,
+    )
+
+
+# ---------------------------------------------------------------------------- trainer
+def build_trainer(config: ForecasterConfig) -> L.Trainer:
+    """The Trainer of :func:`fit_module`: max_steps / max_time_s, no logger, no checkpoints."""
+    c = config
+    return L.Trainer(
+        max_steps=c.max_steps,
+        max_time={"seconds": c.max_time_s} if c.max_time_s else None,
+        accelerator=c.accelerator,
+        devices=c.devices,
+        precision=c.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=c.progress,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+    )
+
+
+def fit_module(module: TSDiffModule, loader: DataLoader, config: ForecasterConfig) -> dict:
+    """Train ``module`` in place; returns the history: {"steps", "final_lr"}."""
+    trainer = build_trainer(config)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        trainer.fit(module, loader)
+    return {
+        "steps": int(trainer.global_step),
+        "final_lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+    }
