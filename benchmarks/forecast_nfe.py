@@ -196,10 +196,10 @@ def report(rows, names, args, suffix) -> None:
     protos = {n: type("P", (), {"prediction_length": int(next(r["H"] for r in rows
               if r["data"] == n))}) for n in names}  # fmt: skip
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
         for ax, name in zip(axes[0], names, strict=True):

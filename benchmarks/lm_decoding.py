@@ -285,10 +285,10 @@ def main(argv=None) -> int:
             r2, n2 = real_text(args, torch)
             rows, notes = rows + r2, notes + n2
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         syn = [r for r in rows if r["task"].startswith("sort")]
         fig, ax = plt.subplots(figsize=(6, 4))

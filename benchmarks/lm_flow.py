@@ -59,6 +59,8 @@ import random
 import time
 from pathlib import Path
 
+import torch.nn.functional as F
+
 from benchmarks.common import (  # noqa: E402
     CACHE,
     base_parser,
@@ -199,8 +201,6 @@ def ar_nll(ar, prompts: list[list[int]], conts: list[list[int]], torch) -> list[
     All prompts have one length; shorter continuations are right-padded, which a causal model
     cannot see, and padded cells are not counted. One forward pass per 32 sequences.
     """
-    import torch.nn.functional as F
-
     P, out = len(prompts[0]), []
     with torch.no_grad():
         for i in range(0, len(prompts), 32):
@@ -470,10 +470,10 @@ def main(argv=None) -> int:
         f"whole run {time.perf_counter() - t_all:.0f}s",
     ]
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         fig, ax = plt.subplots(figsize=(6, 4.5))
         colours = {"reference": "k", "masked": "tab:blue", "flow": "tab:orange", "AR": "tab:green"}

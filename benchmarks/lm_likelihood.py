@@ -276,10 +276,10 @@ def main(argv=None) -> int:
         f"95% {lo / ppl_a:.3f}-{hi / ppl_a:.3f}); MDLM reports ~1.31 at GPT-2 scale",
     ]
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.scatter([a for _, a in per_doc], [e for e, _ in per_doc], s=14)

@@ -26,6 +26,7 @@ real tokens/s >= 1.5x padded.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import resource
@@ -210,10 +211,10 @@ def main(argv=None) -> int:
             f"mean piece {by['packed']['mean_piece_len']:.0f} tokens of {a.seq_len}"
         )
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
         labels = [f"{r['corpus']}\n{r['setting']}" for r in rows]
@@ -253,8 +254,6 @@ def main(argv=None) -> int:
 
 
 def argparse_hidden():
-    import argparse
-
     return argparse.SUPPRESS
 
 

@@ -73,7 +73,7 @@ def _period_freq(freq: str) -> str:
 def _time_features(freq: str):
     """GluonTS default calendar features, without day-of-year for hourly and finer data (a model
     trained on under a year never sees the test days' values: the DATA.md trap)."""
-    from gluonts.time_feature import time_features_from_frequency_str
+    from gluonts.time_feature import time_features_from_frequency_str  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     feats = time_features_from_frequency_str(freq)
     try:  # MonthBegin etc. have no fixed length (and are never sub-daily)
@@ -108,8 +108,8 @@ def _entries(df, protocol, use_covariates: bool):
 
 def _gluonts_peer(name, estimator_cls, df, protocol, n_samples, seed, use_covariates, kwargs):
     """Train one GluonTS torch estimator on all (item, channel) series, forecast every window."""
-    import lightning.pytorch as pl
-    from gluonts.dataset.common import ListDataset
+    import lightning.pytorch as pl  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    from gluonts.dataset.common import ListDataset  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     pl.seed_everything(seed, workers=True, verbose=False)
     train, test = _entries(df, protocol, use_covariates)
@@ -167,7 +167,7 @@ def deepar(
     ``use_covariates`` feeds the protocol's known covariates as ``feat_dynamic_real``; calendar
     features per :func:`_time_features`; the channel index is a static category.
     """
-    from gluonts.torch.model.deepar import DeepAREstimator
+    from gluonts.torch.model.deepar import DeepAREstimator  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     kwargs = dict(
         freq=_period_freq(protocol.freq), prediction_length=protocol.prediction_length,
@@ -195,7 +195,7 @@ def patchtst(
     **estimator_kwargs,
 ) -> PeerResult:
     """GluonTS torch PatchTST (univariate per channel, no covariates), patch = season or 16."""
-    from gluonts.torch.model.patch_tst import PatchTSTEstimator
+    from gluonts.torch.model.patch_tst import PatchTSTEstimator  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     patch = min(protocol.season_length, 16, protocol.context_length)
     kwargs = dict(

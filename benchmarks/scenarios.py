@@ -331,10 +331,10 @@ def main(argv=None) -> int:
         f"x ({S} paths over {max(horizons)}x" + (f" + {E} paths over 1x)" if E else ")"),
     ]
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         fig, ax = plt.subplots(figsize=(5, 3.2))
         curve = [r for r in rows if r["paths"] == S]

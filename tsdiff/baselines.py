@@ -69,7 +69,7 @@ def seasonal_naive_samples(insample: list[np.ndarray], horizon: int, season: int
 def _ets_model():
     """statsmodels' ETSModel, or one clear ImportError naming the extra that provides it."""
     try:
-        from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+        from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # noqa: PLC0415 - optional or heavy third-party, loaded when used
     except ImportError as e:
         raise ImportError(
             f"ETS needs statsmodels (pip install statsmodels, or the `bench` extra): {e}"

@@ -10,10 +10,10 @@ from lm_core.checkpoint import atomic_write_file
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     return plt
 

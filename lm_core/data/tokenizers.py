@@ -127,7 +127,7 @@ class BPETokenizer(_Base):
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> BPETokenizer:
         """Learn byte-level BPE merges from ``texts`` up to ``vocab_size`` ids (specials included)."""
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         min_size = 256 + len(SPECIAL_TOKENS)
         if not isinstance(vocab_size, int) or vocab_size < min_size:
@@ -170,7 +170,7 @@ class BPETokenizer(_Base):
 
     @classmethod
     def from_dir(cls, d: Path) -> BPETokenizer:
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         f = d / "tokenizer.json"
         if not f.is_file():

@@ -13,6 +13,8 @@ Packed documents: B == 1 and ``cu_seqlens`` int32 [N + 1] (document i is rows cu
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -140,8 +142,6 @@ def attention(
 def _call_torch_varlen(qf, kf, vf, cu, max_len, causal):
     """``varlen_attn`` across torch versions: ``enable_gqa`` / ``window_size`` (2.13) or
     ``is_causal`` and equal head counts (older)."""
-    import inspect
-
     params = inspect.signature(_torch_varlen).parameters
     kw = {}
     if kf.shape[1] != qf.shape[1]:

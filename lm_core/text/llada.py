@@ -286,7 +286,7 @@ class HFTokenizer:
 
     @classmethod
     def from_dir(cls, dir: str | Path, *, mask_id: int, eos_id=None, pad_id=None) -> HFTokenizer:
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
         d = Path(dir)
         raw = {}

@@ -1,5 +1,6 @@
 """Benchmark loaders, window splits and peers on small cuts of real data (quick modes only)."""
 
+import argparse
 import dataclasses
 import importlib.util
 
@@ -89,8 +90,6 @@ def test_channel_parts_add_up_to_the_wql_of_all_channels():
 def test_forecast_samplers_flag_names_unknown_samplers():
     """--samplers takes short or full names; a typo is an error, not a run that skips every
     backtest (what 'entropy' did when only 'tsdiff/entropy' was known)."""
-    import argparse
-
     ap = argparse.ArgumentParser()
     assert sampler_names("entropy,tsdiff/random", ap) == ["tsdiff/entropy", "tsdiff/random"]
     with pytest.raises(SystemExit):
@@ -101,7 +100,6 @@ def test_forecast_settings_of_the_channel_modes():
     """The multivariate main sets run channel-independent, their joint twin (variant "joint")
     with the joint model's own CPU budget; --quick keeps each set's channel mode; tmy3_drivers
     (the covariate set) stays joint; ForecasterConfig accepts every setting."""
-    import argparse
 
     def hp(name, variant="masked", **kw):
         a = dict(quick=False, device="cpu", hp=None, max_steps=None, max_time_s=None)

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from benchmarks.common import RESULTS, read_csv_rows
 from benchmarks.lm_dmax import (
     DISTILLED_CONTROL,
     DMAX_MODEL,
@@ -15,6 +16,7 @@ from benchmarks.lm_dmax import (
     matched,
     pick_problem,
     pick_valid,
+    result_task,
 )
 
 
@@ -108,9 +110,6 @@ def test_flags_that_do_not_apply_exit_with_one_clear_line(capsys):
 
 def test_result_task_names_the_rows_of_every_committed_variant():
     """lm_dmax.csv holds one row set per task variant; result_task gives each run's name."""
-    from benchmarks.common import RESULTS, read_csv_rows
-    from benchmarks.lm_dmax import result_task
-
     sort, add, pick = TASKS["sort"], TASKS["add"], TASKS["pick"]
     runs = [
         result_task(sort, 8),

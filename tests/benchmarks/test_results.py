@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import QUICK_RESULTS, RESULTS, base_parser, read_csv_rows, write_csv
+from benchmarks.forecast import aggregate, read_runs
+from benchmarks.scenarios import summarize
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 NOT_BENCHMARKS = {"__init__", "common", "datasets", "peers"}  # helpers, no result of their own
@@ -74,8 +76,6 @@ def test_quick_runs_do_not_write_into_the_committed_results(tmp_path):
 def test_forecast_means_are_the_aggregate_of_its_per_seed_rows():
     """forecast.csv's level-"mean" rows are what forecast.py computes from its level-"seed"
     rows, so a run that keeps some per-seed rows and re-measures others reports consistently."""
-    from benchmarks.forecast import aggregate, read_runs
-
     runs = read_runs(RESULTS / "forecast.csv")
     assert runs and all(isinstance(r["seed"], int) for r in runs)
     means = [r for r in read_csv_rows(RESULTS / "forecast.csv")[1] if r["level"] == "mean"]
@@ -89,8 +89,6 @@ def test_forecast_means_are_the_aggregate_of_its_per_seed_rows():
 
 
 def test_scenarios_summary_rows_are_the_mean_of_the_variant_seeds(tmp_path):
-    from benchmarks.scenarios import summarize
-
     committed = read_csv_rows(RESULTS / "scenarios.csv")[1]
     (tmp_path / "scenarios.csv").write_text((RESULTS / "scenarios.csv").read_text())
     for variant in ("default", "temperature"):
@@ -105,8 +103,6 @@ def test_scenarios_summary_rows_are_the_mean_of_the_variant_seeds(tmp_path):
 
 
 def test_summarize_names_an_unknown_variant_in_one_line(tmp_path):
-    from benchmarks.scenarios import summarize
-
     (tmp_path / "scenarios.csv").write_text((RESULTS / "scenarios.csv").read_text())
     with pytest.raises(SystemExit, match="no per-seed rows of that variant"):
         summarize("nope", tmp_path)

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tsdiff import Forecaster
 from tsdiff.data.frames import DataError
@@ -91,8 +92,6 @@ def test_global_covariate_scaling_keeps_a_constant_plans_level(scaling, tmp_path
     """Per-window (context) scaling maps every constant plan to the same input, so 'always off'
     and 'always on' cannot be told apart; global scaling (training mean / std, stored with the
     model) keeps their levels, so the forecasts differ."""
-    import torch
-
     df = _frame()
     f = Forecaster(
         prediction_length=6, context_length=24, freq="h", patch_size=4, d_model=32, n_layers=1,

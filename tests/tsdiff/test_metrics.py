@@ -35,7 +35,7 @@ def test_normalised_crps_ignores_nan_targets():
 
 
 def test_sample_quantiles_match_gluonts_sample_forecast():
-    from gluonts.model.forecast import SampleForecast
+    from gluonts.model.forecast import SampleForecast  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(37, 5))
@@ -47,11 +47,11 @@ def test_sample_quantiles_match_gluonts_sample_forecast():
 
 
 def test_wql_matches_gluonts_evaluate_forecasts():
-    from gluonts.dataset.common import ListDataset
-    from gluonts.dataset.split import split
-    from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
-    from gluonts.model import evaluate_forecasts
-    from gluonts.model.forecast import SampleForecast
+    from gluonts.dataset.common import ListDataset  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    from gluonts.dataset.split import split  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    from gluonts.ev.metrics import MeanWeightedSumQuantileLoss  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    from gluonts.model import evaluate_forecasts  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    from gluonts.model.forecast import SampleForecast  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     rng = np.random.default_rng(3)
     n, s, h = 4, 50, 6

@@ -54,7 +54,7 @@ class DataConfig:
 
 def build_parser():
     """The jsonargparse parser of ``tsdiff fit`` (attribute docstrings are its help)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     p = ArgumentParser(
@@ -81,7 +81,7 @@ def _rewrite(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str] | None) -> tuple[ForecasterConfig, DataConfig, str, object]:
     """argv -> (ForecasterConfig, DataConfig, out, namespace); one-line ValueError on bad input."""
-    from jsonargparse import ArgumentError
+    from jsonargparse import ArgumentError  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     parser = build_parser()
     try:

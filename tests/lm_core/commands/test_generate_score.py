@@ -1,5 +1,7 @@
 """`lm-core generate|score|choose` end to end on a tiny checkpoint (through the dispatcher)."""
 
+import json
+
 import pytest
 import torch
 
@@ -79,8 +81,6 @@ def test_choose_prints_both_scores_and_pick(ckpts, capsys):
 def test_generate_answers_an_sft_file_for_self_distillation(ckpts, tmp_path, capsys):
     """--prompts/--out: every example comes back in its own format with the model's answer,
     the same answer `--prompt` gives for the rendered prompt, and the file is SFT data again."""
-    import json
-
     src = tmp_path / "sft.jsonl"
     examples = [
         {"prompt": "ab", "response": "reference"},

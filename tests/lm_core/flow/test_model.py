@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,6 @@ def test_shapes_and_unpacking():
 
 def test_flow_checkpoints_from_before_encoder_features_load_as_hidden_only(tmp_path):
     """A checkpoint whose flow config lacks encoder_features used the hidden states alone."""
-    import json
-
     cfg = ModelConfig(vocab_size=259, d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
     save_checkpoint(tmp_path / "enc", Transformer(cfg), ByteTokenizer())
     out = tmp_path / "run"

@@ -27,7 +27,7 @@ OUT = Path(__file__).with_name("tmy3_greensboro.csv.gz")
 
 def build() -> pd.DataFrame:
     """Read the pvlib TMY3 file -> wide frame ``[8760 rows, timestamp + 10 channels]``."""
-    import pvlib
+    import pvlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     path = Path(pvlib.__file__).parent / "data" / "723170TYA.CSV"
     raw, _ = pvlib.iotools.read_tmy3(str(path), map_variables=True, coerce_year=2001)
