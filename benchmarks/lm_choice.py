@@ -7,7 +7,7 @@ Protocol. Questions are built from the held-out (``val``) split of the embedded 
 fixed seed: a context of ~100 bytes ending at a word boundary, the true next 30 bytes, and 3
 distractors of 30 bytes that start at a word boundary somewhere else in the held-out split (another
 document). The order of the 4 choices is shuffled. The masked model of ``lm_likelihood.py`` scores
-each choice with ``lm_core.scoring.choice_scores``:
+each choice with ``lm_core.text.scoring.choice_scores``:
 
 - ``likelihood``: Monte-Carlo ELBO of log p(choice | context), 32 stratified samples (--samples), the same
   random numbers for every choice, per token (length-normalised);

@@ -8,11 +8,11 @@ Protocol.
 1. A SYNTHETIC task with checkable answers: sort 8 random decimal digits,
    ``"s:53172890>"`` -> ``"01235789"`` (byte tokens; 8 answer tokens, so up to 8 tokens per
    forward are possible). A small masked DLM (bidirectional Transformer, byte tokenizer) is trained
-   through the library (``lm_core.commands.fit.run``, masked-diffusion ELBO on whole examples
+   through the library (``lm_core.train.run.run``, masked-diffusion ELBO on whole examples
    packed into batches) on freshly generated examples; the test problems are disjoint from
    training by construction (a different seed; exact duplicates are removed). Every sampler
    setting decodes the same test problems one at a time (batch 1, so NFE and TPF are per problem)
-   with ``lm_core.sampling.generate`` (greedy, temperature 0, one block of 8): exact-match accuracy,
+   with ``lm_core.text.generate.generate`` (greedy, temperature 0, one block of 8): exact-match accuracy,
    per-digit accuracy, mean NFE, TPF (tokens per forward) and tokens/s.
 2. Real text: the masked Shakespeare model of ``lm_likelihood.py`` continues held-out openings
    (32 prompt tokens, 64 new tokens in blocks of 32, temperature 1.0); generative perplexity of the
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
         [
             f"SYNTHETIC task: sort {N_DIGITS} random digits ('s:53172890>' -> '01235789'), byte tokens; "
             f"masked DLM d_model={SHAPE['d_model']}, {SHAPE['n_layers']} layers, trained via lm_core fit",
-            "decoding: lm_core.sampling.generate, batch 1 (NFE/TPF per problem), greedy, one block of 8",
+            "decoding: lm_core.text.generate.generate, batch 1 (NFE/TPF per problem), greedy, one block of 8",
             "real text: lm_likelihood's masked Shakespeare model, temperature 1.0; gen ppl under its "
             "matched AR model, unigram entropy beside it",
             f"torch threads {args.threads}, device cpu",

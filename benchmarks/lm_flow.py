@@ -12,7 +12,7 @@ cached (each stage reuses the checkpoints under ``.data/bench``).
 Protocol.
 
 - **Models.** Three denoisers of one Transformer shape (``benchmarks.lm_likelihood.SHAPE``:
-  d_model 192, 4 layers, 4 heads), trained through the library (``lm_core.commands.fit.run``) on
+  d_model 192, 4 layers, 4 heads), trained through the library (``lm_core.train.run.run``) on
   the embedded Shakespeare train split with the same BPE tokenizer, seed, optimiser, WSD schedule,
   number of optimiser steps and tokens per step (256 packed tokens):
 

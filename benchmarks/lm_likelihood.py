@@ -6,14 +6,14 @@
 Protocol. Two models of one shape (a benchmark-specific pair, smaller than configs/lm/small-*.yaml
 so that each trains in minutes on 2 shared cores): a bidirectional Transformer trained with the
 masked-diffusion ELBO and the same Transformer with a causal mask trained on next-token loss.
-Both are trained through the library (``lm_core.commands.fit.run``, Lightning) with the same seed:
+Both are trained through the library (``lm_core.train.run.run``, Lightning) with the same seed:
 same initial weights, same BPE tokenizer, same packed batches in the same order, same number of
 optimiser steps and the same WSD schedule. On the held-out (``val``) split of the embedded
 Shakespeare we report
 
-- the ELBO perplexity bound (``lm_core.scoring.elbo_perplexity``: rolling windows, stratified
+- the ELBO perplexity bound (``lm_core.text.scoring.elbo_perplexity``: rolling windows, stratified
   mask counts, >= 64 Monte-Carlo samples per window) with its 95 % interval,
-- the exact AR perplexity (``lm_core.scoring.ar_perplexity``) over the same windows and tokens,
+- the exact AR perplexity (``lm_core.text.scoring.ar_perplexity``) over the same windows and tokens,
 - their ratio (goal <= 1.3; MDLM reports about 1.31 at GPT-2 scale), and the per-document spread.
 
 The checkpoints go to ``.data/bench/lm_likelihood/<mode>/{masked,ar}`` (gitignored) and are reused
