@@ -41,7 +41,7 @@ from tsdiff.data.windows import (
     split_series,
 )
 from tsdiff.diffusion import ORDERS, SampleStats, sample_paths
-from tsdiff.encoding import context_scale
+from tsdiff.encoding import standardize, target_scale
 from tsdiff.features import feature_names, parse_freq
 from tsdiff.forecast import Forecast
 from tsdiff.lightning import TSDiffModule
@@ -410,9 +410,9 @@ class Forecaster:
         for key in ("calibration", "spread_calibration"):  # no stale scores of an earlier fit
             self.history.pop(key, None)
         batch = self._to_device(collate(val))
-        loc, scale = context_scale(batch["ctx"], batch["ctx_obs"])
-        y = ((batch["fut"] - loc) / scale).cpu().numpy()
-        obs = batch["fut_obs"].cpu().numpy()
+        loc, scale = target_scale(batch["ctx"], batch["ctx_obs"])  # float64; 0: degenerate
+        y = standardize(batch["fut"], loc, scale).cpu().numpy()
+        obs = (batch["fut_obs"] & (scale > 0)).cpu().numpy()  # degenerate paths are exact
         # the model's input batch, built once, not per grid value (``batch`` is it when joint)
         inputs = self.model_batch(val) if self.independent else batch
 
@@ -420,7 +420,7 @@ class Forecaster:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
             opts = self.sampler_options(temperature=temp)
             s, _ = self.sample_batch(inputs, n, generator=g, **opts)
-            return ((s - loc[:, None]) / scale[:, None]).cpu().numpy()
+            return standardize(s, loc[:, None], scale[:, None]).cpu().numpy()
 
         self.temperature, self.spread = 1.0, 1.0
         if what in ("temperature", "both"):
