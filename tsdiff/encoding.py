@@ -73,9 +73,11 @@ def target_scale(
     """Affine-equivariant mean and standard deviation of the observed context, in float64.
 
     ``loc`` is the mean (with one correction pass, so a level of 1e6 spreads keeps its digits),
-    ``scale`` the (population) standard deviation; no absolute floor. A degenerate context
-    (``scale <= rel_tol * |loc|``: constant, or a single observed point) gets ``scale = 0``:
-    :func:`standardize` maps it to z = 0 and ``z * scale + loc`` decodes every path to ``loc``.
+    ``scale`` the (population) standard deviation, computed relative to the largest deviation so
+    that no square under- or overflows (1e-300 or 1e300 keep their spread); no absolute floor.
+    A degenerate context (``scale <= rel_tol * |loc|``: constant, or a single observed point)
+    gets ``scale = 0``: :func:`standardize` maps it to z = 0 and ``z * scale + loc`` decodes
+    every path to ``loc``.
 
     Args:
         values: [B, L, C] context values (any float dtype; unobserved cells are ignored, NaN too).
@@ -89,7 +91,10 @@ def target_scale(
     n = obs.sum(dim=-2, keepdim=True).clamp(min=1)
     loc = v.sum(dim=-2, keepdim=True) / n
     loc = loc + ((v - loc) * obs).sum(dim=-2, keepdim=True) / n  # correction: sum(v - loc) ~ 0
-    scale = ((((v - loc) * obs) ** 2).sum(dim=-2, keepdim=True) / n).sqrt()
+    dev = (v - loc) * obs
+    big = dev.abs().amax(dim=-2, keepdim=True)  # std of dev / big: no square under/overflows
+    unit = dev / torch.where(big > 0, big, torch.ones_like(big))
+    scale = big * ((unit**2).sum(dim=-2, keepdim=True) / n).sqrt()
     scale = torch.where(scale <= rel_tol * loc.abs(), torch.zeros_like(scale), scale)
     none = observed.sum(dim=-2, keepdim=True) == 0
     loc = torch.where(none, torch.zeros_like(loc), loc)
