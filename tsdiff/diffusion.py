@@ -99,10 +99,11 @@ def sample_paths(
             active block are re-predicted and re-drawn each step, fed as soft embeddings; see
             :mod:`tsdiff.soft_commit`; same NFE; ``order`` must not be ``prob``).
         precision: ``32`` or ``bf16`` (the network runs under bfloat16 autocast; about 2.5x
-            faster on CPUs with AVX512-BF16 and on GPUs; logits and values stay float32).
+            faster on CPUs with AVX512-BF16 and on GPUs; logits stay float32).
 
     Returns:
-        samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
+        samples [B, S, H, C] in the data's units (float64: decoded as ``z * scale + loc`` with
+        float64 loc/scale), and the sampler's stats (nfe is per path).
     """
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
