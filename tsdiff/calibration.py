@@ -23,7 +23,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from tsdiff.model import target_scale
+from tsdiff.encoding import standardize
+from tsdiff.model import batch_target_scale
 
 #: lambda values tried by :func:`fit_spread` (scoring is cheap: one set of samples is reused).
 SPREAD_GRID = tuple(np.round(np.arange(0.5, 3.0001, 0.05), 2))
@@ -133,12 +134,12 @@ def calibrate(
         (temperature, spread, history entries: ``calibration`` and/or ``spread_calibration``,
         the score of every grid value).
     """
-    loc, scale = target_scale(batch)
-    y = ((batch["fut"] - loc) / scale).cpu().numpy()
-    obs = batch["fut_obs"].cpu().numpy()
+    loc, scale = batch_target_scale(batch)  # float64; scale 0: a degenerate (constant) context
+    y = standardize(batch["fut"], loc, scale).cpu().numpy()
+    obs = (batch["fut_obs"] & (scale > 0)).cpu().numpy()  # degenerate paths are exact
 
     def scaled(temp: float, n: int) -> np.ndarray:
-        return ((paths(temp, n) - loc[:, None]) / scale[:, None]).cpu().numpy()
+        return standardize(paths(temp, n), loc[:, None], scale[:, None]).cpu().numpy()
 
     temperature, spread, history = 1.0, 1.0, {}
     if what in ("temperature", "both"):

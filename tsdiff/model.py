@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lm_core.config import ModelConfig
 from lm_core.nn.transformer import KV, Transformer
-from tsdiff.encoding import BinEncoder, context_scale
+from tsdiff.encoding import BinEncoder, context_scale, standardize, target_scale
 
 
 @dataclass
@@ -123,9 +123,10 @@ def context_stats(x: Tensor, obs: Tensor) -> tuple[Tensor, Tensor]:
     return context_scale(x, obs)
 
 
-def target_scale(batch: dict) -> tuple[Tensor, Tensor]:
-    """loc, scale [B, 1, C] of the target channels of a window batch (windows.py shapes)."""
-    return context_stats(batch["ctx"], batch["ctx_obs"])
+def batch_target_scale(batch: dict) -> tuple[Tensor, Tensor]:
+    """float64 loc, scale [B, 1, C] of the target channels of a window batch (windows.py shapes):
+    :func:`tsdiff.encoding.target_scale` (scale 0 marks a degenerate, constant context)."""
+    return target_scale(batch["ctx"], batch["ctx_obs"])
 
 
 def to_data_units(z: Tensor, scaled: dict) -> Tensor:
@@ -171,15 +172,23 @@ class NumericDenoiser(nn.Module):
 
     # ----------------------------------------------------------------- scaling
     def scale_batch(self, batch: dict) -> dict:
-        """Adds loc/scale [B, 1, C] from the context, scaled fields z_ctx, z_fut, z_* covs, and,
+        """Adds loc/scale [B, 1, C] (float64, :func:`tsdiff.encoding.target_scale`) from the
+        context, scaled fields z_ctx, z_fut (float32), z_* covs, fut_obs without the horizons of
+        degenerate (constant-context) channels, and,
         with ``scale_features``, ``scale_stats`` [B, 2 * (C + Cp + Cf)] (asinh loc, log scale of
         every channel; only of the targets when covariates are scaled globally)."""
-        loc, scale = target_scale(batch)
+        # targets: float64 loc/scale (scale 0: degenerate context), z cast to float32 for the net
+        loc, scale = batch_target_scale(batch)
         out = dict(batch, loc=loc, scale=scale)
-        stats = [(loc, scale)]
-        out["z_ctx"] = ((batch["ctx"] - loc) / scale) * batch["ctx_obs"]
+        out["z_ctx"] = (standardize(batch["ctx"], loc, scale) * batch["ctx_obs"]).float()
         if "fut" in batch:
-            out["z_fut"] = (batch["fut"] - loc) / scale
+            out["z_fut"] = standardize(batch["fut"], loc, scale).float()
+        if "fut_obs" in batch:  # a degenerate channel's horizon is not learnable scale-free
+            out["fut_obs"] = batch["fut_obs"] & (scale > 0)
+        # absolute-level features (scale_features) keep the floored statistics of the targets
+        stats = []
+        if self.scale_proj is not None:
+            stats.append(context_scale(batch["ctx"].float(), batch["ctx_obs"]))
         for key, obs in (("pcov_ctx", "pcov_obs"),):
             if batch[key].shape[-1] > 0 and self.global_cov:
                 x = torch.nan_to_num(batch[key])

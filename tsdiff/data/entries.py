@@ -55,7 +55,7 @@ def entry_to_series(
     """
     item = str(entry.get("item_id", default_id))
     try:
-        target = np.asarray(entry["target"], dtype=np.float32)
+        target = np.asarray(entry["target"], dtype=np.float64)  # see encoding.target_scale
     except KeyError:
         raise DataError(f"item {item!r}: entry has no 'target'") from None
     except (TypeError, ValueError) as e:

@@ -41,7 +41,7 @@ class Series:
     """One item, on a regular ``freq`` grid.
 
     Attributes:
-        target: [T, C] float32, NaN where unobserved.
+        target: [T, C] float64 (any float dtype accepted), NaN where unobserved.
         time_feat: [T, F] calendar features.
         past_cov: [T, Cp] past-only covariates (NaN where unobserved).
         future_cov: [T, Cf] known-future covariates.
@@ -192,12 +192,12 @@ def frame_to_series(
         index = _regular_index(item, ts, freq, cols.timestamp, grid)
         g = g.set_index(cols.timestamp).reindex(index)
 
-        def arr(names, g=g, n=len(index)):
+        def arr(names, g=g, n=len(index), dtype=np.float32):
             if not names:
-                return np.zeros((n, 0), np.float32)
-            return g[names].to_numpy(dtype=np.float32)
+                return np.zeros((n, 0), dtype)
+            return g[names].to_numpy(dtype=dtype)
 
-        target = arr(cols.targets)
+        target = arr(cols.targets, dtype=np.float64)  # float64: see tsdiff.encoding.target_scale
         if np.isnan(target).all():
             raise DataError(f"item {item!r}: every target value is missing (NaN)")
         if len(index) < min_length:

@@ -2,10 +2,12 @@
 
 A window ending at ``end`` has context steps ``[end - L, end)`` and horizon steps
 ``[end, end + H)``. A context that starts before the series is left-padded with unobserved cells
-(observed = False), never with zeros passed off as data. Batch shapes (B windows):
+(observed = False), never with zeros passed off as data. Targets stay float64 up to the model's
+scaling (:func:`tsdiff.encoding.target_scale`), so a level of 1e6 spreads keeps its digits; the
+other arrays are float32. Batch shapes (B windows):
 
-    ctx, ctx_obs         [B, L, C]     target values (0 where unobserved) and observed mask
-    fut, fut_obs         [B, H, C]     horizon targets (training / backtests only)
+    ctx, ctx_obs         [B, L, C]     target values (0 where unobserved, float64) and observed mask
+    fut, fut_obs         [B, H, C]     horizon targets (float64; training / backtests only)
     tf_ctx, tf_fut       [B, L|H, F]   calendar features
     pcov_ctx, pcov_obs   [B, L, Cp]    past-only covariates
     fcov_ctx, fcov_fut   [B, L|H, Cf]  known-future covariates
@@ -26,10 +28,10 @@ from tsdiff.data.frames import DataError, Series
 from tsdiff.features import parse_freq, time_features
 
 
-def _slice(a: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of a [T, K] array, NaN-padded outside [0, T)."""
+def _slice(a: np.ndarray, start: int, stop: int, dtype=np.float32) -> np.ndarray:
+    """Rows [start, stop) of a [T, K] array as ``dtype``, NaN-padded outside [0, T)."""
     T, K = a.shape
-    out = np.full((stop - start, K), np.nan, dtype=np.float32)
+    out = np.full((stop - start, K), np.nan, dtype=dtype)
     lo, hi = max(start, 0), min(stop, T)
     if hi > lo:
         out[lo - start : hi - start] = a[lo:hi]
@@ -43,8 +45,8 @@ def future_index(series: Series, H: int, freq: str) -> pd.DatetimeIndex:
 
 def make_window(series: Series, end: int, L: int, H: int, freq: str) -> dict:
     """Arrays of one window (see module docstring; no batch dimension)."""
-    ctx = _slice(series.target, end - L, end)
-    fut = _slice(series.target, end, end + H)
+    ctx = _slice(series.target, end - L, end, np.float64)
+    fut = _slice(series.target, end, end + H, np.float64)
     T = len(series)
     tf = series.time_feat
     if end + H > T:  # horizon beyond the data: calendar features of the future timestamps
