@@ -36,7 +36,11 @@ def test_a_checkpoint_from_before_the_sections_loads_and_forecasts_the_same():
     )  # fmt: skip
     assert f.model.cfg.dropout == 0.1 and f.columns.targets == ["x"]
     samples = f.predict(frame(), num_samples=3, seed=0).samples
-    np.testing.assert_array_equal(samples, np.load(DATA / "ckpt_before_sections_samples.npy"))
+    # the saved samples came from float32 decoding; values are now scaled and decoded in float64
+    # (affine equivariance, tsdiff.encoding.target_scale): equal to float32's precision
+    np.testing.assert_allclose(
+        samples, np.load(DATA / "ckpt_before_sections_samples.npy"), rtol=2e-6, atol=1e-6
+    )
 
 
 def test_save_writes_the_flat_fields_and_loads_back(tmp_path):
