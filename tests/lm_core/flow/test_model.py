@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,25 +12,9 @@ from lm_core.checkpoint import save_checkpoint
 from lm_core.cli import main as cli_main
 from lm_core.config import FlowConfig, ModelConfig
 from lm_core.data.tokenizers import ByteTokenizer
-from lm_core.flow import FlowDenoiser, LatentCodec, load_flow_checkpoint
+from lm_core.flow import LatentCodec, load_flow_checkpoint
 from lm_core.flow.codec import unpack_rows
-from lm_core.flow.denoiser import denoiser_config
-
-TINY = str(Path(__file__).resolve().parents[3] / "configs" / "lm" / "tiny-flow.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _denoiser(d_latent=8, d_model=32, n_layers=1, self_condition=True, max_seq_len=32):
-    cfg = denoiser_config(ModelConfig(vocab_size=10, d_model=d_model, n_layers=n_layers, n_heads=2,
-                                      max_seq_len=max_seq_len))  # fmt: skip
-    return FlowDenoiser(cfg, d_latent, self_condition)
+from tests.lm_core.tiny import TINY_FLOW, tiny_denoiser
 
 
 def test_shapes_and_unpacking():
@@ -39,7 +22,7 @@ def test_shapes_and_unpacking():
     ids = torch.randint(0, 11, (3, 7))
     x = codec.encode(ids)
     assert x.shape == (3, 7, 6) and codec.decode_logits(x).shape == (3, 7, 11)
-    den = _denoiser(d_latent=6)
+    den = tiny_denoiser(d_latent=6)
     assert den.cfg.time_conditioning and den.cfg.vocab_size == 1
     out = den(
         torch.randn(3, 7, 6), torch.rand(3), x_sc=x, given=torch.zeros(3, 7, dtype=torch.bool)
@@ -56,7 +39,7 @@ def test_flow_checkpoints_from_before_encoder_features_load_as_hidden_only(tmp_p
     cfg = ModelConfig(vocab_size=259, d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
     save_checkpoint(tmp_path / "enc", Transformer(cfg), ByteTokenizer())
     out = tmp_path / "run"
-    assert cli_main(["fit", "--config", TINY, "--out_dir", str(out), "--trainer.progress_bar",
+    assert cli_main(["fit", "--config", TINY_FLOW, "--out_dir", str(out), "--trainer.progress_bar",
                      "false", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
                      "--objective.flow.codec_steps", "2", "--objective.flow.encoder_features",
                      "hidden", "--objective.flow.encoder_ckpt", str(tmp_path / "enc")]) == 0  # fmt: skip

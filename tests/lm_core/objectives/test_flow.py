@@ -3,34 +3,16 @@ identity, prompt draws, and a synthetic learning test."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from lm_core.config import FlowConfig, ModelConfig
+from lm_core.config import FlowConfig
 from lm_core.corruption import flow_interpolate
-from lm_core.flow import FlowDenoiser, LatentCodec
-from lm_core.flow.denoiser import denoiser_config
+from lm_core.flow import LatentCodec
 from lm_core.objectives.flow import draw_prompts, flow_matching_loss, velocity_weight
 from lm_core.solvers.flow import flow_sample
 from lm_core.train.codec import train_codec
-
-TINY = str(Path(__file__).resolve().parents[3] / "configs" / "lm" / "tiny-flow.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _denoiser(d_latent=8, d_model=32, n_layers=1, self_condition=True, max_seq_len=32):
-    cfg = denoiser_config(ModelConfig(vocab_size=10, d_model=d_model, n_layers=n_layers, n_heads=2,
-                                      max_seq_len=max_seq_len))  # fmt: skip
-    return FlowDenoiser(cfg, d_latent, self_condition)
+from tests.lm_core.tiny import tiny_denoiser
 
 
 def test_time_convention():
@@ -88,7 +70,7 @@ def test_flow_learns_a_synthetic_pattern():
     codec = LatentCodec(8, 4, d_encoder=8)
     train_codec(codec, [batch], steps=60, lr=0.03, stat_batches=1)
     assert (codec.decode(codec.encode(pattern[None])) == pattern).all()
-    den = _denoiser(d_latent=4, d_model=32, n_layers=2)
+    den = tiny_denoiser(d_latent=4, d_model=32, n_layers=2)
     opt = torch.optim.AdamW(den.parameters(), lr=1e-2)
     # decay to 0: at a constant 1e-2 the loss spikes now and then (seed-dependent, so the CPU's
     # summation order decided whether step 400 landed on a spike: accuracy 0.36-0.59 on 2 of 7

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from lm_core.solvers.flow import EulerODE, ReNoiseSDE, flow_sample
-
-TINY = str(Path(__file__).resolve().parents[3] / "configs" / "lm" / "tiny-flow.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("sampler", [EulerODE(), ReNoiseSDE(0.0), ReNoiseSDE(0.5), ReNoiseSDE(1.0)])

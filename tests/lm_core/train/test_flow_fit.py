@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import torch
 
 from lm_core import Transformer
@@ -13,21 +10,12 @@ from lm_core.cli import main as cli_main
 from lm_core.config import ModelConfig
 from lm_core.data.tokenizers import ByteTokenizer
 from lm_core.flow import load_flow_checkpoint
-
-TINY = str(Path(__file__).resolve().parents[3] / "configs" / "lm" / "tiny-flow.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.lm_core.tiny import TINY_FLOW
 
 
 def test_fit_generate_score_tiny_flow(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["fit", "--config", TINY, "--out_dir", str(out), "--trainer.progress_bar", "false",
+    args = ["fit", "--config", TINY_FLOW, "--out_dir", str(out), "--trainer.progress_bar", "false",
             "--trainer.max_steps", "12", "--trainer.val_check_interval", "6",
             "--objective.flow.codec_steps", "20"]  # fmt: skip
     assert cli_main(args) == 0
@@ -66,7 +54,7 @@ def test_fit_with_a_masked_dlm_encoder(tmp_path, capsys):
     cfg = ModelConfig(vocab_size=259, d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
     save_checkpoint(tmp_path / "enc", Transformer(cfg), ByteTokenizer())
     out = tmp_path / "run"
-    assert cli_main(["fit", "--config", TINY, "--out_dir", str(out), "--trainer.progress_bar",
+    assert cli_main(["fit", "--config", TINY_FLOW, "--out_dir", str(out), "--trainer.progress_bar",
                      "false", "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
                      "--objective.flow.codec_steps", "10",
                      "--objective.flow.encoder_ckpt", str(tmp_path / "enc")]) == 0  # fmt: skip
