@@ -109,3 +109,130 @@ def test_resume_auto_with_nothing_to_resume_starts_fresh(data, tmp_path):
     assert_same_weights(state(a), state(b))
     with pytest.raises(FileNotFoundError, match="resume: no checkpoint file"):
         Forecaster(**cfg).fit(data, target=["y"], resume=tmp_path / "nothing.ckpt")
+
+
+# ------------------------------------------------------------------------------ one writer
+def leftovers(folder: Path) -> list[str]:
+    """Temporary or moved-aside folders and files of writers, and lock files."""
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name
+                  or p.name == ".output.lock")  # fmt: skip
+
+
+def test_a_save_into_a_folder_another_writer_holds_fails_at_once(fitted, tmp_path):
+    out = tmp_path / "ck"
+    with output_lock(out):
+        with pytest.raises(OutputLockedError, match="another process .*is writing"):
+            fitted.save(out)
+        assert not (out / "config.json").exists()  # nothing was written meanwhile
+    fitted.save(out)
+    assert load_checkpoint(out).config == fitted.config
+    assert leftovers(tmp_path) == [] and leftovers(out) == []
+
+
+def test_concurrent_saves_in_threads_keep_one_whole_model(fitted, tmp_path):
+    out, errors, barrier = tmp_path / "ck", [], threading.Barrier(6)
+
+    def save():
+        barrier.wait()
+        for _ in range(5):
+            try:
+                fitted.save(out)
+            except OutputLockedError as e:
+                errors.append(str(e))
+
+    threads = [threading.Thread(target=save) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all("\n" not in e for e in errors)
+    assert load_checkpoint(out).config == fitted.config
+    assert leftovers(tmp_path) == [] and leftovers(out) == []
+
+
+def test_a_save_from_another_process_fails_while_this_one_holds_the_folder(fitted, tmp_path):
+    out = tmp_path / "ck"
+    fitted.save(out)
+    code = (
+        "import sys; from tsdiff import Forecaster; f = Forecaster.load(sys.argv[1]); "
+        "f.temperature = 9.0; f.save(sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with output_lock(out):
+        r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True,
+                           text=True, env=env, timeout=300)  # fmt: skip
+    assert r.returncode != 0 and "OutputLockedError" in r.stderr
+    assert f"{out}: another process (pid {os.getpid()}) is writing" in r.stderr
+    assert load_checkpoint(out).temperature == fitted.temperature  # the first model stays
+
+
+# ------------------------------------------------------------------------------ full / read-only
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_save_that_cannot_write_keeps_the_older_model_and_no_temporaries(
+    fitted, tmp_path, monkeypatch, code
+):
+    out = tmp_path / "ck"
+    fitted.save(out)
+    before = (out / "model.safetensors").read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tsdiff.store, "save_file", refuse)
+    with pytest.raises(OutputError, match=f"{out}: checkpoint not written \\({os.strerror(code)}"):
+        fitted.save(out)
+    assert (out / "model.safetensors").read_bytes() == before
+    assert leftovers(tmp_path) == [] and leftovers(out) == []
+
+
+def test_saved_folders_are_0755_and_files_0644(fitted, tmp_path):
+    out = fitted.save(tmp_path / "ck")
+    assert out.stat().st_mode & 0o777 == 0o755
+    for p in out.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o644, p
+
+
+# ------------------------------------------------------------------------------ corrupt checkpoints
+def corrupt_cases(good: Path) -> dict:
+    cfg = json.loads((good / "config.json").read_text())
+    weights = (good / "model.safetensors").read_bytes()
+    no_model = {k: v for k, v in cfg.items() if k != "model"}
+    bad_shape = {**cfg, "model": {**cfg["model"], "d_model": 32}}
+    bad_field = {**cfg, "forecaster": {**cfg["forecaster"], "warp": 1}}
+    return {  # name -> (config.json text, weights bytes, what the one line must say)
+        "config holds []": ("[]", weights, "config.json is corrupt \\(expected a JSON object"),
+        "config not JSON": ("{nope", weights, "config.json is corrupt \\(not JSON"),
+        "config truncated": (json.dumps(cfg)[:40], weights, "config.json is corrupt"),
+        "model field missing": (json.dumps(no_model), weights, "field 'model' missing"),
+        "unknown field": (json.dumps(bad_field), weights, "corrupt tsdiff config"),
+        "weights truncated": (json.dumps(cfg), weights[: len(weights) // 2], "model.safetensors"),
+        "weights empty": (json.dumps(cfg), b"", "model.safetensors"),
+        "weights not safetensors": (json.dumps(cfg), b"\x80\x04junk" * 40, "model.safetensors"),
+        "shapes do not fit": (json.dumps(bad_shape), weights, "has shape"),
+        "wrong format": (json.dumps({**cfg, "format": "lm_core"}), weights, "format 'lm_core'"),
+    }
+
+
+def test_every_corrupt_checkpoint_is_one_line_naming_the_file(fitted, tmp_path, capsys):
+    good = fitted.save(tmp_path / "good")
+    for i, (name, (text, weights, says)) in enumerate(corrupt_cases(good).items()):
+        bad = tmp_path / f"bad{i}"
+        bad.mkdir()
+        (bad / "config.json").write_text(text)
+        (bad / "model.safetensors").write_bytes(weights)
+        with pytest.raises(CheckpointError, match=says) as e:
+            Forecaster.load(bad)
+        msg = str(e.value)
+        assert "\n" not in msg and str(bad) in msg, name
+        assert "weights_only" not in msg, name
+        status = cli(["forecast", "--ckpt", str(bad), "--data", "x.csv", "--output", str(tmp_path / "o.csv")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and str(bad) in err, (name, err)
+        assert err.startswith("tsdiff forecast: error: "), name
+
+
+def test_a_missing_checkpoint_is_still_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a tsdiff checkpoint"):
+        Forecaster.load(tmp_path)
+    with pytest.raises(CheckpointError, match="not a tsdiff checkpoint"):
+        Forecaster.load(tmp_path)
