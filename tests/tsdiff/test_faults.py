@@ -8,20 +8,23 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import lightning as L
-import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+import tsdiff.forecaster
 import tsdiff.store
 import tsdiff.train
 from lm_core.checkpoint import CheckpointError, OutputError, OutputLockedError, output_lock
 from tests.tsdiff.tiny import sine_frame
 from tsdiff import Forecaster
 from tsdiff.cli import main as cli
+from tsdiff.commands.io import write_frame
 from tsdiff.store import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,3 +239,154 @@ def test_a_missing_checkpoint_is_still_a_file_not_found_error(tmp_path):
         Forecaster.load(tmp_path)
     with pytest.raises(CheckpointError, match="not a tsdiff checkpoint"):
         Forecaster.load(tmp_path)
+
+
+# ------------------------------------------------------------------------------ the commands
+TINY_YAML = str(ROOT / "configs" / "ts" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory, data) -> Path:
+    path = tmp_path_factory.mktemp("faults") / "data.csv"
+    data.to_csv(path, index=False)
+    return path
+
+
+def fit_argv(csv: Path, out: Path, *more: str) -> list[str]:
+    return ["fit", "--config", TINY_YAML, "--data", str(csv), "--target", "y", "--out", str(out),
+            "--max_steps", "6", "--checkpoint-every", "2", *more]  # fmt: skip
+
+
+def refuse_writes_in(monkeypatch, folder: Path, code: int) -> None:
+    """Every temporary file created in ``folder`` (or below) fails with OSError(code)."""
+    make = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve().is_relative_to(folder.resolve()):
+            raise OSError(code, os.strerror(code), str(dir))
+        return make(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def no_training(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(tsdiff.forecaster, "fit_module", fail)
+
+
+def one_error_line(capsys, cmd: str) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"tsdiff {cmd}: error: "), err
+    assert "Traceback" not in err and "weights_only" not in err
+    return lines[0]
+
+
+def test_fit_resume_auto_continues_a_killed_run_to_the_same_model(csv, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    assert cli(fit_argv(csv, tmp_path / "whole")) == 0
+    stopping_at(monkeypatch, 3)
+    with pytest.raises(RuntimeError, match="killed"):
+        cli(fit_argv(csv, tmp_path / "out"))
+    monkeypatch.undo()
+    assert (tmp_path / "out" / ".train" / "last.ckpt").is_file()  # step 2's work is kept
+    assert not (tmp_path / "out" / ".output.lock").exists()
+    assert cli(fit_argv(csv, tmp_path / "out", "--resume", "auto")) == 0
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "out")
+    assert_same_weights(a.model.state_dict(), b.model.state_dict())
+    assert (a.temperature, a.history) == (b.temperature, b.history)
+    # the finished folder: the model and fit.yaml, no work folder, lock or temporaries
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["config.json", "fit.yaml", "model.safetensors"]
+    assert leftovers(tmp_path) == []
+
+
+def test_fit_into_a_folder_another_fit_writes_fails_before_training(csv, tmp_path, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    out = tmp_path / "out"
+    no_training(monkeypatch)
+    with output_lock(out):
+        assert cli(fit_argv(csv, out)) == 2
+    assert "is writing this output folder" in one_error_line(capsys, "fit")
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.ENOSPC])
+def test_fit_checks_that_out_is_writable_before_training(csv, tmp_path, capsys, monkeypatch, code):
+    out = tmp_path / "out"
+    no_training(monkeypatch)
+    refuse_writes_in(monkeypatch, out, code)
+    assert cli(fit_argv(csv, out)) == 2
+    line = one_error_line(capsys, "fit")
+    assert f"{out}: the output folder is not writable ({os.strerror(code)})" in line
+    assert not out.exists()  # the folder the failed run created is gone again
+
+
+def test_fit_on_a_full_disk_stops_at_the_checkpoint_with_one_line(
+    csv, tmp_path, capsys, monkeypatch
+):
+    """The disk fills after the checkpoint of step 2: the run stops at step 4's with one line,
+    step 2's checkpoint is kept whole, and the run continues from it once there is room."""
+    out, calls, save = tmp_path / "out", [], torch.save
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(tsdiff.train.AtomicCheckpointIO, "save_checkpoint", _failing_save(fills_up))
+    assert cli(fit_argv(csv, out)) == 2
+    line = one_error_line(capsys, "fit")
+    assert "last.ckpt: checkpoint not written (No space left on device)" in line
+    assert leftovers(out / ".train") == [] and leftovers(out) == []
+    assert torch.load(out / ".train" / "last.ckpt", weights_only=True)["global_step"] == 2
+    monkeypatch.undo()
+    assert cli(fit_argv(csv, out, "--resume", "auto")) == 0
+    assert load_checkpoint(out).history["steps"] == 6
+
+
+def _failing_save(torch_save):
+    """AtomicCheckpointIO.save_checkpoint with ``torch.save`` replaced by ``torch_save``."""
+    real = tsdiff.train.AtomicCheckpointIO.save_checkpoint
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        keep = torch.save
+        torch.save = torch_save
+        try:
+            return real(self, checkpoint, path, storage_options)
+        finally:
+            torch.save = keep
+
+    return save_checkpoint
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+@pytest.mark.parametrize("cmd", ["forecast", "evaluate-json", "evaluate-plots", "rollout"])
+def test_commands_check_their_outputs_before_loading_or_sampling(tmp_path, capsys, monkeypatch,
+                                                                 cmd, code):  # fmt: skip
+    dest = tmp_path / "ro"
+    refuse_writes_in(monkeypatch, dest, code)
+    ck = str(tmp_path / "no-such-checkpoint")  # loading it would fail: the output check is first
+    argv = {
+        "forecast": ["forecast", "--ckpt", ck, "--data", "x.csv", "--output", str(dest / "f.csv")],
+        "evaluate-json": ["evaluate", "--ckpt", ck, "--data", "x.csv", "--json",
+                          str(dest / "m.json")],
+        "evaluate-plots": ["evaluate", "--ckpt", ck, "--data", "x.csv", "--plots", str(dest)],
+        "rollout": ["rollout", "--ckpt", ck, "--history", "h.csv", "--plans", "p.csv",
+                    "--horizon", "4", "--output", str(dest / "r.csv")],
+    }[cmd]  # fmt: skip
+    assert cli(argv) == 2
+    line = one_error_line(capsys, argv[0])
+    assert f"{dest}: the output folder is not writable ({os.strerror(code)})" in line
+
+
+def test_a_frame_write_on_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, monkeypatch):
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    with pytest.raises(OutputError, match="f.csv: not written \\(No space left on device\\)"):
+        write_frame(pd.DataFrame({"a": [1]}), tmp_path / "f.csv")
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ uninterrupted run. The finished forecaster replaces ``out`` whole, ``.train/`` i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -162,21 +163,28 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"--checkpoint-every: expected a positive integer, got {every!r}")
     out, resume = Path(out), ns["resume"]
-    work = out / WORK_DIR
-    with output_lock(out):  # writable and ours, before any data is read or step is trained
-        if resume is None and (work / "last.ckpt").is_file():
-            print(f"{work}: an interrupted run's checkpoint; starting afresh (--resume auto "
-                  "would continue it)")  # fmt: skip
-        df = read_frame(data.path)
-        df = drop_last_steps(
-            df, data.item_id, data.timestamp, data.holdout_windows * cfg.prediction_length,
-            cfg.freq,
-        )  # fmt: skip
-        f = Forecaster(cfg).fit(
-            df, target=targets_of(data.target), item_id=data.item_id, timestamp=data.timestamp,
-            checkpoint_dir=work, resume=resume, checkpoint_every=every,
-        )  # fmt: skip
-        path = f.save(out, {"fit.yaml": build_parser().dump(ns)}, lock=False)
+    work, fresh = out / WORK_DIR, not out.exists()
+    try:
+        with output_lock(out):  # writable and ours, before any data is read or step is trained
+            if resume is None and (work / "last.ckpt").is_file():
+                print(f"{work}: an interrupted run's checkpoint; starting afresh (--resume auto "
+                      "would continue it)")  # fmt: skip
+            df = read_frame(data.path)
+            df = drop_last_steps(
+                df, data.item_id, data.timestamp, data.holdout_windows * cfg.prediction_length,
+                cfg.freq,
+            )  # fmt: skip
+            f = Forecaster(cfg).fit(
+                df, target=targets_of(data.target), item_id=data.item_id,
+                timestamp=data.timestamp, checkpoint_dir=work, resume=resume,
+                checkpoint_every=every,
+            )  # fmt: skip
+            path = f.save(out, {"fit.yaml": build_parser().dump(ns)}, lock=False)
+    except BaseException:
+        for folder in (work, out) if fresh else (work,):  # no empty folders of a failed run
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: checkpoints of a started run stay
+        raise
     print(
         f"wrote {path}: {f.history.get('steps')} steps, targets {f.columns.targets}, "
         f"sampling temperature {f.temperature:g}, spread {f.spread:g}"
