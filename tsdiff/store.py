@@ -91,13 +91,20 @@ def save_checkpoint(
         for name, text in extra.items():
             (tmp / name).write_text(text, encoding="utf-8")
 
-    with output_lock(path) if lock else contextlib.nullcontext():
-        try:
-            return atomic_write_dir(path, write)
-        except OSError as e:
-            raise OutputError(f"{path}: checkpoint not written ({reason(e)})") from None
-        except SafetensorError as e:  # safetensors reports its own I/O errors
-            raise OutputError(f"{path}: checkpoint not written ({one_line(e)})") from None
+    fresh = not path.exists()
+    try:
+        with output_lock(path) if lock else contextlib.nullcontext():
+            try:
+                return atomic_write_dir(path, write)
+            except OSError as e:
+                raise OutputError(f"{path}: checkpoint not written ({reason(e)})") from None
+            except SafetensorError as e:  # safetensors reports its own I/O errors
+                raise OutputError(f"{path}: checkpoint not written ({one_line(e)})") from None
+    except BaseException:
+        if fresh and lock:  # the empty folder the lock created
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def _read_state(weights: Path, model: NumericDenoiser) -> dict[str, torch.Tensor]:

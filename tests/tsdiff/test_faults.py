@@ -188,6 +188,30 @@ def test_a_save_that_cannot_write_keeps_the_older_model_and_no_temporaries(
     assert leftovers(tmp_path) == [] and leftovers(out) == []
 
 
+def test_a_first_save_that_cannot_write_leaves_no_folder(fitted, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tsdiff.store, "save_file", full)
+    with pytest.raises(OutputError, match="No space left on device"):
+        fitted.save(tmp_path / "ck")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_checkpoint_files_are_one_line(fitted, tmp_path, monkeypatch):
+    out = fitted.save(tmp_path / "ck")
+
+    def forbidden(*args, **kwargs):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tsdiff.store, "load_file", forbidden)
+    with pytest.raises(CheckpointError, match=r"model.safetensors: cannot be read \(Permission"):
+        Forecaster.load(out)
+    monkeypatch.setattr(Path, "read_text", forbidden)
+    with pytest.raises(CheckpointError, match=rf"{out}: config.json cannot be read \(Permission"):
+        Forecaster.load(out)
+
+
 def test_saved_folders_are_0755_and_files_0644(fitted, tmp_path):
     out = fitted.save(tmp_path / "ck")
     assert out.stat().st_mode & 0o777 == 0o755
