@@ -66,7 +66,7 @@ class DataConfig:
 
 def build_parser():
     """The jsonargparse parser of ``tsdiff fit`` (attribute docstrings are its help)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings  # noqa: PLC0415
 
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     p = ArgumentParser(
@@ -102,7 +102,7 @@ def _rewrite(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str] | None) -> tuple[ForecasterConfig, DataConfig, str, object]:
     """argv -> (ForecasterConfig, DataConfig, out, namespace); one-line ValueError on bad input."""
-    from jsonargparse import ArgumentError
+    from jsonargparse import ArgumentError  # noqa: PLC0415
 
     parser = build_parser()
     try:
