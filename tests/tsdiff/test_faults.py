@@ -6,11 +6,13 @@ place by ``EROFS`` / ``EACCES`` (CI runs as root: ``chmod`` protects nothing the
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 
 import lightning as L
 import pandas as pd
@@ -414,3 +416,42 @@ def test_a_frame_write_on_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_pa
     with pytest.raises(OutputError, match="f.csv: not written \\(No space left on device\\)"):
         write_frame(pd.DataFrame({"a": [1]}), tmp_path / "f.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_resumes_after_kill_9(csv, tmp_path):
+    """A real kill -9 of ``tsdiff fit`` (in whatever state it is, a checkpoint write included):
+    ``--resume auto`` takes the lock over and ends with the uninterrupted run's model."""
+    torch.set_num_threads(1)
+    out, steps = tmp_path / "out", "120"
+    argv = [sys.executable, "-m", "tsdiff.cli", *fit_argv(csv, out, "--max_steps", steps)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / ".train" / "last.ckpt").is_file() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        time.sleep(0.2)  # somewhere in the next steps, maybe in a checkpoint write
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    step = torch.load(out / ".train" / "last.ckpt", weights_only=True)["global_step"]
+    assert 2 <= step < 120
+    assert cli(fit_argv(csv, out, "--max_steps", steps, "--resume", "auto")) == 0
+    assert cli(fit_argv(csv, tmp_path / "whole", "--max_steps", steps)) == 0
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(out)
+    assert_same_weights(a.model.state_dict(), b.model.state_dict())
+    assert a.temperature == b.temperature
+    assert leftovers(tmp_path) == [] and leftovers(out) == []
+
+
+def test_fit_resume_from_an_unsafe_or_truncated_checkpoint_is_one_line(csv, tmp_path, capsys):
+    evil, cut = tmp_path / "evil.ckpt", tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {}, "payload": PurePosixPath("/etc/passwd")}, evil)
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, cut)
+    cut.write_bytes(cut.read_bytes()[:500])
+    for ckpt, says in ((evil, "refused"), (cut, "unreadable checkpoint")):
+        assert cli(fit_argv(csv, tmp_path / "out", "--resume", str(ckpt))) == 2
+        line = one_error_line(capsys, "fit")
+        assert f"{ckpt}: {says}" in line
