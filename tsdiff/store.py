@@ -91,7 +91,7 @@ def save_checkpoint(
         for name, text in extra.items():
             (tmp / name).write_text(text, encoding="utf-8")
 
-    fresh = not path.exists()
+    fresh = missing_folders(path)
     try:
         with output_lock(path) if lock else contextlib.nullcontext():
             try:
@@ -101,10 +101,22 @@ def save_checkpoint(
             except SafetensorError as e:  # safetensors reports its own I/O errors
                 raise OutputError(f"{path}: checkpoint not written ({one_line(e)})") from None
     except BaseException:
-        if fresh and lock:  # the empty folder the lock created
-            with contextlib.suppress(OSError):
-                path.rmdir()
+        if lock:  # the empty folders the lock created
+            remove_empty(fresh)
         raise
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first: what creating
+    ``path`` creates (:func:`remove_empty` takes them back after a failure)."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is an empty folder; others stay."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _read_state(weights: Path, model: NumericDenoiser) -> dict[str, torch.Tensor]:

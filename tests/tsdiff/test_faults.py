@@ -196,7 +196,7 @@ def test_a_first_save_that_cannot_write_leaves_no_folder(fitted, tmp_path, monke
 
     monkeypatch.setattr(tsdiff.store, "save_file", full)
     with pytest.raises(OutputError, match="No space left on device"):
-        fitted.save(tmp_path / "ck")
+        fitted.save(tmp_path / "runs" / "ck")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -340,13 +340,13 @@ def test_fit_into_a_folder_another_fit_writes_fails_before_training(csv, tmp_pat
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.ENOSPC])
 def test_fit_checks_that_out_is_writable_before_training(csv, tmp_path, capsys, monkeypatch, code):
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / "out"
     no_training(monkeypatch)
     refuse_writes_in(monkeypatch, out, code)
     assert cli(fit_argv(csv, out)) == 2
     line = one_error_line(capsys, "fit")
     assert f"{out}: the output folder is not writable ({os.strerror(code)})" in line
-    assert not out.exists()  # the folder the failed run created is gone again
+    assert list(tmp_path.iterdir()) == []  # the folders the failed run created are gone again
 
 
 def test_fit_on_a_full_disk_stops_at_the_checkpoint_with_one_line(

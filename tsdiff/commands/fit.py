@@ -21,7 +21,6 @@ uninterrupted run. The finished forecaster replaces ``out`` whole, ``.train/`` i
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tsdiff.commands.io import read_frame
 from tsdiff.config import ForecasterConfig
 from tsdiff.features import parse_freq
 from tsdiff.forecaster import Forecaster
+from tsdiff.store import missing_folders, remove_empty
 
 ALIASES = {
     "--data": "--data.path",
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"--checkpoint-every: expected a positive integer, got {every!r}")
     out, resume = Path(out), ns["resume"]
-    work, fresh = out / WORK_DIR, not out.exists()
+    work, fresh = out / WORK_DIR, missing_folders(out)
     try:
         with output_lock(out):  # writable and ours, before any data is read or step is trained
             if resume is None and (work / "last.ckpt").is_file():
@@ -180,10 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint_every=every,
             )  # fmt: skip
             path = f.save(out, {"fit.yaml": build_parser().dump(ns)}, lock=False)
-    except BaseException:
-        for folder in (work, out) if fresh else (work,):  # no empty folders of a failed run
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty: checkpoints of a started run stay
+    except BaseException:  # no empty folders of a failed run; a started run's checkpoints stay
+        remove_empty([work, *fresh])
         raise
     print(
         f"wrote {path}: {f.history.get('steps')} steps, targets {f.columns.targets}, "
