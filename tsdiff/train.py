@@ -66,12 +66,16 @@ class TSDiffModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = NumericDenoiser(TSModelConfig(**model_config))
 
-    def step_seed(self, step: int) -> int:
-        """The seed of training step ``step``'s random numbers: a function of (seed, step)."""
-        return (int(self.hparams.seed) * 1_000_003 + int(step) + 1) % (2**61 - 1)
+    def step_seed(self, step: int, rank: int = 0) -> int:
+        """The seed of training step ``step``'s random numbers on process ``rank``: a function
+        of (seed, step, rank) only, so that a resumed run draws what an uninterrupted one does."""
+        s = int(self.hparams.seed)
+        for k in (step, rank):
+            s = (s * 1_000_003 + int(k) + 1) % (2**61 - 1)
+        return s
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        torch.manual_seed(self.step_seed(self.global_step))  # loss noise and dropout of step k
+        torch.manual_seed(self.step_seed(self.global_step, self.global_rank))  # noise, dropout
         loss, stats = training_loss(self.model, batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0])
         self.log("masked_frac", stats["masked_frac"], batch_size=batch["ctx"].shape[0])
@@ -265,14 +269,9 @@ def build_trainer(
     c = config
     ckpt = {}
     if checkpoint_dir is not None:
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int):
-            raise ValueError(
-                f"checkpoint_every: expected a positive integer, got {checkpoint_every!r}"
-            )
-        if checkpoint_every < 1:
-            raise ValueError(
-                f"checkpoint_every: expected a positive integer, got {checkpoint_every}"
-            )
+        n = checkpoint_every
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"checkpoint_every: expected a positive integer, got {n!r}")
         every = ModelCheckpoint(
             dirpath=checkpoint_dir, save_last=True, save_top_k=0,
             every_n_train_steps=checkpoint_every,
@@ -306,8 +305,10 @@ def fit_module(
     """Train ``module`` in place; returns the history: {"steps", "final_lr"}.
 
     ``checkpoint_dir``: write Lightning's ``last.ckpt`` there every ``checkpoint_every`` steps.
-    ``resume``: None (start fresh; older checkpoints in ``checkpoint_dir`` are removed), ``"auto"`` (``checkpoint_dir/last.ckpt`` when present, else
-    fresh) or a ``last.ckpt`` file; see :func:`resume_checkpoint`. A resumed run ends with the
+    ``resume``: None (start fresh; older checkpoints in ``checkpoint_dir`` are removed),
+    ``"auto"`` (``checkpoint_dir/last.ckpt`` when present, else fresh) or a ``last.ckpt`` file
+    (new checkpoints then go to its folder unless ``checkpoint_dir`` says otherwise); see
+    :func:`resume_checkpoint`. A resumed run ends with the
     weights of an uninterrupted one (same config and seed). Checkpoints are loaded with
     ``weights_only=True``: no pickled code runs; an unreadable one is reported in one line and
     its predecessor (``last-prev.ckpt``) is used instead."""
