@@ -69,10 +69,8 @@ class TSDiffModule(L.LightningModule):
     def step_seed(self, step: int, rank: int = 0) -> int:
         """The seed of training step ``step``'s random numbers on process ``rank``: a function
         of (seed, step, rank) only, so that a resumed run draws what an uninterrupted one does."""
-        s = int(self.hparams.seed)
-        for k in (step, rank):
-            s = (s * 1_000_003 + int(k) + 1) % (2**61 - 1)
-        return s
+        s = (int(self.hparams.seed) * 1_000_003 + int(step) + 1) % (2**61 - 1)
+        return (s * 1_000_003 + int(rank)) % (2**61 - 1) if rank else s
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         torch.manual_seed(self.step_seed(self.global_step, self.global_rank))  # noise, dropout
