@@ -5,14 +5,19 @@
     tsdiff evaluate --ckpt DIR --data FILE --windows 7 [--json m.json] [--plots DIR]
     tsdiff rollout --ckpt DIR --history FILE --plans FILE --horizon 96 --output FILE [--plots DIR]
 
-Errors in the user's data or flags (``DataError``, ``ValueError``, ``FileNotFoundError``) print one
-line, ``tsdiff <cmd>: error: ...``, and exit with status 2 (no traceback).
+Errors in the user's data, flags, checkpoints or output places print one line, ``tsdiff <cmd>:
+error: ...``, and exit with status 2 (no traceback): ``DataError`` / ``ValueError``,
+``FileNotFoundError``, :class:`~lm_core.checkpoint.CheckpointError` (a missing, corrupt or
+truncated checkpoint), :class:`~lm_core.outputs.OutputError` (an output folder that is read-only,
+full, or locked by another writer) and any other ``OSError`` (named file and OS reason).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from lm_core.outputs import OutputError, one_line
 
 COMMANDS = {
     "fit": "train a forecaster from a YAML config and a long CSV/parquet frame",
@@ -41,8 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"tsdiff.commands.{name}")
     try:
         return int(module.main(rest) or 0)
-    except (ValueError, FileNotFoundError) as e:  # DataError is a ValueError
+    except (ValueError, OutputError) as e:  # DataError, CheckpointError are ValueErrors
         msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"tsdiff {name}: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # FileNotFoundError, a full disk, a read-only or forbidden place
+        where = f"{e.filename}: " if e.filename else ""
+        msg = where + (e.strerror or one_line(e))
         print(f"tsdiff {name}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -124,8 +124,17 @@ class Forecaster:
         target: str | list[str] | None = None,
         item_id: str = "item_id",
         timestamp: str = "timestamp",
+        checkpoint_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+        checkpoint_every: int = 100,
     ) -> Forecaster:
-        """Train on every window of ``df`` (a long frame; see tsdiff.data.frames)."""
+        """Train on every window of ``df`` (a long frame; see tsdiff.data.frames).
+
+        ``checkpoint_dir``: write Lightning's ``last.ckpt`` there every ``checkpoint_every``
+        steps (atomically; the one before kept as ``last-prev.ckpt``). ``resume``: ``"auto"``
+        continues from ``checkpoint_dir/last.ckpt`` when there is one (else starts fresh), a
+        file path continues from that checkpoint; the result equals an uninterrupted fit of the
+        same data, config and seed (calibration included). Default: no files, a fresh start."""
         c = self.config
         self.columns = self._columns(df, target, item_id, timestamp)
         self.categories = category_vocab(df, self.columns.static_cat)
@@ -134,7 +143,10 @@ class Forecaster:
         train_series, val = holdout(series, c) if c.calibrate else (series, [])
         cards = [len(self.categories[col]) for col in self.columns.static_cat]
         module = build_module(c, model_config(c, series, cards))
-        self.history = fit_module(module, train_loader(train_series, c), c)
+        self.history = fit_module(
+            module, train_loader(train_series, c), c, checkpoint_dir=checkpoint_dir,
+            resume=resume, checkpoint_every=checkpoint_every,
+        )  # fmt: skip
         self.model = module.model.to(self.device).eval()
         self.temperature, self.spread = 1.0, 1.0
         if val:
@@ -339,16 +351,20 @@ class Forecaster:
         }
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write config.json and model.safetensors into directory ``path`` (atomically;
-        :func:`tsdiff.store.save_checkpoint`)."""
+    def save(
+        self, path: str | Path, files: dict[str, str] | None = None, *, lock: bool = True
+    ) -> Path:
+        """Write config.json, model.safetensors and ``files`` (name -> text) into directory
+        ``path``, all or nothing, holding the folder's lock (``lock=False``: the caller holds
+        it); a second writer of ``path`` gets :class:`lm_core.checkpoint.OutputLockedError`
+        (:func:`tsdiff.store.save_checkpoint`)."""
         self._check_fitted()
         ck = Checkpoint(
             config=self.config, model=self.model, columns=self.columns,
             temperature=self.temperature, spread=self.spread, history=self.history,
             categories=self.categories,
         )  # fmt: skip
-        return save_checkpoint(path, ck)
+        return save_checkpoint(path, ck, files, lock=lock)
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:

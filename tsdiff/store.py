@@ -1,22 +1,31 @@
 """A fitted forecaster on disk: ``config.json`` (plain JSON) and ``model.safetensors``.
 
 :func:`save_checkpoint` writes both into a directory atomically (a temporary directory, then a
-rename: :func:`lm_core.checkpoint.atomic_write_dir`); :func:`load_checkpoint` reads them back
-(safetensors: no code is executed). The ``forecaster`` entry holds the flat
-:class:`~tsdiff.config.ForecasterConfig` fields, as it always has, so checkpoints written
-before the config was split into sections still load.
+rename: :func:`lm_core.checkpoint.atomic_write_dir`; folders 0755, files 0644) while holding the
+folder's lock file (:func:`lm_core.checkpoint.output_lock`): a second writer of the same folder,
+in this or another process, fails at once with :class:`~lm_core.checkpoint.OutputLockedError`
+and never replaces the first one's model. :func:`load_checkpoint` reads them back (safetensors:
+no code is executed). Every problem becomes one line naming the file: an
+:class:`~lm_core.checkpoint.OutputError` on writing (full disk, read-only, permission), a
+:class:`~lm_core.checkpoint.CheckpointError` on reading (missing files, corrupt or truncated JSON
+or safetensors, missing or ill-typed fields, weights that do not fit the config). The
+``forecaster`` entry holds the flat :class:`~tsdiff.config.ForecasterConfig` fields, as it
+always has, so checkpoints written before the config was split into sections still load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from lm_core.checkpoint import atomic_write_dir
+from lm_core.checkpoint import CheckpointError, check_shapes, read_json_object, safe_member
+from lm_core.outputs import OutputError, atomic_write_dir, one_line, output_lock, reason
 from tsdiff.config import ForecasterConfig
 from tsdiff.data.frames import Columns
 from tsdiff.model import NumericDenoiser, TSModelConfig
@@ -24,6 +33,11 @@ from tsdiff.model import NumericDenoiser, TSModelConfig
 FORMAT = "tsdiff"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    """The folder is not there or lacks ``config.json`` / ``model.safetensors`` (one line; also a
+    FileNotFoundError, as callers of earlier versions expect)."""
 
 
 @dataclass
@@ -39,8 +53,21 @@ class Checkpoint:
     categories: dict[str, list[str]] = field(default_factory=dict)
 
 
-def save_checkpoint(path: str | Path, ck: Checkpoint) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into directory ``path`` (atomically)."""
+def save_checkpoint(
+    path: str | Path,
+    ck: Checkpoint,
+    files: dict[str, str] | None = None,
+    *,
+    lock: bool = True,
+) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and ``files`` (name -> text, e.g. the
+    ``fit.yaml`` of ``tsdiff fit``) into directory ``path``, all or nothing.
+
+    ``lock``: hold ``path``'s output lock while writing (False: the caller holds it already).
+    Raises :class:`OutputLockedError` when another writer holds it, :class:`OutputError` (one
+    line naming ``path`` and the OS reason) when the folder cannot be written; either way an
+    older ``path`` stays as it was and no temporary folder is left behind."""
+    path = Path(path)
     meta = {
         "format": FORMAT,
         "forecaster": asdict(ck.config),
@@ -51,41 +78,123 @@ def save_checkpoint(path: str | Path, ck: Checkpoint) -> Path:
         "history": ck.history,
         "categories": ck.categories,
     }
-    state = {k: v.contiguous() for k, v in ck.model.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in ck.model.state_dict().items()}
+    extra = dict(files or {})
+    for name in extra:
+        safe_member(path, name, f"{path}: extra file")
+        if name in (CONFIG_FILE, WEIGHTS_FILE):
+            raise ValueError(f"{path}: extra file {name!r} would replace the checkpoint's own")
 
     def write(tmp: Path) -> None:
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        for name, text in extra.items():
+            (tmp / name).write_text(text, encoding="utf-8")
 
-    return atomic_write_dir(Path(path), write)
+    fresh = missing_folders(path)
+    try:
+        with output_lock(path) if lock else contextlib.nullcontext():
+            try:
+                return atomic_write_dir(path, write)
+            except OSError as e:
+                raise OutputError(f"{path}: checkpoint not written ({reason(e)})") from None
+            except SafetensorError as e:  # safetensors reports its own I/O errors
+                raise OutputError(f"{path}: checkpoint not written ({one_line(e)})") from None
+    except BaseException:
+        if lock:  # the empty folders the lock created
+            remove_empty(fresh)
+        raise
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first: what creating
+    ``path`` creates (:func:`remove_empty` takes them back after a failure)."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is an empty folder; others stay."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _read_state(weights: Path, model: NumericDenoiser) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(weights), framework="pt") as sf:
+            shapes = {k: tuple(sf.get_slice(k).get_shape()) for k in sf.keys()}  # noqa: SIM118
+        state = load_file(str(weights))
+    except OSError as e:
+        raise CheckpointError(f"{weights}: cannot be read ({reason(e)})") from None
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{weights}: corrupt safetensors file ({one_line(e)})") from None
+    check_shapes(shapes, model, str(weights))
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{weights}: weights do not match {CONFIG_FILE} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return state
+
+
+def _section(meta: dict, key: str, where: Path) -> dict:
+    value = meta.get(key)
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{where}: field {key!r} missing or not an object (got {type(value).__name__})"
+        )
+    return value
+
+
+def _number(meta: dict, key: str, where: Path) -> float:
+    value = meta.get(key, 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise CheckpointError(f"{where}: field {key!r}: expected a positive number, got {value!r}")
+    return float(value)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | None = None) -> Checkpoint:
     """Read a directory written by :func:`save_checkpoint`; the model in eval mode on
-    ``device`` (default: where the config's accelerator says)."""
+    ``device`` (default: the CPU).
+
+    Raises :class:`MissingCheckpointError` when the folder or one of its two files is missing,
+    :class:`CheckpointError` (one line naming the file and the problem) for everything else."""
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(
+    cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not cfg_file.is_file() or not weights.is_file():
+        raise MissingCheckpointError(
             f"{path}: not a tsdiff checkpoint (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
+    meta = read_json_object(cfg_file, str(path))
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{cfg_file}: not a tsdiff checkpoint (format {meta.get('format')!r}, "
+            f"expected {FORMAT!r})"
+        )
+    parts = {k: _section(meta, k, cfg_file) for k in ("forecaster", "model", "columns")}
     try:
-        meta = json.loads((path / CONFIG_FILE).read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
-        config = ForecasterConfig(**meta["forecaster"])
-        columns = Columns(**meta["columns"])
-        model = NumericDenoiser(TSModelConfig(**meta["model"]))
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{path}: corrupt tsdiff checkpoint ({e})") from e
+        config = ForecasterConfig(**parts["forecaster"])
+        columns = Columns(**parts["columns"])
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            shaped = NumericDenoiser(TSModelConfig(**parts["model"]))
+    except (ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{cfg_file}: corrupt tsdiff config ({one_line(e)})") from None
+    state = _read_state(weights, shaped)
+    model = NumericDenoiser(TSModelConfig(**parts["model"]))
+    model.load_state_dict(state)
+    history, categories = meta.get("history", {}), meta.get("categories", {})
+    if not isinstance(history, dict) or not isinstance(categories, dict):
+        raise CheckpointError(f"{cfg_file}: fields 'history' and 'categories' must be objects")
     if device is not None:
         model.to(device)
     return Checkpoint(
         config=config,
         model=model.eval(),
         columns=columns,
-        temperature=float(meta.get("temperature", 1.0)),
-        spread=float(meta.get("spread", 1.0)),
-        history=meta.get("history", {}),
-        categories=meta.get("categories", {}),
+        temperature=_number(meta, "temperature", cfg_file),
+        spread=_number(meta, "spread", cfg_file),
+        history=history,
+        categories=categories,
     )

@@ -8,20 +8,32 @@ horizon cells; flow: the velocity loss); the module only calls it. The optimiser
 lm_core's warmup-stable-decay schedule. Under a wall-clock budget (``Trainer(max_time=...)``) the
 schedule follows the share of the budget spent as well as the step count, so a run cut by time
 still ends its learning-rate decay.
+
+Exact resume: the random numbers of training step ``k`` (loss noise, dropout) are drawn after
+seeding with a function of (seed, k), and batch ``k`` holds training windows ``k * B .. k * B +
+B - 1``, each a fixed draw of (seed, index) (:class:`tsdiff.data.windows.TrainWindows`). With a
+checkpoint folder (:func:`fit_module`), Lightning's ``last.ckpt`` is written there every
+``checkpoint_every`` steps (atomically, the one before kept as ``last-prev.ckpt``:
+:class:`lm_core.train.checkpoint_io.AtomicCheckpointIO`), and a run resumed from it continues
+with the next batch: it ends with the same weights as a run that was never interrupted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from torch.utils.data import DataLoader
 
+from lm_core.checkpoint import previous_path
 from lm_core.schedule import wsd_scheduler
+from lm_core.train.callbacks import ResumableLoader
+from lm_core.train.checkpoint_io import AtomicCheckpointIO
 from tsdiff.config import ForecasterConfig
 from tsdiff.data.frames import Series
 from tsdiff.data.windows import TrainWindows, collate, make_window, split_series
@@ -48,12 +60,20 @@ class TSDiffModule(L.LightningModule):
         weight_decay: float = 0.01,
         max_steps: int = 1000,
         warmup_steps: int = 50,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = NumericDenoiser(TSModelConfig(**model_config))
 
+    def step_seed(self, step: int, rank: int = 0) -> int:
+        """The seed of training step ``step``'s random numbers on process ``rank``: a function
+        of (seed, step, rank) only, so that a resumed run draws what an uninterrupted one does."""
+        s = (int(self.hparams.seed) * 1_000_003 + int(step) + 1) % (2**61 - 1)
+        return (s * 1_000_003 + int(rank)) % (2**61 - 1) if rank else s
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        torch.manual_seed(self.step_seed(self.global_step, self.global_rank))  # noise, dropout
         loss, stats = training_loss(self.model, batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0])
         self.log("masked_frac", stats["masked_frac"], batch_size=batch["ctx"].shape[0])
@@ -155,7 +175,7 @@ def build_module(config: ForecasterConfig, mcfg: TSModelConfig) -> TSDiffModule:
     """The LightningModule of a fresh denoiser with the optimiser settings of ``config``."""
     warmup = min(100, config.max_steps // 10)
     return TSDiffModule(mcfg.to_dict(), lr=config.lr, max_steps=config.max_steps,
-                        warmup_steps=warmup)  # fmt: skip
+                        warmup_steps=warmup, seed=config.seed)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- data
@@ -215,9 +235,46 @@ def train_loader(series: list[Series], config: ForecasterConfig) -> DataLoader:
 
 
 # ---------------------------------------------------------------------------- trainer
-def build_trainer(config: ForecasterConfig) -> L.Trainer:
-    """The Trainer of :func:`fit_module`: max_steps / max_time_s, no logger, no checkpoints."""
+LAST = "last.ckpt"
+"""Lightning's checkpoint of the latest step in a checkpoint folder (``last-prev.ckpt``: the one
+before)."""
+
+
+def resume_checkpoint(resume: str | Path | None, checkpoint_dir: str | Path | None) -> str | None:
+    """The checkpoint a fit continues from: None for ``resume`` None (a fresh start);
+    ``checkpoint_dir/last.ckpt`` for ``"auto"`` when there is one (or its previous one), else
+    None; else the file ``resume`` (FileNotFoundError naming it when neither it nor its
+    ``-prev`` file exists)."""
+    if resume is None:
+        return None
+    if str(resume) == "auto":
+        if checkpoint_dir is None:
+            raise ValueError("resume: 'auto' needs a checkpoint folder to look in")
+        last = Path(checkpoint_dir) / LAST
+        return str(last) if last.is_file() or previous_path(last).is_file() else None
+    if not Path(resume).is_file() and not previous_path(resume).is_file():
+        raise FileNotFoundError(f"resume: no checkpoint file {str(resume)!r}")
+    return str(resume)
+
+
+def build_trainer(
+    config: ForecasterConfig,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
+) -> L.Trainer:
+    """The Trainer of :func:`fit_module`: max_steps / max_time_s, no logger; with a
+    ``checkpoint_dir``, ``last.ckpt`` there every ``checkpoint_every`` steps (atomic writes)."""
     c = config
+    ckpt = {}
+    if checkpoint_dir is not None:
+        n = checkpoint_every
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"checkpoint_every: expected a positive integer, got {n!r}")
+        every = ModelCheckpoint(
+            dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+            every_n_train_steps=checkpoint_every,
+        )  # fmt: skip
+        ckpt = {"callbacks": [every], "plugins": [AtomicCheckpointIO()]}
     return L.Trainer(
         max_steps=c.max_steps,
         max_time={"seconds": c.max_time_s} if c.max_time_s else None,
@@ -225,19 +282,47 @@ def build_trainer(config: ForecasterConfig) -> L.Trainer:
         devices=c.devices,
         precision=c.precision,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint_dir is not None,
         enable_progress_bar=c.progress,
         enable_model_summary=False,
         gradient_clip_val=1.0,
+        default_root_dir=checkpoint_dir,
+        **ckpt,
     )
 
 
-def fit_module(module: TSDiffModule, loader: DataLoader, config: ForecasterConfig) -> dict:
-    """Train ``module`` in place; returns the history: {"steps", "final_lr"}."""
-    trainer = build_trainer(config)
+def fit_module(
+    module: TSDiffModule,
+    loader: DataLoader,
+    config: ForecasterConfig,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    checkpoint_every: int = 100,
+) -> dict:
+    """Train ``module`` in place; returns the history: {"steps", "final_lr"}.
+
+    ``checkpoint_dir``: write Lightning's ``last.ckpt`` there every ``checkpoint_every`` steps.
+    ``resume``: None (start fresh; older checkpoints in ``checkpoint_dir`` are removed),
+    ``"auto"`` (``checkpoint_dir/last.ckpt`` when present, else fresh) or a ``last.ckpt`` file
+    (new checkpoints then go to its folder unless ``checkpoint_dir`` says otherwise); see
+    :func:`resume_checkpoint`. A resumed run ends with the
+    weights of an uninterrupted one (same config and seed). Checkpoints are loaded with
+    ``weights_only=True``: no pickled code runs; an unreadable one is reported in one line and
+    its predecessor (``last-prev.ckpt``) is used instead."""
+    if resume is not None and checkpoint_dir is None and str(resume) != "auto":
+        checkpoint_dir = Path(resume).parent
+    ckpt = resume_checkpoint(resume, checkpoint_dir)
+    trainer = build_trainer(config, checkpoint_dir, checkpoint_every)
+    if checkpoint_dir is not None and ckpt is None:  # a fresh run: no fallback to another run's
+        for old in (Path(checkpoint_dir) / LAST, previous_path(Path(checkpoint_dir) / LAST)):
+            old.unlink(missing_ok=True)
+    if checkpoint_dir is not None:  # batch k is batch k of the loader, also after a resume
+        loader = ResumableLoader(loader, trainer, seed=config.seed, shuffle=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        trainer.fit(module, loader)
+        warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
+        trainer.fit(module, loader, ckpt_path=ckpt, weights_only=True)
     return {
         "steps": int(trainer.global_step),
         "final_lr": float(trainer.optimizers[0].param_groups[0]["lr"]),

@@ -22,8 +22,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from lm_core.outputs import ensure_writable
 from tsdiff.baselines import seasonal_naive_samples
-from tsdiff.commands.io import check_counts, item_chunks, load_forecaster, read_frame, write_json
+from tsdiff.commands.io import (
+    check_counts,
+    check_writable_file,
+    item_chunks,
+    load_forecaster,
+    read_frame,
+    write_json,
+)
 from tsdiff.features import season_length
 from tsdiff.metrics import evaluate_samples
 from tsdiff.plots import fan_chart, pit_histogram
@@ -153,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     check_counts(a.num_samples, a.batch_items)
     if a.windows < 1:
         raise ValueError(f"--windows: expected a positive integer, got {a.windows}")
+    if a.json:  # outputs checked before any sampling
+        check_writable_file(a.json)
+    if a.plots:
+        ensure_writable(a.plots)
     f = load_forecaster(a.ckpt)
     c = f.config
     season = a.season or season_length(c.freq)

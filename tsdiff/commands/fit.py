@@ -10,6 +10,13 @@ The YAML holds the :class:`~tsdiff.ForecasterConfig` fields at the top level, a 
 ``--item-id`` = ``--data.item_id``, ``--timestamp`` = ``--data.timestamp``, ``--target`` =
 ``--data.target``, ``--holdout-windows`` = ``--data.holdout_windows``. The trained forecaster is
 saved to ``out`` (config.json + model.safetensors, atomically) with the resolved ``fit.yaml``.
+
+``out`` is checked writable and locked (``out/.output.lock``) before the data is read: a second
+``tsdiff fit`` (or ``Forecaster.save``) into the same folder fails at once with one line. While
+training, Lightning's ``last.ckpt`` is written to ``out/.train/`` every ``--checkpoint-every``
+steps (atomically; the one before kept as ``last-prev.ckpt``); ``--resume auto`` continues a
+killed run from there (``--resume FILE``: from that checkpoint) and ends with the weights of an
+uninterrupted run. The finished forecaster replaces ``out`` whole, ``.train/`` included.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, set_parsing_settings
 
+from lm_core.outputs import output_lock
 from tsdiff.commands.io import read_frame
 from tsdiff.config import ForecasterConfig
 from tsdiff.features import parse_freq
 from tsdiff.forecaster import Forecaster
+from tsdiff.store import missing_folders, remove_empty
 
 ALIASES = {
     "--data": "--data.path",
@@ -31,7 +41,10 @@ ALIASES = {
     "--target": "--data.target",
     "--holdout-windows": "--data.holdout_windows",
     "--print-config": "--print_config",
+    "--checkpoint-every": "--checkpoint_every",
 }
+WORK_DIR = ".train"
+"""The folder under ``--out`` that holds the checkpoints of a running fit."""
 
 
 @dataclass
@@ -54,8 +67,6 @@ class DataConfig:
 
 def build_parser():
     """The jsonargparse parser of ``tsdiff fit`` (attribute docstrings are its help)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings  # noqa: PLC0415 - optional or heavy third-party, loaded when used
-
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     p = ArgumentParser(
         prog="tsdiff fit",
@@ -68,6 +79,15 @@ def build_parser():
     p.add_class_arguments(ForecasterConfig)
     p.add_class_arguments(DataConfig, "data")
     p.add_argument("--out", type=str, default="runs/tsdiff", help="Output checkpoint directory.")
+    p.add_argument(
+        "--resume", type=str | None, default=None,
+        help="Continue a killed run: 'auto' (OUT/.train/last.ckpt if there is one, else start "
+        "fresh) or a last.ckpt file.",
+    )  # fmt: skip
+    p.add_argument(
+        "--checkpoint_every", type=int, default=100,
+        help="Write OUT/.train/last.ckpt every this many training steps.",
+    )  # fmt: skip
     return p
 
 
@@ -81,8 +101,6 @@ def _rewrite(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str] | None) -> tuple[ForecasterConfig, DataConfig, str, object]:
     """argv -> (ForecasterConfig, DataConfig, out, namespace); one-line ValueError on bad input."""
-    from jsonargparse import ArgumentError  # noqa: PLC0415 - optional or heavy third-party, loaded when used
-
     parser = build_parser()
     try:
         ns = parser.parse_args(_rewrite(list(argv or [])))
@@ -138,15 +156,30 @@ def main(argv: list[str] | None = None) -> int:
     cfg, data, out, ns = parse(argv)
     if data.path is None:
         raise ValueError("data: give --data FILE (or data.path in the YAML)")
-    df = read_frame(data.path)
-    df = drop_last_steps(
-        df, data.item_id, data.timestamp, data.holdout_windows * cfg.prediction_length, cfg.freq
-    )
-    f = Forecaster(cfg).fit(
-        df, target=targets_of(data.target), item_id=data.item_id, timestamp=data.timestamp
-    )
-    path = f.save(out)
-    (Path(path) / "fit.yaml").write_text(build_parser().dump(ns))
+    every = ns["checkpoint_every"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"--checkpoint-every: expected a positive integer, got {every!r}")
+    out, resume = Path(out), ns["resume"]
+    work, fresh = out / WORK_DIR, missing_folders(out)
+    try:
+        with output_lock(out):  # writable and ours, before any data is read or step is trained
+            if resume is None and (work / "last.ckpt").is_file():
+                print(f"{work}: an interrupted run's checkpoint; starting afresh (--resume auto "
+                      "would continue it)")  # fmt: skip
+            df = read_frame(data.path)
+            df = drop_last_steps(
+                df, data.item_id, data.timestamp, data.holdout_windows * cfg.prediction_length,
+                cfg.freq,
+            )  # fmt: skip
+            f = Forecaster(cfg).fit(
+                df, target=targets_of(data.target), item_id=data.item_id,
+                timestamp=data.timestamp, checkpoint_dir=work, resume=resume,
+                checkpoint_every=every,
+            )  # fmt: skip
+            path = f.save(out, {"fit.yaml": build_parser().dump(ns)}, lock=False)
+    except BaseException:  # no empty folders of a failed run; a started run's checkpoints stay
+        remove_empty([work, *fresh])
+        raise
     print(
         f"wrote {path}: {f.history.get('steps')} steps, targets {f.columns.targets}, "
         f"sampling temperature {f.temperature:g}, spread {f.spread:g}"

@@ -5,7 +5,8 @@
 
 ``--output`` gets one row per (item, future timestamp) with ``<target>_mean`` and
 ``<target>_q<level>`` columns; ``--samples-output`` every path (item_id, sample, timestamp, one
-column per target). CSV or parquet by extension, written to a temporary file and renamed. Items
+column per target). CSV or parquet by extension, written to a temporary file and renamed; their
+folders are checked writable before the checkpoint is loaded. Items
 are sampled in chunks of ``--batch-items`` (a progress bar per chunk); chunk ``k`` uses seed
 ``seed + k``, so a run is reproducible for the same data, seed and chunk size.
 """
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from tsdiff.commands.io import (
     check_counts,
     check_output,
+    check_writable_file,
     item_chunks,
     load_forecaster,
     read_frame,
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     check_counts(a.num_samples, a.batch_items)
     for out in (a.output, a.samples_output):
         if out is not None:
-            check_output(out)
+            check_writable_file(check_output(out))  # before any sampling
     f = load_forecaster(a.ckpt)
     df = read_frame(a.data)
     future = read_frame(a.future) if a.future else None

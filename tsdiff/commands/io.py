@@ -1,4 +1,6 @@
-"""File helpers shared by the commands: read a long frame, write frames and JSON atomically."""
+"""File helpers shared by the commands: read a long frame, check output places before long work,
+write frames and JSON atomically (a write that fails is one :class:`OutputError` line naming the
+file and the OS reason: full disk, read-only, permission)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lm_core.checkpoint import atomic_write_file, atomic_write_text
+from lm_core.outputs import (
+    OutputError,
+    atomic_write_file,
+    atomic_write_text,
+    ensure_writable,
+    reason,
+)
 from tsdiff.data.datasets import load_tmy3
 from tsdiff.forecaster import Forecaster
 
@@ -47,6 +55,23 @@ def check_output(path: str | Path) -> Path:
     return p
 
 
+def check_writable_file(path: str | Path) -> Path:
+    """Before long work: the folder of output file ``path`` exists (it is created) and takes a
+    file, and ``path`` is not a folder; else :class:`OutputError` in one line naming it."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p}: expected an output file name, but it is a folder")
+    ensure_writable(p.parent)
+    return p
+
+
+def _written(path: Path, write) -> Path:
+    try:
+        return atomic_write_file(path, write)
+    except OSError as e:
+        raise OutputError(f"{path}: not written ({reason(e)})") from None
+
+
 def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` as CSV or parquet (by extension) to a temporary file, then rename."""
     p = check_output(path)
@@ -60,7 +85,7 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
         except ImportError:
             raise ValueError(f"output: {str(p)!r}: {PARQUET_ENGINE}") from None
 
-    return atomic_write_file(p, write)
+    return _written(p, write)
 
 
 def _clean(x):
@@ -80,7 +105,11 @@ def _clean(x):
 
 def write_json(obj: dict, path: str | Path) -> Path:
     """Strict JSON (NaN written as null), atomically."""
-    return atomic_write_text(path, json.dumps(_clean(obj), indent=2, default=str))
+    text = json.dumps(_clean(obj), indent=2, default=str)
+    try:
+        return atomic_write_text(path, text)
+    except OSError as e:
+        raise OutputError(f"{path}: not written ({reason(e)})") from None
 
 
 def load_forecaster(ckpt: str | Path):

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsdiff.commands.io import check_output, load_forecaster, read_frame, write_frame
+from lm_core.outputs import ensure_writable
+from tsdiff.commands.io import (
+    check_output,
+    check_writable_file,
+    load_forecaster,
+    read_frame,
+    write_frame,
+)
 from tsdiff.plots import scenario_chart
 from tsdiff.scenarios import rollout
 
@@ -57,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--horizon: expected a positive integer, got {a.horizon}")
     if a.num_samples < 1:
         raise ValueError(f"--num-samples: expected a positive integer, got {a.num_samples}")
-    check_output(a.output)
+    check_writable_file(check_output(a.output))  # outputs checked before any sampling
+    if a.plots:
+        ensure_writable(a.plots)
     f = load_forecaster(a.ckpt)
     history = read_frame(a.history)
     plans = _plans(read_frame(a.plans), a.plan_column)
