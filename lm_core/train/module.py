@@ -18,6 +18,7 @@ micro-batch, rank), so a resumed run draws exactly the masks an uninterrupted ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -236,16 +237,8 @@ class DiffusionLM(L.LightningModule):
             # e.g. a LLaDA checkpoint's HuggingFace tokenizer (init_from): keep its files there
             extra["tokenizer"] = "not saved: use the tokenizer of the init_from checkpoint"
             tokenizer = None
-        if self.ema is None:
-            return save_checkpoint(
-                path,
-                self.net,
-                tokenizer,
-                mask_id=self.mask_id,
-                objective=self.objective.kind,
-                extra=extra,
-            )
-        with self.ema.swapped(self.net):
+        weights = contextlib.nullcontext() if self.ema is None else self.ema.swapped(self.net)
+        with weights:  # the EMA weights are what gets exported, when there is an EMA
             return save_checkpoint(
                 path,
                 self.net,
