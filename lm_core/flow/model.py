@@ -20,10 +20,11 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from lm_core.checkpoint import CheckpointError, write_checkpoint_dir
+from lm_core.checkpoint import CheckpointError, one_line, read_json_object, write_checkpoint_dir
 from lm_core.config import FlowConfig, ModelConfig
 from lm_core.data.tokenizers import load_tokenizer
 from lm_core.flow.codec import LatentCodec
@@ -105,18 +106,28 @@ def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(
             f"{path}: not a complete flow checkpoint (config.json objective flow)"
         )
-    meta = json.loads((path / "config.json").read_text())
-    info = meta["extra"]["flow"]
-    # checkpoints written before encoder_features existed used the hidden states only
-    flow = FlowConfig(**{"encoder_features": "hidden", **info["config"]})
-    enc = None
-    if info["encoder"] is not None:
-        enc = Transformer(ModelConfig.from_dict(info["encoder"]["model"]))
-    codec = build_codec(flow, int(info["vocab_size"]), enc)
-    den = FlowDenoiser(ModelConfig.from_dict(meta["model"]), flow.d_latent, flow.self_condition)
+    where = f"flow checkpoint {path}"
+    meta = read_json_object(path / "config.json", where)
+    try:
+        info = meta["extra"]["flow"]
+        # checkpoints written before encoder_features existed used the hidden states only
+        flow = FlowConfig(**{"encoder_features": "hidden", **info["config"]})
+        enc = None
+        if info["encoder"] is not None:
+            enc = Transformer(ModelConfig.from_dict(info["encoder"]["model"]))
+        codec = build_codec(flow, int(info["vocab_size"]), enc)
+        den = FlowDenoiser(ModelConfig.from_dict(meta["model"]), flow.d_latent, flow.self_condition)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{where}: config.json is corrupt ({one_line(e)})") from None
     model = FlowModel(codec, den, flow)
-    state = load_file(str(path / "model.safetensors"), device="cpu")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        state = load_file(str(path / "model.safetensors"), device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{where}: model.safetensors is corrupt ({one_line(e)})") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor whose shape does not match the config
+        raise CheckpointError(f"{where}: weights do not match config ({one_line(e)})") from None
     missing = [m for m in missing if not m.endswith("lm_head.weight")]
     if missing or unexpected:
         raise CheckpointError(
@@ -126,5 +137,8 @@ def load_flow_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     codec.freeze()
     tok = None
     if (path / "tokenizer").is_dir():
-        tok = load_tokenizer(path / "tokenizer")
+        try:
+            tok = load_tokenizer(path / "tokenizer")
+        except Exception as e:  # noqa: BLE001 - a corrupt tokenizer folder, whatever it raises
+            raise CheckpointError(f"{where}: tokenizer/ is corrupt ({one_line(e)})") from None
     return model, tok, meta

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from lm_core import Transformer
-from lm_core.checkpoint import save_checkpoint
+from lm_core.checkpoint import CheckpointError, save_checkpoint
 from lm_core.cli import main as cli_main
 from lm_core.config import FlowConfig, ModelConfig
 from lm_core.data.tokenizers import ByteTokenizer
 from lm_core.flow import LatentCodec, load_flow_checkpoint
 from lm_core.flow.codec import unpack_rows
+from lm_core.flow.model import build_codec, save_flow_checkpoint
 from tests.lm_core.tiny import TINY_FLOW, tiny_denoiser
 
 
@@ -66,3 +67,46 @@ def test_codec_features_can_append_the_encoders_token_embedding():
     assert both.down.in_features == 32 and plain.down.in_features == 16
     with pytest.raises(Exception, match="encoder_features"):
         FlowConfig(encoder_features="embedding")
+
+
+def _flow_checkpoint(path):
+    flow = FlowConfig()
+    codec = build_codec(flow, 10, None)
+    return save_flow_checkpoint(path, codec, tiny_denoiser(d_latent=flow.d_latent), flow)
+
+
+def _drop_flow_section(meta):
+    del meta["extra"]["flow"]
+
+
+def _shrink_latent(meta):
+    meta["extra"]["flow"]["config"]["d_latent"] += 1
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (
+            lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 5),
+            "model.safetensors is corrupt",
+        ),
+        (_drop_flow_section, "config.json is corrupt"),
+        (_shrink_latent, "weights do not match"),
+    ],
+    ids=["truncated weights", "no flow section", "shapes"],
+)
+def test_a_corrupt_flow_checkpoint_is_one_line_naming_it(tmp_path, corrupt, message, capsys):
+    ck = _flow_checkpoint(tmp_path / "ck")
+    load_flow_checkpoint(ck)  # whole, it loads
+    if corrupt in (_drop_flow_section, _shrink_latent):
+        meta = json.loads((ck / "config.json").read_text())
+        corrupt(meta)
+        (ck / "config.json").write_text(json.dumps(meta))
+    else:
+        corrupt(ck)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_flow_checkpoint(ck)
+    assert str(ck) in str(err.value) and "\n" not in str(err.value)
+    assert cli_main(["generate", "--ckpt", str(ck), "--prompt", "a"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
