@@ -22,6 +22,7 @@ import os
 import pickle
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,10 @@ def read_checkpoint(
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file missing")
     try:
-        return torch.load(p, map_location=map_location, weights_only=weights_only)
+        # torch warns about foreign pickle protocols; a refusal is said in one line below
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(p, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{p}: refused: it holds objects other than tensors, numbers, strings and plain "
