@@ -20,7 +20,9 @@ with the next batch: it ends with the same weights as a run that was never inter
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import warnings
 from pathlib import Path
 
@@ -291,6 +293,32 @@ def build_trainer(
     )
 
 
+@contextlib.contextmanager
+def quiet_lightning(quiet: bool = True):
+    """Without a progress bar, a fit prints nothing of Lightning's own: its start-up lines (GPU /
+    TPU available, tips) go below the log level, and the warning about a ``validation_step``
+    with no validation loader (the module validates only where a front end gives windows) and
+    Lightning's internal deprecation warning are ignored. Levels and filters are restored on exit."""
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*`validation_step` but have no `val_dataloader`.*")
+            # Lightning's own use of a torch API that torch deprecated: nothing a user can act on
+            warnings.filterwarnings(
+                "ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"
+            )
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def fit_module(
     module: TSDiffModule,
     loader: DataLoader,
@@ -313,13 +341,14 @@ def fit_module(
     if resume is not None and checkpoint_dir is None and str(resume) != "auto":
         checkpoint_dir = Path(resume).parent
     ckpt = resume_checkpoint(resume, checkpoint_dir)
-    trainer = build_trainer(config, checkpoint_dir, checkpoint_every)
+    with quiet_lightning(not config.progress):
+        trainer = build_trainer(config, checkpoint_dir, checkpoint_every)
     if checkpoint_dir is not None and ckpt is None:  # a fresh run: no fallback to another run's
         for old in (Path(checkpoint_dir) / LAST, previous_path(Path(checkpoint_dir) / LAST)):
             old.unlink(missing_ok=True)
     if checkpoint_dir is not None:  # batch k is batch k of the loader, also after a resume
         loader = ResumableLoader(loader, trainer, seed=config.seed, shuffle=False)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_lightning(not config.progress):
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
         trainer.fit(module, loader, ckpt_path=ckpt, weights_only=True)

@@ -208,3 +208,21 @@ def test_validation_windows_are_the_last_horizons_and_capped_per_series(data):
     assert len(val) == 3 * 7  # ceil(32 / 3) = 11 per item, capped at the default 7
     with pytest.raises(ValueError, match="validation_per_series"):
         Forecaster(prediction_length=H, context_length=L, validation_per_series=0)
+
+
+def test_a_fit_without_progress_prints_nothing_of_lightnings(data, capfd):
+    """progress=False: no GPU/TPU lines, no tips, no warning about the unused validation_step;
+    the log levels are restored afterwards."""
+    torch.set_num_threads(1)
+    before = logging.getLogger("lightning.pytorch").level
+    f = Forecaster(
+        prediction_length=H, context_length=L, freq="h", patch_size=4, n_bins=32, d_model=32,
+        n_layers=1, n_heads=2, batch_size=8, max_steps=2, progress=False, calibrate=False,
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f.fit(data, target=["x", "w"])
+    out, err = capfd.readouterr()
+    assert "available" not in out + err and "Tip" not in out + err, (out, err)
+    assert not [str(w.message) for w in caught if "validation_step" in str(w.message)]
+    assert logging.getLogger("lightning.pytorch").level == before
