@@ -93,7 +93,10 @@ class TextDataModule(L.LightningDataModule):
             train = [d for d in train if split_of(d) != "val"]
             if not val:
                 raise ValueError(
-                    f"val: {self.train_spec!r} has too few documents to hold out 5 %; give val"
+                    f"--data.val: {self.train_spec!r} gave {len(train)} document(s), too few to "
+                    "hold out 5 % for validation; give a validation file with --data.val FILE "
+                    "(a text file is one document, cut at blank lines into ~4 KB documents when "
+                    "over 64 KB; a .jsonl file is one document per line)"
                 )
         if self.max_train_docs is not None:
             train = train[: self.max_train_docs]

@@ -103,3 +103,15 @@ def test_help_and_print_config(capsys):
         cli_main(["fit", "--config", TINY, "--model.n_layers", "3", "--print_config"])
     out = capsys.readouterr().out
     assert "d_model: 64" in out and "n_layers: 3" in out and "train: shakespeare" in out
+
+
+def test_a_text_file_too_small_to_hold_out_names_data_val(tmp_path, capsys):
+    """A user's own small text file: the error says which flag gives validation data and how the
+    file was cut into documents, in one line, before any training."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world\nthis is a small corpus\n")
+    argv = ["fit", "--config", TINY, "--data.train", str(corpus), "--out_dir", str(tmp_path / "o")]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data.val FILE" in err[0] and "1 document(s)" in err[0], err
+    assert not (tmp_path / "o" / "last.ckpt").exists()
