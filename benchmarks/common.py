@@ -45,18 +45,23 @@ class _BenchParser(argparse.ArgumentParser):
         return ns
 
 
+def add_out_argument(ap: argparse.ArgumentParser) -> None:
+    """``--out``: the results folder (resolve it with :func:`results_dir`)."""
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
+    )
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """Options every benchmark built on it takes: --quick, --device, --threads, --out."""
     ap = _BenchParser(description=description)
     ap.add_argument("--quick", action="store_true", help="smoke run (about a minute)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    ap.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results directory (default benchmarks/results; with --quick .data/bench/quick)",
-    )
+    add_out_argument(ap)
     return ap
 
 

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from benchmarks import peers
-from benchmarks.common import format_table, print_header, results_dir, write_csv
+from benchmarks.common import add_out_argument, format_table, print_header, results_dir, write_csv
 from benchmarks.datasets import load, window_splits, windows_to_arrays
 from benchmarks.peers import seasonal_naive
 from tsdiff import metrics as M
@@ -522,12 +522,7 @@ def main(argv=None) -> int:
         help="folder from `python -m benchmarks.datasets --export`",
     )
     ap.add_argument("--save-ckpt", type=Path, default=None, help="save seed-0 tsdiff models here")
-    ap.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
-    )
+    add_out_argument(ap)
     ap.add_argument(
         "--fresh",
         action="store_true",

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import peers
-from benchmarks.common import format_table, print_header, results_dir, write_csv
+from benchmarks.common import add_out_argument, format_table, print_header, results_dir, write_csv
 from benchmarks.datasets import window_splits, windows_to_arrays
 from benchmarks.forecast import (
     NUM_SAMPLES,
@@ -92,12 +92,7 @@ def main(argv=None) -> int:
         choices=["independent", "joint"],
         help="tsdiff's channel mode: forecast.py's default model or its joint twin",
     )
-    ap.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
-    )
+    add_out_argument(ap)
     args = ap.parse_args(argv)
     args.out = results_dir(args.out, args.quick)
     names = [n for n in args.datasets.split(",") if n]

@@ -43,7 +43,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import peers
-from benchmarks.common import format_table, print_header, results_dir, save_png, write_csv
+from benchmarks.common import (
+    add_out_argument,
+    format_table,
+    print_header,
+    results_dir,
+    save_png,
+    write_csv,
+)
 from benchmarks.datasets import window_splits, windows_to_arrays
 from benchmarks.forecast import (
     NUM_SAMPLES,
@@ -280,12 +287,7 @@ def main(argv=None) -> int:
         default=1,
         help="also time the default sampler on CPU with this many threads (0: skip)",
     )
-    ap.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="results folder (default benchmarks/results; with --quick .data/bench/quick)",
-    )
+    add_out_argument(ap)
     ap.add_argument(
         "--report-only",
         type=Path,
