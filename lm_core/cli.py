@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from lm_core.outputs import one_line
+
 COMMANDS = {
     "fit": "train a masked diffusion or autoregressive LM from a YAML config",
     "generate": "sample text from a checkpoint",
@@ -34,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as e:  # OSError: a full disk, a read-only folder
         if getattr(e, "user_facing", True) is False:
             raise
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        print(f"lm-core {name}: error: {first}", file=sys.stderr)
+        print(f"lm-core {name}: error: {one_line(e)}", file=sys.stderr)
         return 2
 
 

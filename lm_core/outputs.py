@@ -139,6 +139,15 @@ def atomic_write_file(path: str | Path, write: Callable[[Path], object]) -> Path
     return path
 
 
+def write_output_file(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """:func:`atomic_write_file` for a user-named output: an OS error (full disk, read-only,
+    permission) is one :class:`OutputError` line naming the file."""
+    try:
+        return atomic_write_file(path, write)
+    except OSError as e:
+        raise OutputError(f"{path}: not written ({reason(e)})") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_file`)."""
     return atomic_write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

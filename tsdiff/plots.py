@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_core.outputs import OutputError, atomic_write_file, reason
+from lm_core.outputs import write_output_file
 
 
 def _plt():
@@ -19,16 +19,13 @@ def _plt():
 
 
 def _save(fig, path: str | Path) -> Path:
-    """Write a figure atomically (:func:`lm_core.checkpoint.atomic_write_file`), in the format
+    """Write a figure atomically (:func:`lm_core.outputs.write_output_file`), in the format
     of the file name's extension (PNG without one); an OS error is one :class:`OutputError`."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    try:
-        return atomic_write_file(
-            path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
-        )
-    except OSError as e:
-        raise OutputError(f"{path}: not written ({reason(e)})") from None
+    return write_output_file(
+        path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
+    )
 
 
 def fan(ax, x, samples: np.ndarray, color="C0", label=None, levels=(0.5, 0.8, 0.95)) -> None:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lm_core.checkpoint import CheckpointError, check_shapes, read_json_object, safe_member
@@ -121,14 +121,12 @@ def remove_empty(folders: list[Path]) -> None:
 
 def _read_state(weights: Path, model: NumericDenoiser) -> dict[str, torch.Tensor]:
     try:
-        with safe_open(str(weights), framework="pt") as sf:
-            shapes = {k: tuple(sf.get_slice(k).get_shape()) for k in sf.keys()}  # noqa: SIM118
         state = load_file(str(weights))
     except OSError as e:
         raise CheckpointError(f"{weights}: cannot be read ({reason(e)})") from None
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{weights}: corrupt safetensors file ({one_line(e)})") from None
-    check_shapes(shapes, model, str(weights))
+    check_shapes({k: tuple(v.shape) for k, v in state.items()}, model, str(weights))
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
@@ -177,12 +175,13 @@ def load_checkpoint(path: str | Path, device: torch.device | None = None) -> Che
     try:
         config = ForecasterConfig(**parts["forecaster"])
         columns = Columns(**parts["columns"])
+        mcfg = TSModelConfig(**parts["model"])
         with torch.device("meta"):  # shapes only: no memory, no initialisation
-            shaped = NumericDenoiser(TSModelConfig(**parts["model"]))
+            shaped = NumericDenoiser(mcfg)
     except (ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{cfg_file}: corrupt tsdiff config ({one_line(e)})") from None
     state = _read_state(weights, shaped)
-    model = NumericDenoiser(TSModelConfig(**parts["model"]))
+    model = NumericDenoiser(mcfg)
     model.load_state_dict(state)
     history, categories = meta.get("history", {}), meta.get("categories", {})
     if not isinstance(history, dict) or not isinstance(categories, dict):

@@ -341,16 +341,15 @@ def fit_module(
     if resume is not None and checkpoint_dir is None and str(resume) != "auto":
         checkpoint_dir = Path(resume).parent
     ckpt = resume_checkpoint(resume, checkpoint_dir)
-    with quiet_lightning(not config.progress):
-        trainer = build_trainer(config, checkpoint_dir, checkpoint_every)
-    if checkpoint_dir is not None and ckpt is None:  # a fresh run: no fallback to another run's
-        for old in (Path(checkpoint_dir) / LAST, previous_path(Path(checkpoint_dir) / LAST)):
-            old.unlink(missing_ok=True)
-    if checkpoint_dir is not None:  # batch k is batch k of the loader, also after a resume
-        loader = ResumableLoader(loader, trainer, seed=config.seed, shuffle=False)
     with warnings.catch_warnings(), quiet_lightning(not config.progress):
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
+        trainer = build_trainer(config, checkpoint_dir, checkpoint_every)
+        if checkpoint_dir is not None and ckpt is None:  # a fresh run: no other run's fallback
+            for old in (Path(checkpoint_dir) / LAST, previous_path(Path(checkpoint_dir) / LAST)):
+                old.unlink(missing_ok=True)
+        if checkpoint_dir is not None:  # batch k is batch k of the loader, also after a resume
+            loader = ResumableLoader(loader, trainer, seed=config.seed, shuffle=False)
         trainer.fit(module, loader, ckpt_path=ckpt, weights_only=True)
     return {
         "steps": int(trainer.global_step),

@@ -7,7 +7,6 @@ Batches are dicts: packed ``{"input_ids": [1, T], "cu_seqlens": int32 [n + 1]}``
 """
 
 from lm_core.data.corpora import BUILTIN, CorpusError, chunk_text, holdout, load_corpus, split_of
-from lm_core.data.datamodule import TextDataModule
 from lm_core.data.packing import (
     PackedDataset,
     collate_single,
@@ -15,7 +14,6 @@ from lm_core.data.packing import (
     pad_documents,
     plan_batches,
 )
-from lm_core.data.sft_datamodule import SFTDataModule
 from lm_core.data.tokenizers import (
     BPETokenizer,
     ByteTokenizer,
@@ -44,3 +42,18 @@ __all__ = [
     "plan_batches",
     "split_of",
 ]
+
+
+def __getattr__(name: str):
+    """The Lightning data modules, imported when first asked for (``lm_core.data.SFTDataModule``
+    in a fit config's ``class_path``): loading checkpoints and tokenizers, which every inference
+    command does through this package, then never pays Lightning's import (about 3 s)."""
+    if name == "TextDataModule":
+        from lm_core.data.datamodule import TextDataModule  # noqa: PLC0415 - see above
+
+        return TextDataModule
+    if name == "SFTDataModule":
+        from lm_core.data.sft_datamodule import SFTDataModule  # noqa: PLC0415 - see above
+
+        return SFTDataModule
+    raise AttributeError(f"module 'lm_core.data' has no attribute {name!r}")

@@ -18,6 +18,7 @@ Optimiser, WSD schedule, EMA, exact resume and logging are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -102,11 +103,8 @@ class FlowLM(DiffusionLM):
     def export(self, path, tokenizer=None, extra: dict | None = None):
         """Write a flow checkpoint directory (EMA weights when EMA is on)."""
         extra = {"global_step": int(self.global_step), **(extra or {})}
-        if self.ema is None:
-            return save_flow_checkpoint(
-                path, self.codec, self.net, self.flow, tokenizer, extra=extra
-            )
-        with self.ema.swapped(self.net):
+        weights = contextlib.nullcontext() if self.ema is None else self.ema.swapped(self.net)
+        with weights:
             return save_flow_checkpoint(
                 path, self.codec, self.net, self.flow, tokenizer, extra=extra
             )

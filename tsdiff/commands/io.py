@@ -13,10 +13,8 @@ import pandas as pd
 
 from lm_core.outputs import (
     OutputError,
-    atomic_write_file,
-    atomic_write_text,
     ensure_writable,
-    reason,
+    write_output_file,
 )
 from tsdiff.data.datasets import load_tmy3
 from tsdiff.forecaster import Forecaster
@@ -65,13 +63,6 @@ def check_writable_file(path: str | Path) -> Path:
     return p
 
 
-def _written(path: Path, write) -> Path:
-    try:
-        return atomic_write_file(path, write)
-    except OSError as e:
-        raise OutputError(f"{path}: not written ({reason(e)})") from None
-
-
 def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` as CSV or parquet (by extension) to a temporary file, then rename."""
     p = check_output(path)
@@ -85,7 +76,7 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
         except ImportError:
             raise ValueError(f"output: {str(p)!r}: {PARQUET_ENGINE}") from None
 
-    return _written(p, write)
+    return write_output_file(p, write)
 
 
 def _clean(x):
@@ -106,10 +97,7 @@ def _clean(x):
 def write_json(obj: dict, path: str | Path) -> Path:
     """Strict JSON (NaN written as null), atomically."""
     text = json.dumps(_clean(obj), indent=2, default=str)
-    try:
-        return atomic_write_text(path, text)
-    except OSError as e:
-        raise OutputError(f"{path}: not written ({reason(e)})") from None
+    return write_output_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def load_forecaster(ckpt: str | Path):
