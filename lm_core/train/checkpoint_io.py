@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -32,7 +31,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lm_core.checkpoint import CheckpointError, previous_path
-from lm_core.outputs import FILE_MODE, OutputError, fsync_path, one_line, sweep_stale
+from lm_core.outputs import OutputError, atomic_write_file, one_line, reason
 
 
 def is_whole(path: str | Path) -> bool:
@@ -94,31 +93,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__}.save_checkpoint: storage_options unsupported")
         path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sweep_stale(path.parent, path.name)
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
-        except OSError as e:
-            raise OutputError(f"{path}: checkpoint not written ({e.strerror or e})") from None
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, FILE_MODE)
             if is_whole(path):  # a truncated one (an older writer's) is not worth keeping
                 os.replace(path, previous_path(path))
-            os.replace(tmp, path)
+
+        try:
+            atomic_write_file(path, write)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise OutputError(
-                f"{path}: checkpoint not written ({e.strerror or e}); the previous one is kept"
+                f"{path}: checkpoint not written ({reason(e)}); the previous one is kept"
             ) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_path(path.parent, directory=True)
 
     def load_checkpoint(
         self, path, map_location: Any = _as_stored, weights_only: bool | None = None
