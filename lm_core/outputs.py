@@ -220,8 +220,12 @@ def atomic_write_dir(final: Path, write: Callable[[Path], object]) -> Path:
         _remove(tmp)
         raise
     finally:
-        if old is not None:
+        # a concurrent writer that opened ``final`` just before the swap may still create its
+        # probe or lock file in the moved-aside folder while it is being removed: try again
+        for _ in range(5 if old is not None else 0):
             _remove(old)
+            if not os.path.lexists(old):
+                break
     fsync_path(final.parent, directory=True)
     return final
 
