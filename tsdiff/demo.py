@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     fan = fan_chart(
         bt["insample"][k][-72:], bt["samples"][k], args.out / "fan_chart.png",
         truth=bt["y"][k], names=CHANNELS, title=f"tsdiff, origin {bt['origins'][k]}",
+        origin=bt["origins"][k], freq="h",
     )  # fmt: skip
     pit = pit_histogram(rows[0][1]["pit"], args.out / "pit_histogram.png", title="tsdiff PIT")
     f.save(args.out / "tmy3_model")

@@ -133,7 +133,13 @@ def table(ours: dict, base: dict) -> str:
 
 
 def plots(
-    bt: dict, y: np.ndarray, pit: np.ndarray, targets: list[str], out: Path, max_items: int
+    bt: dict,
+    y: np.ndarray,
+    pit: np.ndarray,
+    targets: list[str],
+    out: Path,
+    max_items: int,
+    freq: str | None = None,
 ) -> list[Path]:
     """Fan charts of the last window of the first ``max_items`` items, and the PIT histogram."""
     last = {item: i for i, item in enumerate(bt["items"])}
@@ -150,6 +156,8 @@ def plots(
                 truth=y[i],
                 names=targets,
                 title=f"{item}: origin {bt['origins'][i]}",
+                origin=bt["origins"][i],
+                freq=freq,
             )
         )
     paths.append(pit_histogram(pit, out / "pit.png", title="PIT (flat = calibrated)"))
@@ -194,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{bt['seconds']:.1f} s sampling, season {season}"
     )
     if a.plots:
-        for p in plots(bt, y, ours["pit"], f.columns.targets, Path(a.plots), a.max_plots):
+        for p in plots(
+            bt, y, ours["pit"], f.columns.targets, Path(a.plots), a.max_plots, f.config.freq
+        ):
             print(f"wrote {p}")
     if a.json:
         counts, _ = np.histogram(ours["pit"], bins=10, range=(0, 1))

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario_chart(
                 hist.to_numpy()[-3 * f.config.prediction_length :], x, sc.plans,
                 Path(a.plots) / f"rollout_{item}.png", title=f"{item}: plans vs {reference}",
+                origin=sc.starts[item], freq=f.config.freq,
             )  # fmt: skip
     write_frame(pd.concat(rows, ignore_index=True), a.output)
     print(
