@@ -34,6 +34,7 @@ from tsdiff.forecast import Forecast
 from tsdiff.model import NumericDenoiser
 from tsdiff.sampling import SampleStats, sample_paths
 from tsdiff.store import Checkpoint, load_checkpoint, save_checkpoint
+from tsdiff.support import covariate_support
 from tsdiff.train import (
     build_module,
     fit_module,
@@ -147,6 +148,9 @@ class Forecaster:
             module, train_loader(train_series, c), c, checkpoint_dir=checkpoint_dir,
             resume=resume, checkpoint_every=checkpoint_every,
         )  # fmt: skip
+        self.history["covariate_support"] = covariate_support(
+            series, self.columns.future_covariates
+        )  # what rollouts are checked against (tsdiff.support)
         self.model = module.model.to(self.device).eval()
         self.temperature, self.spread = 1.0, 1.0
         if val:

@@ -31,6 +31,7 @@ from tsdiff.calibration import widen
 from tsdiff.conditioning import extend, future_block
 from tsdiff.data.frames import DataError, Series
 from tsdiff.data.windows import make_window
+from tsdiff.support import check_plans
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Scenarios:
     targets: list[str]
     starts: dict[str, pd.Timestamp]
     nfe: int = 0
+    extrapolated: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Plan -> why it lies outside the training data's support (tsdiff.support); empty if inside."""
 
     def _get(self, item: str | None) -> np.ndarray:
         if item is None:
@@ -84,7 +87,12 @@ class Scenarios:
 
     def summary(self, reference: str | None = None, item: str | None = None) -> pd.DataFrame:
         """One row per plan: mean over the horizon, 10/50/90 % quantiles of the horizon mean,
-        and the effect (difference of horizon means) against ``reference`` with its interval."""
+        and the effect (difference of horizon means) against ``reference`` with its interval.
+
+        ``extrapolated`` is True for a plan (or, with a reference, a plan or the reference)
+        outside what the training data showed (:attr:`extrapolated` says why): its effect is the
+        model's extrapolation, and the interval, which holds the Monte-Carlo error of the paired
+        path means only, says nothing about that."""
         x = self._get(item)[..., 0]  # [A, S, H], first channel
         per_path = x.mean(-1)  # [A, S]
         rows = []
@@ -95,6 +103,10 @@ class Scenarios:
                 "q10": np.quantile(per_path[a], 0.1),
                 "q50": np.quantile(per_path[a], 0.5),
                 "q90": np.quantile(per_path[a], 0.9),
+                "extrapolated": bool(
+                    self.extrapolated.get(name)
+                    or (reference is not None and self.extrapolated.get(reference))
+                ),
             }
             if reference is not None:
                 d = per_path[a] - per_path[self.plans.index(reference)]
@@ -162,6 +174,12 @@ def rollout(
 
     Returns:
         :class:`Scenarios` with samples[item] of shape [A, S, horizon, C].
+
+    Raises:
+        tsdiff.support.UnsupportedPlanError: a plan sets an action that never varied in the
+            training data (its effect cannot be estimated). A plan outside the seen values or hold
+            lengths warns (:class:`tsdiff.support.ExtrapolationWarning`) and is marked in
+            :attr:`Scenarios.extrapolated` and ``summary()``.
     """
     forecaster._check_fitted()
     c, cols = forecaster.config, forecaster.columns
@@ -177,15 +195,21 @@ def rollout(
         extra = set(frame[cols.item_id].astype(str)) - known if cols.item_id in frame else set()
         if extra:
             raise DataError(f"plan {name!r}: items {sorted(extra)} are not in the history")
+    blocks = {
+        name: [future_block(s, frame, cols, horizon, c.freq, what=f"plan {name!r}") for s in series]
+        for name, frame in plans.items()
+    }  # plan -> [horizon, Cf] per item
+    support = forecaster.history.get("covariate_support", {})
+    extrapolated = check_plans(support, cols.future_covariates, blocks)
     samples, starts, nfe = {}, {}, 0
-    for s in series:
+    for i, s in enumerate(series):
         per_plan = []
-        for name, frame in plans.items():
-            fcov = future_block(s, frame, cols, horizon, c.freq, what=f"plan {name!r}")
+        for name in plans:
+            fcov = blocks[name][i]
             paths, nfe = _rollout_one(forecaster, s, fcov, horizon, num_samples, seed, sampler)
             per_plan.append(widen(paths, spread, axis=0))  # around this plan's own mean
         samples[s.item_id] = np.stack(per_plan)
         starts[s.item_id] = extend(
             s, np.zeros((1, len(cols.future_covariates)), np.float32), c.freq
         ).index[-1]
-    return Scenarios(samples, list(plans), list(cols.targets), starts, nfe)
+    return Scenarios(samples, list(plans), list(cols.targets), starts, nfe, extrapolated)

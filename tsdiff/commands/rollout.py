@@ -9,11 +9,16 @@ known-future covariate of the model (the actions and, e.g., weather forecasts) f
 with mean and 10/50/90 % quantiles per target. The printed table gives, per item and plan, the
 horizon mean, its quantiles and the effect against ``--reference`` (default: the first plan)
 with a 90 % interval; ``--plots`` writes one comparison figure per item (every plan's fan chart).
+A plan that sets an action which never varied in training is refused (one line); a plan beyond
+the values or hold lengths seen in training prints a ``warning:`` line per column and is marked
+``extrapolated`` in the table (tsdiff.support).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ from tsdiff.commands.io import (
 )
 from tsdiff.plots import scenario_chart
 from tsdiff.scenarios import rollout
+from tsdiff.support import ExtrapolationWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     reference = a.reference or next(iter(plans))
     if reference not in plans:
         raise ValueError(f"--reference: unknown plan {reference!r}; plans are {list(plans)}")
-    sc = rollout(f, history, plans, a.horizon, num_samples=a.num_samples, seed=a.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        sc = rollout(f, history, plans, a.horizon, num_samples=a.num_samples, seed=a.seed)
+    for w in caught:
+        if issubclass(w.category, ExtrapolationWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     rows, tables = [], []
     for item, x in sc.samples.items():  # x [A, S, horizon, C]
         steps = pd.date_range(sc.starts[item], periods=a.horizon, freq=f.config.freq)
