@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.data.files import DATA_DIR, DatasetUnavailable, ensure_wheel
-from benchmarks.data.grid import HORIZONS, MIN_TEST_WINDOWS, finish, test_window_count
+from benchmarks.data.grid import HORIZONS, MIN_TEST_WINDOWS, count_test_windows, finish
 from benchmarks.data.registry import LOADERS as SUITE_LOADERS
 from benchmarks.data.registry import SET_INFO, SUITE, SetInfo
 from benchmarks.data.wheels import APPLIANCES_DEFAULT, load_appliances, load_tmy3
@@ -183,7 +183,7 @@ __all__ = [
     "load_tmy3",
     "load_tmy3_benchmark",
     "load_tmy3_drivers",
-    "test_window_count",
+    "count_test_windows",
     "window_splits",
     "windows_to_arrays",
 ]

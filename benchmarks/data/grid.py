@@ -6,7 +6,7 @@ Protocol (GIFT-Eval's conventions), decided by the frequency label of a set's gr
   (:data:`HORIZONS`); ``season_length``: yearly 1, quarterly 4, monthly 12, weekly 1, daily 7,
   sub-daily the number of steps in a day (gluonts' ``get_seasonality``);
   ``context_length``: a suggestion for peers only (:data:`CONTEXTS`).
-- test windows: the last ``K`` non-overlapping windows of each series (:func:`test_window_count`),
+- test windows: the last ``K`` non-overlapping windows of each series (:func:`count_test_windows`),
   or shared origins where a set names them (elecdemand, calls).
 - a series is kept when it has at least ``H + min_history`` points after trimming its leading and
   trailing all-missing rows, ``min_history = max(H, season_length + 1)`` (:func:`min_history`);
@@ -87,7 +87,7 @@ def min_history(freq: str) -> int:
     return max(HORIZONS[freq_label(freq)], season_length(freq) + 1)
 
 
-def test_window_count(lengths, horizon: int, min_hist: int, target: int = MIN_TEST_WINDOWS) -> int:
+def count_test_windows(lengths, horizon: int, min_hist: int, target: int = MIN_TEST_WINDOWS) -> int:
     """The number ``K`` of test windows taken from the end of every series of a set.
 
     ``K = ceil(target / n_series)`` (so the set has at least ``target`` windows), lowered to what
@@ -174,14 +174,14 @@ def fill_covariates(df: pd.DataFrame, cols) -> pd.DataFrame:
 
 
 def trim_and_cap(df: pd.DataFrame, targets, max_steps: int = MAX_STEPS) -> pd.DataFrame:
-    """Per item: drop leading and trailing rows whose targets are all NaN, then keep the last
-    ``max_steps`` rows."""
+    """Per item: keep the last ``max_steps`` rows, then drop the leading and trailing rows whose
+    targets are all NaN (an item with no observed target is dropped)."""
     parts = []
     for _, g in df.groupby("item_id", sort=False):
+        g = g.iloc[-max_steps:]
         ok = np.flatnonzero(g[list(targets)].notna().any(axis=1).to_numpy())
         if ok.size:
-            g = g.iloc[ok[0] : ok[-1] + 1]
-            parts.append(g.iloc[-max_steps:])
+            parts.append(g.iloc[ok[0] : ok[-1] + 1])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -198,7 +198,7 @@ def finish(
 
     Trims and caps each series (:func:`trim_and_cap`), drops the series shorter than
     ``H + min_history`` (their count goes to ``df.attrs["dropped_series"]``), chooses the test
-    windows (``test_origins`` as given, else :func:`test_window_count` from each series' end) and
+    windows (``test_origins`` as given, else :func:`count_test_windows` from each series' end) and
     checks the result: a regular grid per item, float columns, gap-free covariates and at least
     one observed target value in every test window.
     """
@@ -213,7 +213,7 @@ def finish(
     lengths = lengths.drop(short)
     df = df.astype({c: "float64" for c in (*targets, *known, *past)})
     origins = tuple(pd.Timestamp(t) for t in test_origins)
-    k = 0 if origins else test_window_count(lengths.to_numpy(), h, hist)
+    k = 0 if origins else count_test_windows(lengths.to_numpy(), h, hist)
     proto = Protocol(
         name, freq, h, CONTEXTS[label], season_length(freq), targets,
         test_origins=origins, n_test_windows=k, known_covariates=known, past_covariates=past,
