@@ -31,7 +31,7 @@ from benchmarks.data.files import DATA_DIR, DatasetUnavailable, ensure_wheel
 from benchmarks.data.grid import HORIZONS, MIN_TEST_WINDOWS, count_test_windows, finish
 from benchmarks.data.registry import LOADERS as SUITE_LOADERS
 from benchmarks.data.registry import SET_INFO, SUITE, SetInfo
-from benchmarks.data.wheels import APPLIANCES_DEFAULT, load_appliances, load_tmy3
+from benchmarks.data.wheels import APPLIANCES_DEFAULT, load_appliances, load_tmy3_suite
 from tsdiff.data.datasets import load_tmy3 as load_tmy3_frame
 from tsdiff.data.datasets import load_tmy3_benchmark
 from tsdiff.data.protocol import Protocol, window_splits, windows_to_arrays
@@ -180,7 +180,7 @@ __all__ = [
     "export_cache",
     "load",
     "load_appliances",
-    "load_tmy3",
+    "load_tmy3_suite",
     "load_tmy3_benchmark",
     "load_tmy3_drivers",
     "count_test_windows",

@@ -126,7 +126,7 @@ LOADERS = {
     "elecdaily": rdata.load_elecdaily,
     "temperature_australia": wheels.load_temperature_australia,
     "peyton_manning": wheels.load_peyton_manning,
-    "tmy3": wheels.load_tmy3,
+    "tmy3": wheels.load_tmy3_suite,
     "electricity": wheels.load_electricity,
     "sf_traffic": wheels.load_sf_traffic,
     "solarpower": wheels.load_solarpower,

@@ -43,7 +43,7 @@ def _single(name: str, raw: pd.DataFrame, time_col: str, cols: dict[str, str]) -
     return df
 
 
-def load_tmy3(channels=None) -> tuple[pd.DataFrame, Protocol]:
+def load_tmy3_suite(channels=None) -> tuple[pd.DataFrame, Protocol]:
     """TMY3 Greensboro (pvlib's NREL file, embedded in tsdiff): hourly 2001, 10 weather channels
     (or ``channels``), every channel a target."""
     cols = tuple(channels) if channels else embedded.TMY3_CHANNELS
@@ -62,21 +62,36 @@ def load_appliances(channels=APPLIANCES_DEFAULT) -> tuple[pd.DataFrame, Protocol
     return finish("appliances", regular_grid(df, "10min"), "10min", cols)
 
 
+def parse_tsf(text: str, freq: str) -> pd.DataFrame:
+    """Series of a Monash ``.tsf`` file (``NAME:START:v1,v2,...`` lines after ``@data``; ``?`` is
+    a missing value) as a long frame ``item_id``, ``timestamp``, ``value`` on the ``freq`` grid."""
+    if "@data" not in text:
+        raise ValueError("tsf text has no @data line")
+    parts = []
+    for line in text.split("@data", 1)[1].splitlines():
+        if not line.strip():
+            continue
+        sid, start, values = line.strip().split(":", 2)
+        vals = [np.nan if v == "?" else float(v) for v in values.split(",")]
+        idx = pd.date_range(pd.Timestamp(start.split(" ")[0]), periods=len(vals), freq=freq)
+        parts.append(pd.DataFrame({"item_id": sid, "timestamp": idx, "value": vals}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def load_m1_yearly() -> tuple[pd.DataFrame, Protocol]:
     """M1 competition, 181 yearly series (Monash archive ``m1_yearly_dataset.tsf`` inside the
     aeon wheel). The file replaced series T51's unknown start year by 1900: kept as given."""
-    text = wheel_member("m1_yearly", "aeon", M1_TSF).decode("utf-8")
-    body = [ln for ln in text.split("@data", 1)[1].splitlines() if ln.strip()]
-    parts = []
-    for line in body:
-        sid, start, values = line.split(":", 2)
-        start = pd.Timestamp(start.split(" ")[0])
-        vals = [np.nan if v == "?" else float(v) for v in values.split(",")]
-        idx = pd.date_range(start, periods=len(vals), freq="YS")
-        parts.append(pd.DataFrame({"item_id": sid, "timestamp": idx, "value": vals}))
-    if len(parts) != 181:
-        raise DatasetUnavailable(f"m1_yearly: {M1_TSF} holds {len(parts)} series, expected 181")
-    return finish("m1_yearly", pd.concat(parts, ignore_index=True), "YS", ("value",))
+    df = parse_tsf(wheel_member("m1_yearly", "aeon", M1_TSF).decode("utf-8"), "YS")
+    if df["item_id"].nunique() != 181:
+        n = df["item_id"].nunique()
+        raise DatasetUnavailable(f"m1_yearly: {M1_TSF} holds {n} series, expected 181")
+    return finish("m1_yearly", df, "YS", ("value",))
+
+
+def array_literal(text: str) -> list[float]:
+    """The numbers of the first ``np.array([...])`` literal in Python source ``text``."""
+    found = re.search(r"np\.array\(\[([\d\s,.]+)\]", text)
+    return [float(v) for v in found.group(1).replace(",", " ").split()] if found else []
 
 
 def load_taylor() -> tuple[pd.DataFrame, Protocol]:
@@ -85,8 +100,7 @@ def load_taylor() -> tuple[pd.DataFrame, Protocol]:
     text of ``pmdarima/datasets/taylor.py`` in the pmdarima wheel (the ``np.array([...])``
     literal); pmdarima is never imported."""
     text = wheel_member("taylor", "pmdarima", TAYLOR_PY).decode("utf-8")
-    found = re.search(r"np\.array\(\[([\d\s,.]+)\]", text)
-    vals = [float(v) for v in found.group(1).replace(",", " ").split()] if found else []
+    vals = array_literal(text)
     if len(vals) != 4032:
         raise DatasetUnavailable(f"taylor: {TAYLOR_PY} holds {len(vals)} numbers, expected 4032")
     idx = pd.date_range("2000-06-05", periods=4032, freq="30min")

