@@ -130,9 +130,7 @@ def describe(name: str, df: pd.DataFrame, proto: Protocol) -> dict:
     """One ``--list`` row: the set's shape, protocol and data facts."""
     targets = df[list(proto.target_columns)].to_numpy(np.float64)
     n_items = df["item_id"].nunique()
-    windows = (
-        len(proto.test_origins) * n_items if proto.test_origins else proto.n_test_windows * n_items
-    )
+    windows = proto.n_windows * n_items  # shared origins are forecast for every item
     info = SET_INFO.get(name)
     return {
         "name": name,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.data.files import DatasetUnavailable, ensure_wheel
-from benchmarks.data.grid import FREQ_LABELS, check
+from benchmarks.data.grid import FREQ_LABELS, check, freq_label
 from benchmarks.datasets import (
     HORIZONS,
     SET_INFO,
@@ -46,6 +46,7 @@ def test_tmy3_suite_protocol_takes_the_last_20_windows_of_48_hours():
     assert len(windows) == 20 and windows[-1][1]["timestamp"].iloc[-1] == df["timestamp"].max()
     assert train["timestamp"].max() < windows[0][1]["timestamp"].iloc[0]
     assert windows[0][1]["timestamp"].iloc[0] == pd.Timestamp("2001-11-22")  # 8760 - 20 * 48
+    assert SET_INFO["tmy3"].freq_label == freq_label(proto.freq) == "hourly"
     check(df, proto)
 
 
@@ -56,6 +57,7 @@ def test_visnights_is_20_quarterly_series_with_one_window_each():
     assert (proto.freq, proto.prediction_length, proto.season_length) == ("QS", 8, 4)
     assert df["timestamp"].min() == pd.Timestamp("1998-01-01") and proto.n_windows == 1
     assert len(window_splits(df, proto)[1]) == 20
+    assert SET_INFO["visnights"].freq_label == freq_label(proto.freq) == "quarterly"
     check(df, proto)
 
 
