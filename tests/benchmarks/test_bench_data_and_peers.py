@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.datasets import load, window_splits, windows_to_arrays
+from benchmarks.datasets import load, load_tmy3_benchmark, window_splits, windows_to_arrays
 from benchmarks.forecast import sampler_names, tsdiff_hp
 from benchmarks.forecast_channels import channel_wql
 from benchmarks.peers import deepar, ets, seasonal_naive
@@ -17,12 +17,13 @@ from tsdiff.metrics import weighted_quantile_loss
 
 
 def _tmy3_small(n_windows=3, channels=("ghi", "temp_air")):
-    df, proto = load("tmy3", channels=channels)
+    df, proto = load_tmy3_benchmark(channels=channels)
     return df, dataclasses.replace(proto, test_origins=proto.test_origins[-n_windows:])
 
 
 def test_tmy3_protocol_and_window_splits():
-    df, proto = load("tmy3")
+    """The demo's TMY3 protocol (tsdiff.data; the suite's ``tmy3`` uses the suite rule)."""
+    df, proto = load_tmy3_benchmark()
     assert proto.n_windows == 28 and proto.prediction_length == 24 and proto.freq == "h"
     train, windows = window_splits(df, proto)
     assert train["timestamp"].max() < proto.test_origins[0] == pd.Timestamp("2001-12-04")
