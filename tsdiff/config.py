@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from tsdiff.diffusion import ORDERS
+from tsdiff.diffusion import ORDERS, SCHEDULES
 from tsdiff.features import parse_freq
 
 CALIBRATIONS = ("temperature", "spread", "both")
@@ -142,11 +142,15 @@ class SamplerSection:
     fitted with these steps (``recalibrate(df, steps=...)`` refits it for others)."""
     block_length: int | None = None
     """Horizon steps per semi-autoregressive block; None = one block."""
+    schedule: str = "linear"
+    """Cells committed per step: linear (the same number each step) or cosine (MaskGIT: few
+    first, most last); see tsdiff.diffusion.commit_counts."""
     inference_precision: str | None = None
     """Sampling precision, 32 or bf16; None: bf16 when ``precision`` is a bf16 one, else 32."""
 
     def __post_init__(self) -> None:
         _one_of(self, "order", ORDERS)
+        _one_of(self, "schedule", SCHEDULES)
         if self.inference_precision not in (None, "32", "bf16"):
             raise ValueError(
                 f"inference_precision: expected None, '32' or 'bf16', "

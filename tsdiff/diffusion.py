@@ -14,17 +14,24 @@ is kept for comparison only: it depends on the draw and pulls paths toward the m
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 from torch import Tensor
 
 from lm_core.objectives.masked import masked_diffusion_loss
-from lm_core.solvers import DistributionOrder, LowConfidence, SampleStats, denoise
+from lm_core.solvers import DistributionOrder, LowConfidence, SampleStats
 from lm_core.solvers.policies import confidence_scores
 from tsdiff.model import NumericDenoiser, PathRows
 
 ORDERS = ("entropy", "margin", "random", "prob")
+SCHEDULES = ("linear", "cosine")
+
+
+def default_steps(H: int) -> int:
+    """The default NFE per path for a horizon of H steps: ceil(H / 4)."""
+    return max(1, -(-H // 4))
 
 
 def horizon_loss(
@@ -43,14 +50,34 @@ def horizon_loss(
 
 
 def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None):
-    """(steps, block_length in cells) with defaults: one block, steps = H (one time step a call)."""
+    """(steps, block_length in cells) with defaults: one block, steps = :data:`DEFAULT_NFE`."""
     n = H * C
     block_length = n if block_length is None else block_length * C
-    steps = max(1, -(-H // 4)) if steps is None else steps
+    steps = default_steps(H) if steps is None else steps
     n_blocks = max(n // block_length, 1)
     if steps % n_blocks:
         steps = n_blocks * max(1, round(steps / n_blocks))
     return steps, block_length
+
+
+def commit_counts(n: int, steps: int, schedule: str = "linear") -> list[int]:
+    """Cells committed by each step of a block of ``n`` cells filled in ``steps`` steps (at most
+    n steps: each commits at least one cell; the counts sum to n).
+
+    ``linear``: LLaDA's schedule, n // steps each, the remainder one each over the first steps
+    (:func:`lm_core.solvers.loop.num_transfer_tokens`). ``cosine``: MaskGIT's, round(n cos(pi/2
+    s / steps)) cells still hidden after step s: few cells first, each drawn from its marginal
+    given the context, then more and more cells per step, each drawn given all earlier draws.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    steps = max(1, min(steps, n))
+    if schedule == "linear":
+        return [n // steps + (s < n % steps) for s in range(steps)]
+    hidden = [round(n * math.cos(math.pi / 2 * s / steps)) for s in range(steps + 1)]
+    for s in range(1, steps):  # strictly decreasing, and room for one cell per later step
+        hidden[s] = max(min(hidden[s], hidden[s - 1] - 1), steps - s)
+    return [hidden[s] - hidden[s + 1] for s in range(steps)]
 
 
 def shared_first_step(
@@ -64,6 +91,7 @@ def shared_first_step(
     order: str,
     temperature: float,
     generator: torch.Generator | None,
+    first_block: int | None = None,
 ) -> Tensor:
     """The first sampler step, done once per window: all S paths of a window still hold the
     all-MASK canvas, so they share the logits and, for a value-independent order fixed by those
@@ -75,6 +103,8 @@ def shared_first_step(
     Args:
         static: [w, H*C, d] horizon embeddings of the w windows; kvs: their cached context.
         n_commit: cells committed by this step (the first count of the step schedule).
+        first_block: cells of the first block (the step commits only among the first
+            ``first_block`` cells; default all).
 
     Returns:
         canvas [w * S, H*C] (window-major) with the committed cells drawn, MASK elsewhere.
@@ -84,6 +114,8 @@ def shared_first_step(
     canvas = torch.full((w, N), mask_id, dtype=torch.long, device=static.device)
     logits = model.horizon_logits(canvas, static, kvs, positions) / temperature  # [w, N, V]
     score = confidence_scores(logits, canvas, order)
+    if first_block is not None and first_block < N:
+        score[:, first_block:] = float("-inf")
     cells = score.argsort(dim=-1, descending=True, stable=True)[:, :n_commit]  # [w, k]
     chosen = logits.gather(1, cells[..., None].expand(-1, -1, logits.shape[-1]))
     cdf = torch.softmax(chosen.double(), dim=-1).cumsum(-1)  # [w, k, V]
@@ -105,8 +137,14 @@ def hard_paths(
     block_length: int | None,
     temperature: float,
     generator: torch.Generator | None,
+    schedule: str = "linear",
 ) -> tuple[Tensor, SampleStats]:
     """Hard commitment (a drawn cell is final) for the S paths of w windows.
+
+    Blocks of ``block_length`` time steps are filled left to right, each in steps // blocks
+    network calls that commit :func:`commit_counts` cells (``schedule``), the cells picked by
+    the ``order`` rule; a window's first call runs once per window (:func:`shared_first_step`,
+    or, for ``random`` and ``prob``, one row per window whose logits are repeated).
 
     Returns:
         z [w, S, H, C] in context-scaled units (bin centres) and the sampler's stats.
@@ -114,6 +152,7 @@ def hard_paths(
     cfg = model.cfg
     H, C = cfg.prediction_length, cfg.n_channels
     steps, bl = resolve_schedule(H, C, steps, block_length)
+    counts = commit_counts(bl, steps // (H * C // bl), schedule)
     if order == "prob":  # value-dependent order: draw every hidden cell, commit the likeliest draws
         policy = LowConfidence(temperature=1.0, confidence="prob")
     else:  # order fixed before drawing; values drawn only for the committed cells
@@ -132,23 +171,25 @@ def hard_paths(
         return model.horizon_logits(x, st, kv, pos) / temperature
 
     canvas = torch.full((n, H * C), mask_id, dtype=torch.long, device=st.device)
-    editable = torch.ones_like(canvas, dtype=torch.bool)
-    left, nfe0, t0 = steps, 0, time.perf_counter()
-    if order in ("entropy", "margin") and bl == H * C:
-        canvas = shared_first_step(
-            model, st1, kv1, pos[:w], S, n_commit=-(-(H * C) // steps), order=order,
-            temperature=temperature, generator=generator,
-        )  # fmt: skip
-        left, nfe0 = steps - 1, 1
-    if left == 0:
-        ids, stats = canvas, SampleStats(rows=n)
-    else:
-        ids, stats = denoise(
-            model_fn, canvas, editable, mask_id=mask_id, policy=policy, steps=left,
-            block_length=bl, generator=generator,
-        )  # fmt: skip
-    if nfe0:  # the shared first step: one more call, and the cells it drew
-        stats.nfe += nfe0
-        stats.committed += int((canvas != mask_id).sum())
-        stats.seconds = time.perf_counter() - t0
-    return model.encoder.decode(ids, generator=generator).view(w, S, H, C), stats
+    cell = torch.arange(H * C, device=st.device)
+    stats, t0 = SampleStats(rows=n), time.perf_counter()
+    for b in range(H * C // bl):
+        in_block = ((cell >= b * bl) & (cell < (b + 1) * bl))[None].expand(n, -1)
+        for s, k in enumerate(counts):
+            if b == 0 and s == 0 and order in ("entropy", "margin"):
+                canvas = shared_first_step(
+                    model, st1, kv1, pos[:w], S, n_commit=k, order=order,
+                    temperature=temperature, generator=generator, first_block=bl,
+                )  # fmt: skip
+                commit = canvas != mask_id
+            else:
+                hidden = in_block & (canvas == mask_id)
+                kk = torch.full((n,), k, dtype=torch.long, device=st.device)
+                x0, commit = policy.step(model_fn(canvas), hidden, kk, generator)
+                commit = commit & hidden
+                canvas = torch.where(commit, x0, canvas)
+            stats.nfe += 1
+            stats.committed += int(commit.sum())
+        stats.per_block_nfe.append(len(counts))
+    stats.seconds = time.perf_counter() - t0
+    return model.encoder.decode(canvas, generator=generator).view(w, S, H, C), stats

@@ -5,11 +5,18 @@ import pytest
 import torch
 
 from lm_core.solvers import DistributionOrder
+from lm_core.solvers.loop import num_transfer_tokens
 from tests.tsdiff.tiny import sine_frame, tiny_model
 from tsdiff import Forecaster
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
-from tsdiff.diffusion import horizon_loss, resolve_schedule, shared_first_step
+from tsdiff.diffusion import (
+    commit_counts,
+    default_steps,
+    horizon_loss,
+    resolve_schedule,
+    shared_first_step,
+)
 from tsdiff.metrics import coverage, crps_from_samples
 
 
@@ -75,9 +82,25 @@ def test_shared_first_step_commits_the_policys_cells_with_its_value_distribution
 
 
 def test_resolve_schedule_defaults_and_blocks():
-    assert resolve_schedule(24, 2, None, None) == (6, 48)
+    assert resolve_schedule(24, 2, None, None) == (default_steps(24), 48)
     steps, bl = resolve_schedule(24, 2, 8, 6)
     assert bl == 12 and steps % 4 == 0
+
+
+@pytest.mark.parametrize("n,steps", [(48, 48), (48, 12), (48, 5), (48, 2), (240, 7), (6, 9)])
+def test_commit_counts_fill_the_block_one_call_per_step(n, steps):
+    """Every schedule commits every cell, at least one per step, in min(steps, n) steps; linear
+    is LLaDA's (lm_core's); cosine commits few cells first and the most at the end."""
+    lin, cos = commit_counts(n, steps, "linear"), commit_counts(n, steps, "cosine")
+    assert lin == num_transfer_tokens(torch.tensor([n]), min(steps, n))[0].tolist()
+    for c in (lin, cos):
+        assert sum(c) == n and len(c) == min(steps, n) and min(c) >= 1
+    assert cos == sorted(cos)
+    if 2 < steps < n:
+        assert cos[0] < lin[0] and cos[-1] > lin[-1]
+    assert commit_counts(48, 4, "cosine") == [4, 10, 16, 18]  # MaskGIT: 48 cos(pi/2 s/4) hidden
+    with pytest.raises(ValueError, match="schedule"):
+        commit_counts(48, 4, "exp")
 
 
 @pytest.mark.learning
