@@ -10,10 +10,12 @@ DeepAR (``--deepar-epochs``, a short fit is enough for timing) is trained and ti
 process: its predict call over the same windows.
 
 Rows (``mechanism``): ``one cell/step`` (NFE = H * C cells, the coherence reference); ``linear``
-and ``cosine`` commit schedules (:func:`tsdiff.diffusion.commit_counts`) at NFE on a grid from H
-down to 1; ``bf16`` (autocast inference, at the default NFE); ``1 window/call`` (no batching of
-windows, at the default NFE); ``default`` (the forecaster's configured sampler). The context's
-keys/values are cached once per window in every row (:meth:`tsdiff.model.NumericDenoiser.horizon`).
+and ``cosine`` commit schedules (:func:`tsdiff.diffusion.commit_counts`) at NFE H / 4 (the old
+default), 4, 3, 2, 1; ``branch``: ceil(100 / b) network rows per window, each branching into b
+paths at the last step (:func:`tsdiff.diffusion.hard_paths`); ``bf16`` (autocast inference) and
+``1 window/call`` (no batching of windows) at NFE 2, cosine; ``default`` (the forecaster's
+configured sampler). The context's keys/values are cached once per window in every row
+(:meth:`tsdiff.model.NumericDenoiser.horizon`).
 
 Scores: CRPS (sum CRPS / sum |y| over cells), ``crps_hsum``: the same for the horizon sum of
 every series and channel (sum the H steps of each path and of the truth, then CRPS; paths that
@@ -47,7 +49,6 @@ from benchmarks import peers
 from benchmarks.common import add_out_argument, format_table, print_header, results_dir, write_csv
 from benchmarks.datasets import load, window_splits, windows_to_arrays
 from tsdiff import metrics as M
-from tsdiff.diffusion import default_steps
 from tsdiff.forecaster import Forecaster
 
 DATASETS = ("elecdemand", "tmy3")
@@ -56,9 +57,8 @@ QUICK_HP = dict(patch_size=4, d_model=32, n_layers=1, n_heads=2, batch_size=32, 
 
 
 def nfe_grid(H: int) -> list[int]:
-    """NFE values below one cell per step: H, H/2, H/4, H/8, 4, 3, 2, 1 (distinct, <= H)."""
-    grid = {H, H // 2, H // 4, H // 8, 4, 3, 2, 1}
-    return sorted((s for s in grid if 1 <= s <= H), reverse=True)
+    """NFE values below one cell per step: H / 4 (the old default), 4, 3, 2, 1 (distinct)."""
+    return sorted({s for s in (max(1, H // 4), 4, 3, 2, 1) if s <= H}, reverse=True)
 
 
 def score(samples: np.ndarray, y: np.ndarray) -> dict:
@@ -74,14 +74,17 @@ def score(samples: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
-def mechanisms(H: int, C: int, cells: int) -> list[tuple[str, dict]]:
+def mechanisms(H: int, cells: int) -> list[tuple[str, dict]]:
     """(mechanism, sampler overrides) rows of one data set; ``cells`` = H * C of one sequence."""
     rows = [("one cell/step", {"steps": cells})]
     for sched in ("linear", "cosine"):
         rows += [(sched, {"steps": s, "schedule": sched}) for s in nfe_grid(H) if s < cells]
-    d = default_steps(H)
-    rows += [("bf16", {"steps": d, "precision": "bf16"}), ("1 window/call", {"steps": d,
-             "max_tokens": 1}), ("default", {})]  # fmt: skip
+    rows += [("branch", {"steps": s, "schedule": sched, "branch": b})
+             for s, sched, b in ((2, "linear", 4), (2, "cosine", 2), (2, "cosine", 4),
+                                 (3, "cosine", 4), (4, "cosine", 4))]  # fmt: skip
+    rows += [("bf16", {"steps": 2, "schedule": "cosine", "precision": "bf16"}),
+             ("1 window/call", {"steps": 2, "schedule": "cosine", "max_tokens": 1}),
+             ("default", {})]  # fmt: skip
     return rows
 
 
@@ -149,13 +152,13 @@ def run_dataset(name: str, args) -> list[dict]:
     dar_ms = 1000 * r.predict_seconds / n_win
     base = {"data": name, "windows": n_win, "H": H, "C": C, "cells": cells,
             "temperature": f.temperature, "channels": f.config.channels}  # fmt: skip
-    out = [{**base, "mechanism": "deepar", "schedule": "", "nfe": H, **score(r.samples, y),
+    out = [{**base, "mechanism": "deepar", "schedule": "", "nfe": H, "branch": 1, **score(r.samples, y),
             "cpu_ms_per_window": dar_ms, "wall_ms_per_window": 1000 * dar_wall / n_win}]  # fmt: skip
     print(f"  deepar: {dar_ms:.1f} ms/window, CRPS {out[0]['crps']:.4f}", flush=True)
     kw = {"origins": list(proto.test_origins)} if proto.test_origins else {
         "windows": proto.n_test_windows}  # fmt: skip
     full = df[cols]
-    for mech, opts in mechanisms(H, C, cells):
+    for mech, opts in mechanisms(H, cells):
         best, wall = float("inf"), float("inf")
         for _ in range(args.repeats):
             t0, w0 = time.process_time(), time.perf_counter()
@@ -164,10 +167,11 @@ def run_dataset(name: str, args) -> list[dict]:
             wall = min(wall, time.perf_counter() - w0)
         sched = opts.get("schedule", f.config.schedule)
         row = {**base, "mechanism": mech, "schedule": sched, "nfe": bt["nfe"],
+               "branch": opts.get("branch", f.config.branch),
                **score(bt["samples"], y), "cpu_ms_per_window": 1000 * best / n_win,
                "wall_ms_per_window": 1000 * wall / n_win}  # fmt: skip
         out.append(row)
-        print(f"  {mech:14s} {sched:7s} NFE {bt['nfe']:3d}: {row['cpu_ms_per_window']:8.1f} CPU ms/window"
+        print(f"  {mech:14s} {sched:7s} NFE {bt['nfe']:3d} x{row['branch']}: {row['cpu_ms_per_window']:8.1f} CPU ms/window"
               f" CRPS {row['crps']:.4f} hsum {row['crps_hsum']:.4f}", flush=True)  # fmt: skip
     ref = next(r for r in out if r["mechanism"] == "one cell/step")
     for r in out:
@@ -178,7 +182,7 @@ def run_dataset(name: str, args) -> list[dict]:
     return out
 
 
-TABLE = ("data", "mechanism", "schedule", "nfe", "cpu_ms_per_window", "wall_ms_per_window", "ratio_deepar", "crps",
+TABLE = ("data", "mechanism", "schedule", "nfe", "branch", "cpu_ms_per_window", "wall_ms_per_window", "ratio_deepar", "crps",
          "crps_hsum", "hsum_vs_ref", "cov90", "goal")  # fmt: skip
 
 
@@ -187,7 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2, help="timing repeats (best of)")
+    ap.add_argument("--repeats", type=int, default=1, help="timing repeats (best of)")
     ap.add_argument("--max-windows", type=int, default=7, help="keep the first K origins")
     ap.add_argument("--max-steps", type=int, default=500, help="tsdiff training steps")
     ap.add_argument("--deepar-epochs", type=int, default=5)

@@ -145,12 +145,18 @@ class SamplerSection:
     schedule: str = "linear"
     """Cells committed per step: linear (the same number each step) or cosine (MaskGIT: few
     first, most last); see tsdiff.diffusion.commit_counts."""
+    branch: int = 1
+    """Paths per network row: ceil(S / branch) rows per window run the sampler and each
+    branches into ``branch`` paths at the last step (those paths share the cells of earlier
+    steps); the network cost of S / branch paths. Hard commitment only (soft and flow ignore it)."""
     inference_precision: str | None = None
     """Sampling precision, 32 or bf16; None: bf16 when ``precision`` is a bf16 one, else 32."""
 
     def __post_init__(self) -> None:
         _one_of(self, "order", ORDERS)
         _one_of(self, "schedule", SCHEDULES)
+        if not isinstance(self.branch, int) or self.branch < 1:
+            raise ValueError(f"branch: expected a positive integer, got {self.branch!r}")
         if self.inference_precision not in (None, "32", "bf16"):
             raise ValueError(
                 f"inference_precision: expected None, '32' or 'bf16', "

@@ -138,6 +138,7 @@ def hard_paths(
     temperature: float,
     generator: torch.Generator | None,
     schedule: str = "linear",
+    branch: int = 1,
 ) -> tuple[Tensor, SampleStats]:
     """Hard commitment (a drawn cell is final) for the S paths of w windows.
 
@@ -146,8 +147,14 @@ def hard_paths(
     the ``order`` rule; a window's first call runs once per window (:func:`shared_first_step`,
     or, for ``random`` and ``prob``, one row per window whose logits are repeated).
 
+    ``branch`` > 1: each of the S rows of a window (``rows.num_samples``) branches into
+    ``branch`` paths at the last step: the cells that step commits are drawn ``branch`` times
+    from the row's last logits (cells drawn in one step are independent given the canvas, so
+    each path is still a draw from the sampler's joint), the cells of earlier steps are shared
+    by the ``branch`` paths of a row. The network runs on S rows, not S * branch.
+
     Returns:
-        z [w, S, H, C] in context-scaled units (bin centres) and the sampler's stats.
+        z [w, S * branch, H, C] in context-scaled units (bin centres) and the sampler's stats.
     """
     cfg = model.cfg
     H, C = cfg.prediction_length, cfg.n_channels
@@ -173,14 +180,21 @@ def hard_paths(
     canvas = torch.full((n, H * C), mask_id, dtype=torch.long, device=st.device)
     cell = torch.arange(H * C, device=st.device)
     stats, t0 = SampleStats(rows=n), time.perf_counter()
-    for b in range(H * C // bl):
+    n_blocks = H * C // bl
+    for b in range(n_blocks):
         in_block = ((cell >= b * bl) & (cell < (b + 1) * bl))[None].expand(n, -1)
         for s, k in enumerate(counts):
+            last = b == n_blocks - 1 and s == len(counts) - 1
             if b == 0 and s == 0 and order in ("entropy", "margin"):
+                paths = S * branch if last else S  # one step in all: every path its own draws
                 canvas = shared_first_step(
-                    model, st1, kv1, pos[:w], S, n_commit=k, order=order,
+                    model, st1, kv1, pos[:w], paths, n_commit=k, order=order,
                     temperature=temperature, generator=generator, first_block=bl,
                 )  # fmt: skip
+                commit = canvas != mask_id
+            elif last and branch > 1:  # all hidden cells left, drawn branch times per row
+                hidden = in_block & (canvas == mask_id)
+                canvas = branch_last_step(model_fn(canvas), canvas, hidden, branch, generator)
                 commit = canvas != mask_id
             else:
                 hidden = in_block & (canvas == mask_id)
@@ -192,4 +206,29 @@ def hard_paths(
             stats.committed += int(commit.sum())
         stats.per_block_nfe.append(len(counts))
     stats.seconds = time.perf_counter() - t0
-    return model.encoder.decode(canvas, generator=generator).view(w, S, H, C), stats
+    return model.encoder.decode(canvas, generator=generator).view(w, -1, H, C), stats
+
+
+def branch_last_step(
+    logits: Tensor, canvas: Tensor, hidden: Tensor, branch: int, generator=None
+) -> Tensor:
+    """The last sampler step, branched: every hidden cell of each row drawn ``branch`` times
+    (inverse CDF in float64) from the row's logits.
+
+    Args:
+        logits: [n, N, V] (temperature applied); canvas: [n, N] bin ids or MASK;
+        hidden: bool [n, N], the same number of cells in every row (the last step's count).
+
+    Returns:
+        canvas [n * branch, N] (row-major: the ``branch`` paths of a row together), filled.
+    """
+    n, N = canvas.shape
+    k = int(hidden[0].sum())
+    cdf = torch.softmax(logits[hidden].double(), dim=-1).cumsum(-1)  # [n * k, V]
+    u = torch.rand(
+        (cdf.shape[0], branch), dtype=torch.float64, device=cdf.device, generator=generator
+    )
+    ids = torch.searchsorted(cdf, u * cdf[:, -1:]).clamp_max(cdf.shape[-1] - 1)  # [n * k, p]
+    out = canvas[:, None].repeat(1, branch, 1)  # [n, p, N]
+    out[hidden[:, None].expand(-1, branch, -1)] = ids.view(n, k, branch).transpose(1, 2).flatten()
+    return out.view(n * branch, N)

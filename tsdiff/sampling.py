@@ -64,6 +64,7 @@ def sample_paths(
     commit: str = "hard",
     precision: str = "32",
     schedule: str = "linear",
+    branch: int = 1,
 ) -> tuple[Tensor, SampleStats]:
     """Draw sample paths for a batch of windows.
 
@@ -87,6 +88,11 @@ def sample_paths(
         schedule: cells committed per step (masked mode, :func:`tsdiff.diffusion.commit_counts`):
             ``linear`` (the same number each step) or ``cosine`` (MaskGIT: few first, most
             last); the flow has no commitments and ignores it.
+        branch: paths per network row (hard masked sampler): ceil(S / branch) rows per window
+            run the sampler and each branches into ``branch`` paths at its last step
+            (:func:`tsdiff.diffusion.hard_paths`): the network cost of S / branch paths; the
+            paths of a row share the cells of earlier steps. Soft commitment and the flow
+            ignore it.
         precision: ``32`` or ``bf16`` (the network runs under bfloat16 autocast; about 2.5x
             faster on CPUs with AVX512-BF16 and on GPUs; logits and values stay float32).
 
@@ -94,17 +100,23 @@ def sample_paths(
         samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
     """
     check_options(order, temperature, commit, precision, schedule)
+    if not isinstance(branch, int) or branch < 1:
+        raise ValueError(f"branch: expected a positive integer, got {branch!r}")
     sampler = SAMPLERS[(model.cfg.mode, commit)]
+    if sampler is not hard_paths:  # soft commitment and the flow do not branch
+        branch = 1
+    extra = {"branch": branch} if branch > 1 else {}
+    rows_per_window = -(-num_samples // branch)
     device_type = next(model.parameters()).device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         hz = model.horizon(batch)
         outs, total = [], SampleStats(rows=0)
-        for _, _, rows in hz.chunks(num_samples, max_tokens):
+        for _, _, rows in hz.chunks(rows_per_window, max_tokens):
             z, stats = sampler(
                 model, rows, order=order, steps=steps, block_length=block_length,
-                temperature=temperature, generator=generator, schedule=schedule,
+                temperature=temperature, generator=generator, schedule=schedule, **extra,
             )  # fmt: skip
-            outs.append(z)
+            outs.append(z[:, :num_samples])
             total.nfe = stats.nfe
             total.committed += stats.committed
             total.rows += stats.rows

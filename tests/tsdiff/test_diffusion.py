@@ -11,6 +11,7 @@ from tsdiff import Forecaster
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
 from tsdiff.diffusion import (
+    branch_last_step,
     commit_counts,
     default_steps,
     horizon_loss,
@@ -101,6 +102,22 @@ def test_commit_counts_fill_the_block_one_call_per_step(n, steps):
     assert commit_counts(48, 4, "cosine") == [4, 10, 16, 18]  # MaskGIT: 48 cos(pi/2 s/4) hidden
     with pytest.raises(ValueError, match="schedule"):
         commit_counts(48, 4, "exp")
+
+
+def test_branched_last_step_keeps_the_row_and_draws_the_rest_from_its_softmax():
+    """Each row becomes b paths: its committed cells are shared, every hidden cell is drawn b
+    times from the row's distribution."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 8, generator=g)
+    canvas = torch.tensor([[3, 8, 1, 8, 8], [8, 0, 8, 8, 7]])  # 8 = MASK
+    hidden = canvas == 8
+    out = branch_last_step(logits, canvas, hidden, 4000, g).view(2, 4000, 5)
+    assert (out != 8).all()
+    for r in range(2):
+        assert (out[r][:, ~hidden[r]] == canvas[r, ~hidden[r]]).all()
+        for c in hidden[r].nonzero().squeeze(-1).tolist():
+            freq = torch.bincount(out[r, :, c], minlength=8).float() / 4000
+            assert (freq - torch.softmax(logits[r, c], -1)).abs().max() < 0.04
 
 
 @pytest.mark.learning
