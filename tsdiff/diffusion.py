@@ -29,9 +29,13 @@ ORDERS = ("entropy", "margin", "random", "prob")
 SCHEDULES = ("linear", "cosine")
 
 
+DEFAULT_STEPS = 2
+"""Default NFE per path of the masked sampler (any horizon; see SamplerSection.steps)."""
+
+
 def default_steps(H: int) -> int:
-    """The default NFE per path for a horizon of H steps: ceil(H / 4)."""
-    return max(1, -(-H // 4))
+    """The default NFE per path for a horizon of H steps: :data:`DEFAULT_STEPS` (at most H)."""
+    return max(1, min(DEFAULT_STEPS, H))
 
 
 def horizon_loss(

@@ -76,7 +76,8 @@ def sample_paths(
             While the S paths of a window still share one canvas (the first step of the masked
             mode) the network runs once per window, not once per path.
         order: commitment order rule, one of ``ORDERS`` (masked mode).
-        steps: network evaluations per path (NFE); default ceil(H / 4). ``steps = H * C``
+        steps: network evaluations per path (NFE); default
+            :func:`tsdiff.diffusion.default_steps` (flow: ceil(H / 4)). ``steps = H * C``
             commits one cell per step; fewer steps commit several cells per step.
         block_length: horizon time steps per semi-autoregressive block (default: whole horizon).
         temperature: softmax temperature of the cell distributions (1 = the model's predictive
