@@ -176,6 +176,19 @@ class SamplerSection:
             )
 
 
+def sampler_of_old_checkpoint(fields: dict) -> dict:
+    """The flat config fields of a saved checkpoint, with the sampler it was calibrated with
+    when it predates ``schedule`` and ``branch`` (issue 20): linear, one path per row, and
+    steps ceil(prediction_length / 4) where it left them to the default."""
+    if "schedule" in fields or "branch" in fields:
+        return fields
+    H = fields.get("prediction_length", DataSection.prediction_length)
+    steps = fields.get("steps")
+    if steps is None and isinstance(H, int) and H > 0:
+        steps = -(-H // 4)
+    return {**fields, "schedule": "linear", "branch": 1, "steps": steps}
+
+
 @dataclass
 class CalibrationSection:
     """What is fitted on held-out validation windows after training."""
