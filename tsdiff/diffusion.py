@@ -1,15 +1,23 @@
-"""Masked diffusion on numeric horizons: lm_core's objective and sampler loop, reused unchanged.
+"""Masked diffusion on numeric horizons: lm_core's objective and commit policies.
 
 Training is :func:`lm_core.objectives.masked_diffusion_loss` with the horizon cells as the
-maskable part (unobserved targets are never maskable and never scored). Forecasting is
-:func:`lm_core.solvers.denoise` over a canvas of H * C hidden cells, the context's keys/values
-computed once per window and shared by all S paths and all steps (the set-up is
-:meth:`tsdiff.model.NumericDenoiser.horizon`; :mod:`tsdiff.sampling` picks the sampler).
+maskable part (unobserved targets are never maskable and never scored). Forecasting
+(:func:`hard_paths`) follows lm_core's sampler loop (:func:`lm_core.solvers.denoise`: blocks,
+an lm_core commit policy per step) with a step schedule of its own, over a canvas of H * C
+hidden cells, the context's keys/values computed once per window and shared by all S paths and
+all steps (the set-up is :meth:`tsdiff.model.NumericDenoiser.horizon`; :mod:`tsdiff.sampling`
+picks the sampler).
 
 Commitment order: the ``order`` rule ranks hidden cells by a property of their predictive
 distribution computed *before* the value is drawn (``entropy``: lowest entropy first; ``margin``),
 or at random (``random``). ``prob`` (the probability of the drawn value, LLaDA's rule for text)
 is kept for comparison only: it depends on the draw and pulls paths toward the mode.
+
+Speed (issue 20, ``benchmarks/forecast_nfe.py``): every call after the first runs the network on
+every path, so the cost is about (NFE - 1) x paths x cells. The ``schedule``
+(:func:`commit_counts`: ``cosine`` commits few cells first) and ``branch`` (paths per network row
+in the last step, :func:`branch_last_step`) set how far the default (NFE 2, cosine, 4) gets
+below one cell per step while keeping the paths' horizon sums as coherent.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ def horizon_loss(
 
 
 def resolve_schedule(H: int, C: int, steps: int | None, block_length: int | None):
-    """(steps, block_length in cells) with defaults: one block, steps = :data:`DEFAULT_NFE`."""
+    """(steps, block_length in cells) with defaults: one block, steps = steps = :func:`default_steps`."""
     n = H * C
     block_length = n if block_length is None else block_length * C
     steps = default_steps(H) if steps is None else steps
