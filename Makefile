@@ -52,10 +52,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.datasets --export $(BENCH_DATA)
 	$(BIN)/python -m benchmarks.forecast --gpu-jobs 2 --cpu-jobs 1 --threads 1 --sampler-seeds 1 \
 		--data-cache $(BENCH_DATA) --save-ckpt $(BENCH_CKPT)
-	$(BIN)/python -m benchmarks.forecast_nfe --datasets elecdemand --threads 1 --repeats 2 \
-		--max-windows 7 --data-cache $(BENCH_DATA) --ckpt $(BENCH_CKPT)
-	$(BIN)/python -m benchmarks.forecast_nfe --datasets us_employment --threads 1 --repeats 2 \
-		--data-cache $(BENCH_DATA) --ckpt $(BENCH_CKPT)
+	$(BIN)/python -m benchmarks.forecast_nfe --datasets elecdemand --max-windows 7 --max-steps 200 \
+		--deepar-epochs 3 --hp '{"calibrate": false}' --data-cache $(BENCH_DATA)
 	for s in 0 1 2 3 4; do $(BIN)/python -m benchmarks.scenarios --threads 1 --seed $$s || exit 1; done
 	$(BIN)/python -m benchmarks.scenarios --summarize default
 	$(BIN)/python -m benchmarks.lm_likelihood
@@ -72,8 +70,7 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	for b in $(QUICK_SET); do $(BIN)/python -m benchmarks.$$b --quick || exit 1; done
-	$(BIN)/python -m benchmarks.forecast_nfe --quick --datasets us_employment --samplers entropy \
-		--repeats 1 --cpu-timing-threads 0
+	$(BIN)/python -m benchmarks.forecast_nfe --quick --datasets elecdemand --max-windows 2
 	$(BIN)/python -m benchmarks.forecast --quick --datasets us_employment --variants masked \
 		--samplers entropy --peers deepar
 

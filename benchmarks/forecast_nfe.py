@@ -1,412 +1,230 @@
-"""tsdiff: CRPS against NFE per path, for each sampler, on two data sets (elecdemand and
-us_employment by default; TMY3 with ``--datasets``).
+"""tsdiff sampling speed against coherence: predict time per window beside DeepAR's (same run,
+same process, same threads) and CRPS of the horizon sum, for each sampler mechanism.
 
-Protocol: the data sets' backtests of benchmarks/datasets.py (trained once on the data before the
-first origin, no covariates), one trained model per data set and mode (seed 0, the settings of
-benchmarks/forecast.py; loaded from ``--ckpt`` when forecast.py saved it there: ``NAME`` for the
-masked model, ``NAME-flow`` for the flow model), re-sampled with 100 paths per window at
-NFE = H * C (one cell per step) down to 1, for each sampler: the masked model with each commitment
-order (entropy = default, random, prob) and with soft commitment (``soft``: DMax-style, entropy
-order), and the flow model (``flow``: Euler steps = NFE). Calibration (``--recalibrate``):
-``per-nfe`` (default) refits the temperature (flow: noise scale) of every (sampler, NFE) row on
-the validation windows fit() held out, with that row's order and steps, as
-``Forecaster(steps=NFE, order=...)`` would at fit time (soft rows take the entropy order's
-temperature at the same NFE); ``none`` keeps the one fitted at the default NFE = ceil(H / 4) for
-every row. Wall-clock is the whole backtest call (frame to windows, sampling, windows x 100
-paths, GPU synchronised), best of ``--repeats``. ``--max-windows K`` keeps the first K origins
-(a cheaper CPU run; said in the header).
+Protocol: each data set of ``benchmarks.datasets.load`` (default elecdemand and tmy3), its first
+``--max-windows`` test origins (or last windows per series), 100 paths per window. One tsdiff model
+per data set, trained here with the defaults ``Forecaster(prediction_length, context_length,
+freq)`` and a short budget (``--max-steps``; ``--hp`` adds settings, e.g. channels) or loaded from
+``--ckpt NAME``; its fitted temperature is used by every row (not refitted per sampler). GluonTS
+DeepAR (``--deepar-epochs``, a short fit is enough for timing) is trained and timed in the same
+process: its predict call over the same windows.
 
-Goals (issue 4): some NFE <= H / 4 whose CRPS is within 3 % of the one-cell-per-step sampler's;
-wall-clock for 100 paths within 2x of DeepAR's. DeepAR (gluonts torch, forecast.py's settings,
-seed 0) is trained and timed in the same run, process and thread count (its predict call over
-the same windows, 100 paths); ``--deepar-csv FILE`` reads its time from the per-seed rows of a
-forecast.csv instead.
+Rows (``mechanism``): ``one cell/step`` (NFE = H * C cells, the coherence reference);
+``linear`` (NFE H / 4, 4, 3, 2, 1) and ``cosine`` (NFE 4, 3, 2) commit schedules
+(:func:`tsdiff.diffusion.commit_counts`); ``branch``: ceil(100 / b) network rows per window,
+each branching into b paths at the last step (:func:`tsdiff.diffusion.hard_paths`); ``bf16``
+(autocast inference) and ``1 window/call`` (no batching of windows) at NFE 2, cosine;
+``default`` (the forecaster's configured sampler). The context's keys/values are cached once per window in every row
+(:meth:`tsdiff.model.NumericDenoiser.horizon`).
+
+Scores: CRPS (sum CRPS / sum |y| over cells), ``crps_hsum``: the same for the horizon sum of
+every series and channel (sum the H steps of each path and of the truth, then CRPS; paths that
+are independent over time fail it), and its ratio to the one-cell-per-step row. Wall-clock:
+the whole backtest call (frame to windows, sampling, decoding) per window, best of
+``--repeats``, as CPU time of the process (``cpu_ms_per_window``; one thread, so CPU time is
+the compute, and on a shared machine the wall-clock mostly measures the other jobs) and as
+wall-clock (``wall_ms_per_window``); the ratio to DeepAR is of CPU times.
 
     python -m benchmarks.forecast_nfe --quick          # smoke run, writes .data/bench/quick/
-    python -m benchmarks.forecast_nfe --datasets elecdemand --threads 1 --repeats 2 \
-        --max-windows 7 --data-cache .data/bench/forecast_data --ckpt .data/bench/forecast_ckpt
+    python -m benchmarks.forecast_nfe --threads 1 --max-windows 7 --max-steps 500
 
-Writes its rows into benchmarks/results/forecast_nfe.csv, replacing the rows of the data sets it
-ran and keeping the others, then reports goals, table and forecast_nfe.png from the whole file.
+Goal (issue 20): a sampler at most 2x DeepAR's predict time per window with ``crps_hsum``
+within 3 % of one cell per step. Rows go into benchmarks/results/forecast_nfe.csv (the rows of
+the data sets run replace theirs, others are kept).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import math
+import json
+import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks import peers
-from benchmarks.common import (
-    add_out_argument,
-    format_table,
-    print_header,
-    results_dir,
-    save_png,
-    write_csv,
-)
-from benchmarks.datasets import window_splits, windows_to_arrays
-from benchmarks.forecast import (
-    NUM_SAMPLES,
-    _load,
-    _quiet,
-    backtest_kwargs,
-    score,
-    tsdiff_config,
-    tsdiff_hp,
-)
+from benchmarks.common import add_out_argument, format_table, print_header, results_dir, write_csv
+from benchmarks.datasets import load, window_splits, windows_to_arrays
+from tsdiff import metrics as M
 from tsdiff.forecaster import Forecaster
 
-DATASETS = ("elecdemand", "us_employment")
-SAMPLERS = {
-    "entropy": {"order": "entropy"},
-    "random": {"order": "random"},
-    "prob": {"order": "prob"},
-    "soft": {"order": "entropy", "commit": "soft"},
-    "flow": {},  # the flow-mode model
-}
+DATASETS = ("elecdemand", "tmy3")
+NUM_SAMPLES = 100
+QUICK_HP = dict(patch_size=4, d_model=32, n_layers=1, n_heads=2, batch_size=32, max_steps=20)
 
 
-def _n_windows(p, max_windows) -> str:
-    if p.test_origins:
-        n = len(p.test_origins[:max_windows] if max_windows else p.test_origins)
-        return f"{n} origins" + (f" (first {max_windows} of the protocol)" if max_windows else "")
-    return f"last {p.n_test_windows} window(s) of each series"
+def nfe_grid(H: int) -> list[int]:
+    """NFE values below one cell per step: H / 4 (the old default), 4, 3, 2, 1 (distinct)."""
+    return sorted({s for s in (max(1, H // 4), 4, 3, 2, 1) if s <= H}, reverse=True)
 
 
-def step_grid(H: int, C: int) -> list[int]:
-    n = H * C
-    grid = {n, H, max(1, H // 2), max(1, H // 4), max(1, H // 8), 3, 2, 1}
-    return sorted((s for s in grid if s <= n), reverse=True)
+def score(samples: np.ndarray, y: np.ndarray) -> dict:
+    """CRPS, horizon-sum CRPS, wQL and 90 % coverage of paths [N, S, H, C] against y [N, H, C]."""
+    x = np.asarray(samples, dtype=np.float64)
+    yy = np.asarray(y, dtype=np.float64)
+    fx, fy = x.transpose(0, 3, 1, 2), yy.transpose(0, 2, 1)  # [N, C, S, H], [N, C, H]
+    return {
+        "crps": M.normalised_crps(fx, fy),
+        "crps_hsum": M.normalised_crps(fx.sum(-1, keepdims=True), fy.sum(-1, keepdims=True)),
+        "wql": M.weighted_quantile_loss(fx, fy),
+        "cov90": M.coverage(fx, fy, 0.9),
+    }
 
 
-def deepar_predict_s(path: Path | None, rows: list[dict]) -> dict:
-    """Mean DeepAR predict wall-clock per window (100 paths) per data set: from this run's
-    ``deepar`` rows, or from the per-seed rows of a forecast.csv (``path``; an old
-    forecast_runs.csv, without the ``level`` column, works too).
-
-    Per window, so that a run on the first K origins (``--max-windows``) compares like with like.
-    """
-    out: dict[str, list[float]] = {}
-    if path is None:
-        for r in rows:
-            if r["order"] == "deepar":
-                out.setdefault(r["data"], []).append(
-                    float(r["seconds_100_paths"]) / float(r["windows"])
-                )
-    elif path.is_file():
-        with open(path) as f:
-            for r in csv.DictReader(f):
-                if r["model"] == "deepar" and r.get("level", "seed") == "seed":
-                    out.setdefault(r["data"], []).append(
-                        float(r["predict_s"]) / float(r["windows"])
-                    )
-    return {k: float(np.mean(v)) for k, v in out.items()}
-
-
-def deepar_row(name, df, proto, y, args) -> dict:
-    """DeepAR trained and timed here: a row (order ``deepar``) beside the tsdiff rows."""
-    r = peers.deepar(df, proto, n_samples=NUM_SAMPLES, seed=0, quick=args.quick)
-    s = score(r.samples, y)
-    H, C = proto.prediction_length, len(proto.target_columns)
-    return {"data": name, "order": "deepar", "steps": H, "nfe": H, "cells_per_step": C,
-             **{k: s[k] for k in ("crps", "wql", "cov50", "cov90", "calibration_error",
-                                  "energy_score")},
-             "seconds_100_paths": r.predict_seconds, "windows": y.shape[0], "H": H, "C": C,
-             "device": "cpu", "temperature": float("nan")}  # fmt: skip
-
-
-def calibrated(f, train, order: str, steps: int, args, fitted: dict) -> float:
-    """The temperature of (order, steps): refitted on the validation windows (per-nfe) or the
-    model's own (none). Soft commitment uses the entropy order's value; ``fitted`` remembers
-    the values already fitted for this model, keyed by (order, steps)."""
-    if args.recalibrate == "none":
-        return f.temperature
-    key = ("entropy" if order == "soft" else order, steps)
-    if key not in fitted:
-        flow = f.config.mode == "flow"
-        f.recalibrate(train, steps=steps, **({} if flow else {"order": key[0]}))
-        fitted[key] = f.temperature
-    return fitted[key]
-
-
-def get_model(name, args, torch, mode="masked"):
-    df, proto = _load(name, args.data_cache, args.quick)
-    ck = args.ckpt / (name if mode == "masked" else f"{name}-{mode}") if args.ckpt else None
-    if ck and (ck / "config.json").is_file() and not args.quick:
-        f = Forecaster.load(ck)
-        if args.device == "cpu":
-            f.model.to("cpu")
-        return f, df, proto, "loaded " + str(ck)
-    cfg = tsdiff_config(
-        proto, tsdiff_hp(name, args), seed=0, mode=mode, precision=args.precision,
-        accelerator="gpu" if args.device == "cuda" else "cpu",
-    )  # fmt: skip
-    train, _ = window_splits(df, proto)
-    cols = list(proto.target_columns)
-    t0 = time.perf_counter()
-    f = Forecaster(cfg).fit(train[["item_id", "timestamp", *cols]], target=cols)
-    note = f"trained here in {time.perf_counter() - t0:.0f} s"
-    if ck and not args.quick:  # kept for the next run (the same folder forecast.py fills)
-        f.save(ck)
-        note += f", saved to {ck}"
-    return f, df, proto, note
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a forecast_nfe CSV with the numbers :func:`report` uses parsed."""
-    with open(path) as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        for k in ("steps", "nfe", "H", "C", "windows"):
-            r[k] = int(float(r[k]))
-        for k in ("energy_score", "crps", "wql", "cov50", "cov90", "calibration_error",
-                  "seconds_100_paths", "cells_per_step"):  # fmt: skip
-            r[k] = float(r.get(k) or "nan")
+def mechanisms(H: int, cells: int) -> list[tuple[str, dict]]:
+    """(mechanism, sampler overrides) rows of one data set; ``cells`` = H * C of one sequence."""
+    rows = [("one cell/step", {"steps": cells})]
+    rows += [("linear", {"steps": s, "schedule": "linear"}) for s in nfe_grid(H) if s < cells]
+    rows += [("cosine", {"steps": s, "schedule": "cosine"}) for s in (4, 3, 2) if s < cells]
+    rows += [("branch", {"steps": s, "schedule": sched, "branch": b})
+             for s, sched, b in ((2, "linear", 4), (2, "cosine", 2), (2, "cosine", 4),
+                                 (3, "cosine", 4), (4, "cosine", 4))]  # fmt: skip
+    rows += [("bf16", {"steps": 2, "schedule": "cosine", "precision": "bf16"}),
+             ("1 window/call", {"steps": 2, "schedule": "cosine", "max_tokens": 1}),
+             ("default", {})]  # fmt: skip
     return rows
 
 
-def report(rows, names, args, suffix) -> None:
-    """Goals, plot and table from the rows (also from a CSV with --report-only)."""
-    dar = deepar_predict_s(args.deepar_csv, rows)
-    goal_rows = []
-    for name in names:
-        H = int(next(r["H"] for r in rows if r["data"] == name))
-        for order in dict.fromkeys(r["order"] for r in rows if r["data"] == name):
-            rs = [r for r in rows if r["data"] == name and r["order"] == order
-                  and r["device"] == args.device]  # fmt: skip
-            if not rs or order == "deepar":  # DeepAR is the reference, not a sampler
-                continue
-            ref = next(r for r in rs if r["nfe"] == max(x["nfe"] for x in rs))
-            ok = [r for r in rs if r["nfe"] <= H / 4 and r["crps"] <= 1.03 * ref["crps"]]
-            pick = min(ok, key=lambda r: r["nfe"]) if ok else None
-            default = next((r for r in rs if r["nfe"] == max(1, -(-H // 4))), None)
-            d = dar.get(name)
-            row = pick or default or {}
-            t = row.get("seconds_100_paths", float("nan")) / float(row.get("windows", 1) or 1)
-            goal_rows.append({
-                "data": name, "order": order, "CRPS 1 cell/step": ref["crps"],
-                "min NFE <= H/4 within 3%": pick["nfe"] if pick else "none",
-                "its CRPS": pick["crps"] if pick else (default or {}).get("crps", float("nan")),
-                "NFE goal": "PASS" if pick else "MISS",
-                "tsdiff s / window (100 paths)": t,
-                "DeepAR s / window": d if d is not None else float("nan"),
-                "time goal (<= 2x)": ("PASS" if t <= 2 * d else "MISS") if d else "n/a",
-            })  # fmt: skip
+class _Clock:
+    """Stands in for the ``time`` module of :mod:`benchmarks.peers` during one call: its
+    ``perf_counter`` returns CPU time of this process (``time.process_time``; the machine is
+    shared, so wall-clock mostly measures other jobs) and records the wall-clock beside it."""
 
-    protos = {n: type("P", (), {"prediction_length": int(next(r["H"] for r in rows
-              if r["data"] == n))}) for n in names}  # fmt: skip
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+
+    def perf_counter(self) -> float:
+        self.walls.append(time.perf_counter())
+        return time.process_time()
+
+
+def deepar_cpu(df, proto, args) -> tuple[peers.PeerResult, float]:
+    """DeepAR fitted and run by :func:`benchmarks.peers.deepar` (``--deepar-epochs``); its
+    ``predict_seconds`` in CPU seconds, and the predict wall-clock seconds (the last two
+    clock readings of the call: after training, after predicting)."""
+    clock, saved = _Clock(), peers.time
+    peers.time = clock
     try:
-        import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+        r = peers.deepar(df, proto, n_samples=NUM_SAMPLES, seed=0, max_epochs=args.deepar_epochs,
+                         quick=args.quick)  # fmt: skip
+    finally:
+        peers.time = saved
+    return r, clock.walls[-1] - clock.walls[-2]
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
-        fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
-        for ax, name in zip(axes[0], names, strict=True):
-            H = protos[name].prediction_length
-            for order in dict.fromkeys(r["order"] for r in rows if r["data"] == name):
-                rs = sorted((r for r in rows if r["data"] == name and r["order"] == order
-                             and r["device"] == args.device), key=lambda r: r["nfe"])  # fmt: skip
-                if order == "deepar":
-                    ax.axhline(rs[0]["crps"], color="k", lw=0.8, label="DeepAR")
-                    continue
-                ax.plot([r["nfe"] for r in rs], [r["crps"] for r in rs], "o-", label=order)
-            ref = [r["crps"] for r in rows if r["data"] == name and r["order"] == "entropy"
-                   and r["device"] == args.device]  # fmt: skip
-            ref_nfe = max(r["nfe"] for r in rows if r["data"] == name)
-            ref_crps = next(r["crps"] for r in rows if r["data"] == name and r["order"] ==
-                            "entropy" and r["nfe"] == ref_nfe and r["device"] == args.device)  # fmt: skip
-            ax.axhline(1.03 * ref_crps, color="grey", ls="--", lw=0.8,
-                       label="1.03 x entropy @ 1 cell/step")  # fmt: skip
-            ax.axvline(H / 4, color="grey", ls=":", lw=0.8, label="H/4")
-            ax.set_xscale("log")
-            ax.set_xlabel("NFE per path")
-            ax.set_ylabel("CRPS (sum / sum |y|)")
-            ax.set_title(f"{name} ({len(ref)} NFE values, 100 paths)")
-            ax.legend(fontsize=8)
-        fig.suptitle("tsdiff: CRPS vs NFE per sampler" + (" (--quick)" if args.quick else ""))
-        print(f"wrote {save_png(fig, args.out, f'forecast_nfe{suffix}')}")
-    except ImportError:
-        print("matplotlib missing: no plot")
+def get_model(name: str, df, proto, args) -> tuple[Forecaster, str]:
+    if args.ckpt and (args.ckpt / name / "config.json").is_file():
+        return Forecaster.load(args.ckpt / name), f"loaded {args.ckpt / name}"
+    train, _ = window_splits(df, proto)
+    cols = list(proto.target_columns)
+    hp = {**(QUICK_HP if args.quick else {"max_steps": args.max_steps}), **args.hp}
+    f = Forecaster(
+        prediction_length=proto.prediction_length, context_length=proto.context_length,
+        freq=proto.freq, seed=0, progress=False, **hp,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    f.fit(train[["item_id", "timestamp", *cols]], target=cols)
+    note = f"trained here in {time.perf_counter() - t0:.0f} s ({hp})"
+    if args.ckpt and not args.quick:
+        f.save(args.ckpt / name)
+        note += f", saved to {args.ckpt / name}"
+    return f, note
+
+
+def run_dataset(name: str, args) -> list[dict]:
+    df, proto = load(name, data_cache=args.data_cache)
     if args.quick:
-        print("(--quick: tiny models; these numbers are not benchmark results)")
-    print("\ngoals (issue 4):")
-    print(format_table(goal_rows))
-    print()
-    show = [{k: r[k] for k in ("data", "order", "nfe", "crps", "wql", "cov50", "cov90",
-                               "calibration_error", "energy_score", "seconds_100_paths", "temperature",
-                               "device")}
-            for r in rows]  # fmt: skip
-    print(format_table(show), flush=True)
+        proto = dataclasses.replace(proto, target_columns=proto.target_columns[:2])
+    if proto.test_origins:
+        proto = dataclasses.replace(proto, test_origins=proto.test_origins[: args.max_windows])
+    f, note = get_model(name, df, proto, args)
+    print(f"{name}: {note}; temperature {f.temperature}", flush=True)
+    cols = ["item_id", "timestamp", *proto.target_columns]
+    _, windows = window_splits(df, proto)
+    _, y = windows_to_arrays(windows, proto)
+    n_win = y.shape[0]
+    H, C = proto.prediction_length, len(proto.target_columns)
+    cells = H * (1 if f.config.channels == "independent" else C)
+    r, dar_wall = deepar_cpu(df, proto, args)
+    dar_ms = 1000 * r.predict_seconds / n_win
+    base = {"data": name, "windows": n_win, "H": H, "C": C, "cells": cells,
+            "temperature": f.temperature, "channels": f.config.channels}  # fmt: skip
+    out = [{**base, "mechanism": "deepar", "schedule": "", "nfe": H, "branch": 1, **score(r.samples, y),
+            "cpu_ms_per_window": dar_ms, "wall_ms_per_window": 1000 * dar_wall / n_win}]  # fmt: skip
+    print(f"  deepar: {dar_ms:.1f} ms/window, CRPS {out[0]['crps']:.4f}", flush=True)
+    kw = {"origins": list(proto.test_origins)} if proto.test_origins else {
+        "windows": proto.n_test_windows}  # fmt: skip
+    full = df[cols]
+    for mech, opts in mechanisms(H, cells):
+        best, wall = float("inf"), float("inf")
+        for _ in range(args.repeats):
+            t0, w0 = time.process_time(), time.perf_counter()
+            bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=0, **kw, **opts)
+            best = min(best, time.process_time() - t0)
+            wall = min(wall, time.perf_counter() - w0)
+        sched = opts.get("schedule", f.config.schedule)
+        row = {**base, "mechanism": mech, "schedule": sched, "nfe": bt["nfe"],
+               "branch": opts.get("branch", f.config.branch),
+               **score(bt["samples"], y), "cpu_ms_per_window": 1000 * best / n_win,
+               "wall_ms_per_window": 1000 * wall / n_win}  # fmt: skip
+        out.append(row)
+        print(f"  {mech:14s} {sched:7s} NFE {bt['nfe']:3d} x{row['branch']}: {row['cpu_ms_per_window']:8.1f} CPU ms/window"
+              f" CRPS {row['crps']:.4f} hsum {row['crps_hsum']:.4f}", flush=True)  # fmt: skip
+    ref = next(r for r in out if r["mechanism"] == "one cell/step")
+    for r in out:
+        r["ratio_deepar"] = r["cpu_ms_per_window"] / dar_ms
+        r["hsum_vs_ref"] = r["crps_hsum"] / ref["crps_hsum"]
+        r["goal"] = ("PASS" if r["ratio_deepar"] <= 2 and r["hsum_vs_ref"] <= 1.03 else "MISS"
+                     ) if r["mechanism"] != "deepar" else ""  # fmt: skip
+    return out
+
+
+TABLE = ("data", "mechanism", "schedule", "nfe", "branch", "cpu_ms_per_window", "wall_ms_per_window", "ratio_deepar", "crps",
+         "crps_hsum", "hsum_vs_ref", "cov90", "goal")  # fmt: skip
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2, help="timing repeats (best of)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1, help="timing repeats (best of)")
+    ap.add_argument("--max-windows", type=int, default=7, help="keep the first K origins")
+    ap.add_argument("--max-steps", type=int, default=500, help="tsdiff training steps")
+    ap.add_argument("--deepar-epochs", type=int, default=5)
+    ap.add_argument("--hp", type=json.loads, default={}, help="extra Forecaster settings (JSON)")
     ap.add_argument("--data-cache", type=Path, default=None)
     ap.add_argument(
-        "--ckpt",
-        type=Path,
-        default=None,
-        help="forecast.py --save-ckpt folder: models found there are loaded, others saved there",
-    )
-    ap.add_argument("--max-steps", type=int, default=None, help="override tsdiff steps")
-    ap.add_argument("--max-time-s", type=float, default=None, help="tsdiff training time cap")
-    ap.add_argument("--precision", default="bf16-mixed", help="training precision (no --ckpt)")
-    ap.add_argument(
-        "--samplers", default=",".join(SAMPLERS), help="subset of " + str(list(SAMPLERS))
-    )
-    ap.add_argument("--max-windows", type=int, default=None, help="keep the first K origins")
-    ap.add_argument(
-        "--deepar-csv",
-        type=Path,
-        default=None,
-        help="read DeepAR's predict time from this forecast.csv (its per-seed rows) instead of "
-        "timing it here",
-    )
-    ap.add_argument(
-        "--recalibrate",
-        default="per-nfe",
-        choices=["per-nfe", "none"],
-        help="per-nfe: refit the temperature for every (sampler, NFE) on validation windows",
-    )
-    ap.add_argument(
-        "--cpu-timing-threads",
-        type=int,
-        default=1,
-        help="also time the default sampler on CPU with this many threads (0: skip)",
+        "--ckpt", type=Path, default=None, help="folder of NAME checkpoints (load/save)"
     )
     add_out_argument(ap)
-    ap.add_argument(
-        "--report-only",
-        type=Path,
-        default=None,
-        help="print goals, table and plot from this forecast_nfe CSV (no sampling)",
-    )
     args = ap.parse_args(argv)
     args.out = results_dir(args.out, args.quick)
-    if args.report_only:
-        rows = read_rows(args.report_only)
-        args.device = rows[0]["device"]
-        names = list(dict.fromkeys(r["data"] for r in rows))
-        print(
-            f"report of {args.report_only} (machine: {rows[0].get('machine_gpu', '')}, "
-            f"{rows[0].get('machine_date', '')})"
-        )
-        report(rows, names, args, "")
-        return 0
-    torch = _quiet(args.threads)
+    if not isinstance(args.hp, dict):
+        ap.error(f"--hp: expected a JSON object, got {args.hp!r}")
+    warnings.filterwarnings("ignore")
+    for n in ("lightning", "lightning.pytorch", "pytorch_lightning", "gluonts"):
+        logging.getLogger(n).setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
     names = [n for n in args.datasets.split(",") if n]
-    samplers = [x for x in args.samplers.split(",") if x]
-    if unknown := sorted(set(samplers) - set(SAMPLERS)):
-        ap.error(f"--samplers: unknown {unknown}; expected some of {list(SAMPLERS)}")
-    protos = {n: _load(n, args.data_cache, args.quick)[1] for n in names}
-    lines = [
-        f"{n}: freq {p.freq}, H {p.prediction_length}, C {len(p.target_columns)}, context "
-        f"{p.context_length}, {_n_windows(p, args.max_windows)}, {NUM_SAMPLES} paths, steps "
-        f"{step_grid(p.prediction_length, len(p.target_columns))}"
-        for n, p in protos.items()
-    ]
-    lines += [
-        "one model per data set (seed 0, forecast.py settings), re-sampled for every (order, "
-        "NFE); temperature "
-        + (
-            "refitted per (order, NFE) on the validation windows"
-            if args.recalibrate == "per-nfe"
-            else "fitted once at the default NFE"
-        )
-        + "; CRPS = sum CRPS / sum |y| (exact sample CRPS)",
-        "wall-clock: the whole backtest call over all windows x 100 paths (best of repeats), "
-        "GPU synchronised; DeepAR predict time "
-        + (
-            f"from {args.deepar_csv}"
-            if args.deepar_csv
-            else f"measured here (trained in this run, {args.threads} thread(s))"
-        ),
-    ]
-    meta = print_header("forecast_nfe", lines, args)
-    if args.device == "cuda":
-        meta["gpu"] = torch.cuda.get_device_name(0)
+    meta = print_header("forecast_nfe", [
+        f"data sets {names}, first {args.max_windows} origins, {NUM_SAMPLES} paths, "
+        f"{args.threads} thread(s); tsdiff {args.max_steps} training steps, DeepAR "
+        f"{args.deepar_epochs} epochs; wall-clock best of {args.repeats}"], args)  # fmt: skip
     rows = []
     for name in names:
-        models = {}
-        for mode in dict.fromkeys("flow" if x == "flow" else "masked" for x in samplers):
-            models[mode] = get_model(name, args, torch, mode)
-            print(f"{name}: {mode} model {models[mode][3]}; temperature "
-                  f"{models[mode][0].temperature}", flush=True)  # fmt: skip
-        _, df, proto, _ = next(iter(models.values()))
-        if args.max_windows and proto.test_origins:
-            proto = dataclasses.replace(proto, test_origins=proto.test_origins[: args.max_windows])
-        cols = ["item_id", "timestamp", *proto.target_columns]
-        train, windows = window_splits(df, proto)
-        train, full = train[cols], df[cols]
-        _, y = windows_to_arrays(windows, proto)
-        H, C = proto.prediction_length, len(proto.target_columns)
-        if args.deepar_csv is None and args.device == "cpu":
-            rows.append(deepar_row(name, df, proto, y, args))
-            print(f"  {name} DeepAR: CRPS {rows[-1]['crps']:.4f} predict "
-                  f"{rows[-1]['seconds_100_paths']:.2f}s", flush=True)  # fmt: skip
-        kw = backtest_kwargs(proto)
-        fitted = {mode: {} for mode in models}
-        for order in samplers:
-            mode = "flow" if order == "flow" else "masked"
-            f = models[mode][0]
-            for steps in step_grid(H, C):
-                temp = calibrated(f, train, order, steps, args, fitted[mode])
-                best = math.inf
-                for _rep in range(args.repeats):
-                    if args.device == "cuda":
-                        torch.cuda.synchronize()
-                    t0 = time.perf_counter()
-                    bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=0, steps=steps,
-                                    temperature=temp, **SAMPLERS[order], **kw)  # fmt: skip
-                    best = min(best, time.perf_counter() - t0)
-                s = score(bt["samples"], y)
-                rows.append({"data": name, "order": order, "steps": steps, "nfe": bt["nfe"],
-                             "cells_per_step": H * C / bt["nfe"], "crps": s["crps"],
-                             "wql": s["wql"], "cov50": s["cov50"], "cov90": s["cov90"],
-                             "calibration_error": s["calibration_error"],
-                             "energy_score": s["energy_score"],
-                             "seconds_100_paths": best, "windows": y.shape[0], "H": H, "C": C,
-                             "device": args.device, "temperature": temp})  # fmt: skip
-                print(f"  {name} {order:7s} NFE {bt['nfe']:4d}: CRPS {s['crps']:.4f} "
-                      f"cov90 {s['cov90']:.3f} T {temp} {best:.2f}s", flush=True)  # fmt: skip
-        f = models.get("masked", next(iter(models.values())))[0]
-        if args.cpu_timing_threads and args.device == "cuda":
-            f.model.to("cpu")
-            f.config.accelerator = "cpu"
-            torch.set_num_threads(args.cpu_timing_threads)
-            t0 = time.perf_counter()
-            bt = f.backtest(full, num_samples=NUM_SAMPLES, seed=0, **kw)
-            cpu_s = time.perf_counter() - t0
-            torch.set_num_threads(args.threads)
-            rows.append({"data": name, "order": f.config.order, "steps": bt["nfe"],
-                         "nfe": bt["nfe"], "cells_per_step": H * C / bt["nfe"],
-                         **{k: float("nan") for k in ("crps", "wql", "cov50", "cov90",
-                                                       "calibration_error", "energy_score")},
-                         "seconds_100_paths": cpu_s, "windows": y.shape[0], "H": H, "C": C,
-                         "device": f"cpu {args.cpu_timing_threads} thread(s)",
-                         "temperature": f.temperature})  # fmt: skip
-        del f, models
-        if args.device == "cuda":
-            torch.cuda.empty_cache()
-
+        rows += run_dataset(name, args)
     mm = {**{f"machine_{k}": v for k, v in meta.items()}, "quick": args.quick}
     p = write_csv(args.out, "forecast_nfe", rows, mm, key=("data",))
-    print(f"wrote {p} (the rows of {names}; other data sets' rows kept)")
-    rows = read_rows(p)
-    report(rows, list(dict.fromkeys(r["data"] for r in rows)), args, "")
+    print(f"wrote {p}")
+    if args.quick:
+        print("(--quick: tiny models; these numbers are not benchmark results)")
+    print(format_table([{k: r[k] for k in TABLE} for r in rows]), flush=True)
     return 0
 
 

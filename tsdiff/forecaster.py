@@ -44,7 +44,13 @@ from tsdiff.train import (
     train_loader,
 )
 
-SAMPLER_SETTINGS = {"steps", "order", "block_length"}  # what recalibrate() may change
+SAMPLER_SETTINGS = {
+    "steps",
+    "order",
+    "block_length",
+    "schedule",
+    "branch",
+}  # what recalibrate() may change
 
 __all__ = ["CALIBRATIONS", "CHANNEL_MODES", "Forecaster", "ForecasterConfig"]
 
@@ -164,9 +170,9 @@ class Forecaster:
         configured one) on the validation windows that :meth:`fit` held out of ``df``, the
         training frame. E.g. a checkpoint calibrated by temperature, refitted for rollouts.
 
-        ``sampler``: new sampler settings (``steps``, ``order``, ``block_length``) that become
-        the configured ones before the refit. A temperature belongs to the sampler it was fitted
-        with: with fewer steps more cells are drawn from their marginals given the context alone,
+        ``sampler``: new sampler settings (``steps``, ``order``, ``block_length``, ``schedule``,
+        ``branch``) that become the configured ones before the refit. A temperature belongs to
+        the sampler it was fitted with: with fewer steps more cells are drawn from their marginals given the context alone,
         which need another temperature than cells drawn given earlier draws (e.g. one step:
         every cell is a marginal draw)."""
         self._check_fitted()
@@ -288,6 +294,8 @@ class Forecaster:
             "order": c.order,
             "steps": c.steps,
             "block_length": c.block_length,
+            "schedule": c.schedule,
+            "branch": c.branch,
             "temperature": self.temperature,
             "precision": self.inference_precision,
         }

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lm_core.solvers import SampleStats
-from tsdiff.diffusion import ORDERS, hard_paths
+from tsdiff.diffusion import ORDERS, SCHEDULES, hard_paths
 from tsdiff.flow import flow_paths
 from tsdiff.model import NumericDenoiser
 from tsdiff.soft_commit import soft_paths
@@ -30,11 +30,15 @@ SAMPLERS = {
     ("flow", "soft"): flow_paths,
 }
 
-__all__ = ["COMMITS", "ORDERS", "SAMPLERS", "SampleStats", "sample_paths"]
+__all__ = ["COMMITS", "ORDERS", "SAMPLERS", "SCHEDULES", "SampleStats", "sample_paths"]
 
 
-def check_options(order: str, temperature: float, commit: str, precision: str) -> None:
+def check_options(
+    order: str, temperature: float, commit: str, precision: str, schedule: str = "linear"
+) -> None:
     """One-line ValueError naming the sampler option that is out of range."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
     if temperature <= 0:
@@ -59,6 +63,8 @@ def sample_paths(
     max_tokens: int = 2**17,
     commit: str = "hard",
     precision: str = "32",
+    schedule: str = "linear",
+    branch: int = 1,
 ) -> tuple[Tensor, SampleStats]:
     """Draw sample paths for a batch of windows.
 
@@ -70,7 +76,8 @@ def sample_paths(
             While the S paths of a window still share one canvas (the first step of the masked
             mode) the network runs once per window, not once per path.
         order: commitment order rule, one of ``ORDERS`` (masked mode).
-        steps: network evaluations per path (NFE); default ceil(H / 4). ``steps = H * C``
+        steps: network evaluations per path (NFE); default
+            :func:`tsdiff.diffusion.default_steps` (flow: ceil(H / 4)). ``steps = H * C``
             commits one cell per step; fewer steps commit several cells per step.
         block_length: horizon time steps per semi-autoregressive block (default: whole horizon).
         temperature: softmax temperature of the cell distributions (1 = the model's predictive
@@ -79,24 +86,38 @@ def sample_paths(
         commit: ``hard`` (a drawn cell is final) or ``soft`` (masked mode: drawn cells of the
             active block are re-predicted and re-drawn each step, fed as soft embeddings; see
             :mod:`tsdiff.soft_commit`; same NFE; ``order`` must not be ``prob``).
+        schedule: cells committed per step (masked mode, :func:`tsdiff.diffusion.commit_counts`):
+            ``linear`` (the same number each step) or ``cosine`` (MaskGIT: few first, most
+            last); the flow has no commitments and ignores it.
+        branch: paths per network row (hard masked sampler): ceil(S / branch) rows per window
+            run the sampler and each branches into ``branch`` paths at its last step
+            (:func:`tsdiff.diffusion.hard_paths`): the network cost of S / branch paths; the
+            paths of a row share the cells of earlier steps. Soft commitment and the flow
+            ignore it.
         precision: ``32`` or ``bf16`` (the network runs under bfloat16 autocast; about 2.5x
             faster on CPUs with AVX512-BF16 and on GPUs; logits and values stay float32).
 
     Returns:
         samples [B, S, H, C] in the data's units, and the sampler's stats (nfe is per path).
     """
-    check_options(order, temperature, commit, precision)
+    check_options(order, temperature, commit, precision, schedule)
+    if not isinstance(branch, int) or branch < 1:
+        raise ValueError(f"branch: expected a positive integer, got {branch!r}")
     sampler = SAMPLERS[(model.cfg.mode, commit)]
+    if sampler is not hard_paths:  # soft commitment and the flow do not branch
+        branch = 1
+    extra = {"branch": branch} if branch > 1 else {}
+    rows_per_window = -(-num_samples // branch)
     device_type = next(model.parameters()).device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         hz = model.horizon(batch)
         outs, total = [], SampleStats(rows=0)
-        for _, _, rows in hz.chunks(num_samples, max_tokens):
+        for _, _, rows in hz.chunks(rows_per_window, max_tokens):
             z, stats = sampler(
                 model, rows, order=order, steps=steps, block_length=block_length,
-                temperature=temperature, generator=generator,
+                temperature=temperature, generator=generator, schedule=schedule, **extra,
             )  # fmt: skip
-            outs.append(z)
+            outs.append(z[:, :num_samples])
             total.nfe = stats.nfe
             total.committed += stats.committed
             total.rows += stats.rows

@@ -25,10 +25,10 @@ import time
 import torch
 from torch import Tensor
 
-from lm_core.solvers.loop import SampleStats, block_index, check_schedule, num_transfer_tokens
+from lm_core.solvers.loop import SampleStats, block_index, check_schedule
 from lm_core.solvers.policies import confidence_scores, top_k_mask
 from lm_core.solvers.soft import soft_embedding
-from tsdiff.diffusion import resolve_schedule
+from tsdiff.diffusion import commit_counts, resolve_schedule
 from tsdiff.model import NumericDenoiser, PathRows
 
 SOFT_ORDERS = ("entropy", "margin", "random")
@@ -65,6 +65,7 @@ def soft_denoise(
     generator: torch.Generator | None = None,
     radius: int | None = None,
     shared: tuple[Tensor, list, int] | None = None,
+    schedule: str = "linear",
 ) -> tuple[Tensor, SampleStats]:
     """Soft-commit sampling of horizon bins for n rows (paths).
 
@@ -78,6 +79,7 @@ def soft_denoise(
         shared: ``(static1, kvs1, S)`` with one row per window when the n rows are S paths of
             each window: the first step (every path still all-MASK) then runs the network once
             per window and repeats the logits, as the hard sampler does.
+        schedule: cells drawn per step, :func:`tsdiff.diffusion.commit_counts`.
 
     Returns:
         bins [n, N] long and the sampler's :class:`SampleStats`.
@@ -97,8 +99,8 @@ def soft_denoise(
     t0 = time.perf_counter()
     for b in range(N // block_length):
         in_block = blocks == b
-        counts = num_transfer_tokens(in_block.sum(-1), per_block)
-        for s in range(per_block):
+        counts = commit_counts(block_length, per_block, schedule)
+        for s, k in enumerate(counts):
             if shared is not None and b == 0 and s == 0:  # all paths of a window still alike
                 st1, kv1, S = shared
                 x1 = emb[::S] + st1
@@ -118,7 +120,7 @@ def soft_denoise(
                 score = torch.rand(hidden.shape, device=hidden.device, generator=generator)
             else:
                 score = confidence_scores(logits, torch.zeros_like(ids), order)
-            new = top_k_mask(score, hidden, counts[:, s])
+            new = top_k_mask(score, hidden, torch.full((n,), k, device=hidden.device))
             stats.committed += int(new.sum())
             drawn |= new
             live = in_block & drawn
@@ -127,7 +129,7 @@ def soft_denoise(
             conf = local_mass(logits[live], bins, radius)
             emb[live] = soft_embedding(weight, bins, conf, enc.mask_id)
         emb[in_block] = weight[ids[in_block]]
-        stats.per_block_nfe.append(per_block)
+        stats.per_block_nfe.append(len(counts))
     stats.seconds = time.perf_counter() - t0
     return ids, stats
 
@@ -141,6 +143,7 @@ def soft_paths(
     block_length: int | None,
     temperature: float,
     generator: torch.Generator | None,
+    schedule: str = "linear",
 ) -> tuple[Tensor, SampleStats]:
     """Soft commitment for the S paths of w windows (the schedule of the hard sampler,
     :func:`tsdiff.diffusion.resolve_schedule`).
@@ -154,6 +157,7 @@ def soft_paths(
     ids, stats = soft_denoise(
         model, rows.static, rows.kvs, rows.positions, steps=steps, block_length=bl, order=order,
         temperature=temperature, generator=generator, shared=(rows.static1, rows.kvs1, S),
+        schedule=schedule,
     )  # fmt: skip
     w = rows.static1.shape[0]
     return model.encoder.decode(ids, generator=generator).view(w, S, H, C), stats

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from lm_core.checkpoint import CheckpointError, check_shapes, read_json_object, safe_member
 from lm_core.outputs import OutputError, atomic_write_dir, one_line, output_lock, reason
-from tsdiff.config import ForecasterConfig
+from tsdiff.config import ForecasterConfig, sampler_of_old_checkpoint
 from tsdiff.data.frames import Columns
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
@@ -173,7 +173,7 @@ def load_checkpoint(path: str | Path, device: torch.device | None = None) -> Che
         )
     parts = {k: _section(meta, k, cfg_file) for k in ("forecaster", "model", "columns")}
     try:
-        config = ForecasterConfig(**parts["forecaster"])
+        config = ForecasterConfig(**sampler_of_old_checkpoint(parts["forecaster"]))
         columns = Columns(**parts["columns"])
         mcfg = TSModelConfig(**parts["model"])
         with torch.device("meta"):  # shapes only: no memory, no initialisation

@@ -5,11 +5,19 @@ import pytest
 import torch
 
 from lm_core.solvers import DistributionOrder
+from lm_core.solvers.loop import num_transfer_tokens
 from tests.tsdiff.tiny import sine_frame, tiny_model
 from tsdiff import Forecaster
 from tsdiff.data.frames import Columns, frame_to_series
 from tsdiff.data.windows import TrainWindows, collate, make_window
-from tsdiff.diffusion import horizon_loss, resolve_schedule, shared_first_step
+from tsdiff.diffusion import (
+    branch_last_step,
+    commit_counts,
+    default_steps,
+    horizon_loss,
+    resolve_schedule,
+    shared_first_step,
+)
 from tsdiff.metrics import coverage, crps_from_samples
 
 
@@ -75,9 +83,41 @@ def test_shared_first_step_commits_the_policys_cells_with_its_value_distribution
 
 
 def test_resolve_schedule_defaults_and_blocks():
-    assert resolve_schedule(24, 2, None, None) == (6, 48)
+    assert resolve_schedule(24, 2, None, None) == (default_steps(24), 48)
     steps, bl = resolve_schedule(24, 2, 8, 6)
     assert bl == 12 and steps % 4 == 0
+
+
+@pytest.mark.parametrize("n,steps", [(48, 48), (48, 12), (48, 5), (48, 2), (240, 7), (6, 9)])
+def test_commit_counts_fill_the_block_one_call_per_step(n, steps):
+    """Every schedule commits every cell, at least one per step, in min(steps, n) steps; linear
+    is LLaDA's (lm_core's); cosine commits few cells first and the most at the end."""
+    lin, cos = commit_counts(n, steps, "linear"), commit_counts(n, steps, "cosine")
+    assert lin == num_transfer_tokens(torch.tensor([n]), min(steps, n))[0].tolist()
+    for c in (lin, cos):
+        assert sum(c) == n and len(c) == min(steps, n) and min(c) >= 1
+    assert cos == sorted(cos)
+    if 2 < steps < n:
+        assert cos[0] < lin[0] and cos[-1] > lin[-1]
+    assert commit_counts(48, 4, "cosine") == [4, 10, 16, 18]  # MaskGIT: 48 cos(pi/2 s/4) hidden
+    with pytest.raises(ValueError, match="schedule"):
+        commit_counts(48, 4, "exp")
+
+
+def test_branched_last_step_keeps_the_row_and_draws_the_rest_from_its_softmax():
+    """Each row becomes b paths: its committed cells are shared, every hidden cell is drawn b
+    times from the row's distribution."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 8, generator=g)
+    canvas = torch.tensor([[3, 8, 1, 8, 8], [8, 0, 8, 8, 7]])  # 8 = MASK
+    hidden = canvas == 8
+    out = branch_last_step(logits, canvas, hidden, 4000, g).view(2, 4000, 5)
+    assert (out != 8).all()
+    for r in range(2):
+        assert (out[r][:, ~hidden[r]] == canvas[r, ~hidden[r]]).all()
+        for c in hidden[r].nonzero().squeeze(-1).tolist():
+            freq = torch.bincount(out[r, :, c], minlength=8).float() / 4000
+            assert (freq - torch.softmax(logits[r, c], -1)).abs().max() < 0.04
 
 
 @pytest.mark.learning

@@ -25,6 +25,52 @@ def test_sample_paths_shape_nfe_and_finiteness():
     assert torch.equal(s, s2)
 
 
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+@pytest.mark.parametrize(
+    "steps,block_length", [(12, None), (5, None), (2, None), (1, None), (4, 3)]
+)
+@pytest.mark.parametrize("commit", ["hard", "soft"])
+def test_a_sampler_setting_costs_the_network_calls_it_says(schedule, steps, block_length, commit):
+    """NFE is what the setting says: ``steps`` network calls per path (the first one per window),
+    and every horizon cell is drawn."""
+    m = tiny_model()
+    ser = frame_to_series(sine_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], e, 16, 6, "h") for e in (100, 200)])
+    rows = []
+    hook = m.head.register_forward_hook(lambda mod, i, out: rows.append(out.shape[0]))
+    try:
+        s, stats = sample_paths(
+            m, b, 3, steps=steps, block_length=block_length, schedule=schedule, commit=commit,
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+    finally:
+        hook.remove()
+    assert stats.nfe == len(rows) == steps
+    assert rows[0] == 2 and all(r == 6 for r in rows[1:])  # one row per window, then per path
+    assert stats.committed == 2 * 3 * 12 and torch.isfinite(s).all()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_branching_runs_the_network_on_fewer_rows_at_the_same_nfe(steps):
+    """branch=b: ceil(S / b) rows per window run the sampler, each branching into b paths at
+    the last step (:func:`tsdiff.diffusion.branch_last_step`)."""
+    m = tiny_model()
+    torch.nn.init.normal_(m.head.weight, std=0.5)
+    ser = frame_to_series(sine_frame(), Columns(targets=["y", "x"]), "h")
+    b = collate([make_window(ser[0], e, 16, 6, "h") for e in (100, 200)])
+    rows = []
+    hook = m.head.register_forward_hook(lambda mod, i, out: rows.append(out.shape[0]))
+    try:
+        s, stats = sample_paths(m, b, 10, steps=steps, branch=4, schedule="cosine",
+                                generator=torch.Generator().manual_seed(0))  # fmt: skip
+    finally:
+        hook.remove()
+    assert s.shape == (2, 10, 6, 2) and stats.nfe == steps
+    assert rows == [2] + [2 * 3] * (steps - 1)  # 3 = ceil(10 / 4) rows per window
+    with pytest.raises(ValueError, match="branch"):
+        sample_paths(m, b, 5, branch=0)
+
+
 def test_first_step_is_evaluated_once_per_window_not_once_per_path():
     """Before anything is drawn the S paths of a window share one canvas, so the first network
     call runs on one row per window and its logits are repeated; later calls see every path."""
@@ -84,6 +130,8 @@ def test_value_dependent_order_is_available_for_comparison():
     assert isinstance(LowConfidence(temperature=1.0, confidence="prob"), LowConfidence)
     with pytest.raises(ValueError, match="order"):
         sample_paths(m, b, 5, order="sorted")
+    with pytest.raises(ValueError, match="schedule"):
+        sample_paths(m, b, 5, schedule="sorted")
 
 
 def test_the_table_has_a_sampler_for_every_mode_and_commit():
