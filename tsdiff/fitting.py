@@ -64,18 +64,32 @@ class Budget:
         return None if self.total is None else self.start + self.total - reserve
 
 
+class Clock:
+    """Wall-clock seconds of the phases of a fit (``laps``: {phase: seconds since the last})."""
+
+    def __init__(self, start: float) -> None:
+        self.last, self.laps = start, {}
+
+    def lap(self, name: str) -> float:
+        now = time.monotonic()
+        self.laps[name] = round(now - self.last, 2)
+        self.last = now
+        return now
+
+
 def margin(total: float | None) -> float:
     """Seconds kept for Trainer start-up and the steps that overrun a time limit."""
     return 0.0 if total is None else 1.0 + 0.05 * total
 
 
-def time_sampler(f, windows: list[dict], n: int = 16) -> float:
-    """Seconds of one ``n``-path sampler call on ``windows`` with ``f``'s current model."""
-    batch = f.model_batch(windows)
+def time_sampler(f, windows: list[dict], n: int = 16, probe: int = 8) -> float:
+    """Seconds of one ``n``-path sampler call on ``windows`` with ``f``'s current model,
+    estimated from a call on ``probe`` of them (linear in the number of windows)."""
+    batch = f.model_batch(windows[:probe])
     g = torch.Generator(device=f.device).manual_seed(0)
     t0 = time.monotonic()
     f.sample_batch(batch, n, generator=g, **f.sampler_options())
-    return time.monotonic() - t0
+    return (time.monotonic() - t0) * len(windows) / min(probe, len(windows))
 
 
 def lengths(series: list[Series]) -> list[int]:
@@ -96,6 +110,8 @@ def fit_phases(
     and returns the history. Checkpoints (``checkpoint_dir`` / ``resume``) are the first
     phase's; calibration and the final phase are deterministic given it."""
     c: ForecasterConfig = f.config
+    clock = Clock(budget.start)
+    clock.lap("data")
     L.seed_everything(c.seed, workers=True, verbose=False)
     train_series, val = holdout(series, c) if c.calibrate else (series, [])
     final = c.final_phase if val else "none"
@@ -119,7 +135,7 @@ def fit_phases(
         train_s = (budget.left() - cal_reserve - 2 * margin(budget.total)) / (1.0 + share)
         first_cfg = dataclasses.replace(c, max_time_s=max(train_s, 0.5))
     module.model.train()
-    t_first = time.monotonic()
+    t_first = clock.lap("prepare")
     history = fit_module(
         module, train_loader(train_series, c), first_cfg, checkpoint_dir=checkpoint_dir,
         resume=resume, checkpoint_every=checkpoint_every,
@@ -127,12 +143,14 @@ def fit_phases(
     history["phases"] = [
         {"phase": "first", "steps": history["steps"], "series_lengths": lengths(train_series)}
     ]
-    t_first = time.monotonic() - t_first
+    t_first = clock.lap("first") - t_first
     f.model = module.model.to(f.device).eval()
     f.history = history
     if val:  # calibration leaves the final phase its share of the first phase's time
         share = SHARES[final]
         f.calibrate(val, deadline=budget.deadline(share * t_first + margin(budget.total)))
+    clock.lap("calibration")
+    f.timings = clock.laps
     if final == "none":
         return f.history
     steps = history["steps"]
@@ -153,6 +171,7 @@ def fit_phases(
     module.model.train()
     done = fit_module(module, train_loader(series, cfg), cfg)
     f.model = module.model.to(f.device).eval()
+    clock.lap("final")
     f.history["final_lr"] = done["final_lr"]
     f.history["phases"].append(
         {"phase": final, "steps": done["steps"], "series_lengths": lengths(series)}

@@ -59,6 +59,7 @@ class Forecaster:
         self.temperature = 1.0
         self.spread = 1.0
         self.history: dict = {}
+        self.timings: dict[str, float] = {}  # seconds per phase of the last fit (not saved)
         self.categories: dict[str, list[str]] = {}
 
     @classmethod
