@@ -10,7 +10,7 @@ One run = one data set x one variant; prints one JSON line (and appends it to ``
   (which capped training only; calibration ran after).
 
 Protocol: benchmarks.datasets' (window_splits: training rows before each item's first test
-origin; the test windows backtested with 100 paths, seed 0). Target channels only, no
+origin; the test windows backtested with ``--samples`` paths, seed 0). Target channels only, no
 covariates (what a new user's first call does). Scores: wQL (q = 0.1 ... 0.9) and normalised
 CRPS, coverage 90; fit seconds (wall-clock, the whole ``fit``)::
 
@@ -33,7 +33,7 @@ from tsdiff.metrics import evaluate_samples
 VARIANTS = ("default", "continue", "refit", "none", "main")
 
 
-def run(name: str, variant: str, budget: float, seed: int = 0) -> dict:
+def run(name: str, variant: str, budget: float, seed: int = 0, samples: int = 100) -> dict:
     df, proto = load(name)
     cols = ["item_id", "timestamp", *proto.target_columns]
     df = df[cols]
@@ -47,9 +47,9 @@ def run(name: str, variant: str, budget: float, seed: int = 0) -> dict:
     f.fit(train, target=list(proto.target_columns))
     fit_s = time.perf_counter() - t0
     if proto.test_origins:
-        bt = f.backtest(df, origins=list(proto.test_origins), num_samples=100, seed=0)
+        bt = f.backtest(df, origins=list(proto.test_origins), num_samples=samples, seed=0)
     else:
-        bt = f.backtest(df, windows=proto.n_test_windows, num_samples=100, seed=0)
+        bt = f.backtest(df, windows=proto.n_test_windows, num_samples=samples, seed=0)
     s = evaluate_samples(bt["samples"], bt["y"])
     c = f.config
     return {
@@ -65,6 +65,7 @@ def run(name: str, variant: str, budget: float, seed: int = 0) -> dict:
         "crps": round(s["crps"], 4),
         "cov90": round(s["cov90"], 3),
         "windows": len(bt["items"]),
+        "samples": samples,
         "config": {k: getattr(c, k) for k in ("context_length", "patch_size", "channels",
                                               "d_model", "n_layers", "batch_size", "max_steps")},
     }  # fmt: skip
@@ -76,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", choices=VARIANTS, default="default")
     p.add_argument("--budget", type=float, default=120.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=100, help="paths per test window")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="append the JSON line to this file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    row = run(args.data, args.variant, args.budget, args.seed)
+    row = run(args.data, args.variant, args.budget, args.seed, args.samples)
     line = json.dumps(row)
     print(line, flush=True)
     if args.out is not None:
