@@ -18,7 +18,9 @@ timed with the (untrained, equally costly) model: calibration needs about
 ``CALIBRATION_SHARE`` of the budget (fewer validation windows when its estimate is larger); the
 rest, less a margin for the Trainers' start-up, is split between the first and the final phase
 in proportion to their steps (1 : 0.2 for continue, 1 : 1 for refit). Calibration stops at its
-deadline (a shorter temperature grid, no spread), and the final phase at the budget's end.
+deadline (a shorter temperature grid, no spread; skipped, temperature 1, with
+``history["calibration_skipped"]`` when not even one sampler call fits), and the final phase at
+the budget's end.
 
 ``history`` gains ``phases``: one entry per training phase, ``{"phase", "steps",
 "series_lengths"}`` (the lengths of the series it trained on, in item order), so that what the
@@ -82,14 +84,17 @@ def margin(total: float | None) -> float:
     return 0.0 if total is None else 1.0 + 0.05 * total
 
 
-def time_sampler(f, windows: list[dict], n: int = 16, probe: int = 8) -> float:
+def time_sampler(f, windows: list[dict], n: int = 16, probe: int = 2, paths: int = 4) -> float:
     """Seconds of one ``n``-path sampler call on ``windows`` with ``f``'s current model,
-    estimated from a call on ``probe`` of them (linear in the number of windows)."""
-    batch = f.model_batch(windows[:probe])
+    estimated from a call of ``paths`` paths on ``probe`` of them, scaled linearly in windows
+    and paths (an overestimate where a small call is dominated by its fixed cost: the safe
+    side). The probe is small so that it costs a small part of the budget itself."""
+    k = min(probe, len(windows))
+    batch = f.model_batch(windows[:k])
     g = torch.Generator(device=f.device).manual_seed(0)
     t0 = time.monotonic()
-    f.sample_batch(batch, n, generator=g, **f.sampler_options())
-    return (time.monotonic() - t0) * len(windows) / min(probe, len(windows))
+    f.sample_batch(batch, paths, generator=g, **f.sampler_options())
+    return (time.monotonic() - t0) * (len(windows) / k) * (n / paths)
 
 
 def lengths(series: list[Series]) -> list[int]:
@@ -121,7 +126,7 @@ def fit_phases(
     f.model = module.model.to(f.device).eval()
     f.temperature, f.spread = 1.0, 1.0
 
-    first_cfg, cal_reserve = c, 0.0
+    first_cfg, cal_reserve, per_call = c, 0.0, 0.0
     if budget.total is not None:
         if val:
             per_call = time_sampler(f, val)
@@ -130,6 +135,7 @@ def fit_phases(
             if estimate > cal_reserve:  # shed windows so that the whole grid still fits
                 keep = max(MIN_WINDOWS, int(len(val) * cal_reserve / estimate))
                 rng = np.random.default_rng(c.seed)
+                per_call *= min(keep, len(val)) / len(val)
                 val = [val[i] for i in sorted(rng.choice(len(val), min(keep, len(val)), False))]
         share = SHARES[final]
         train_s = (budget.left() - cal_reserve - 2 * margin(budget.total)) / (1.0 + share)
@@ -147,8 +153,11 @@ def fit_phases(
     f.model = module.model.to(f.device).eval()
     f.history = history
     if val:  # calibration leaves the final phase its share of the first phase's time
-        share = SHARES[final]
-        f.calibrate(val, deadline=budget.deadline(share * t_first + margin(budget.total)))
+        deadline = budget.deadline(SHARES[final] * t_first + margin(budget.total))
+        if deadline is not None and deadline - time.monotonic() < per_call:
+            f.history["calibration_skipped"] = "max_time_s left no time for one sampler call"
+        else:
+            f.calibrate(val, deadline=deadline)
     clock.lap("calibration")
     f.timings = clock.laps
     if final == "none":
