@@ -18,6 +18,7 @@ benchmarks/README.md). The spread factor widens without moving the centre.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -54,17 +55,31 @@ def mean_fair_crps(samples: np.ndarray, y: np.ndarray, observed: np.ndarray | No
     return float((crps * obs).sum() / max(obs.sum(), 1))
 
 
+def _late(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def grid_search(
-    score, grid, *, factor: float = 1.25, max_extend: int = 3
+    score, grid, *, factor: float = 1.25, max_extend: int = 3, deadline: float | None = None
 ) -> tuple[float, dict[float, float]]:
     """Minimise ``score(value)`` over a sorted grid, extending it while the best is at an edge.
 
     When the minimum sits on the grid's largest (smallest) value, values ``factor`` times larger
     (smaller) are tried, at most ``max_extend`` times per side, so a grid that was too narrow for
     a model does not silently pin the answer to its edge. Returns (best value, {value: score}).
+
+    ``deadline`` (a ``time.monotonic()`` value): the grid is scored nearest 1 first (1, then
+    its neighbours outwards) and no further value is scored once it has passed; the first value
+    always is.
     """
-    scores = {float(v): score(float(v)) for v in grid}
+    scores: dict[float, float] = {}
+    for v in sorted(grid, key=lambda v: (abs(np.log(v)), v)) if deadline else grid:
+        if scores and _late(deadline):
+            return min(scores, key=scores.get), dict(sorted(scores.items()))
+        scores[float(v)] = score(float(v))
     for _ in range(max_extend):
+        if _late(deadline):
+            break
         vals = sorted(scores)
         best = min(vals, key=scores.get)
         if best == vals[-1]:
@@ -117,6 +132,7 @@ def calibrate(
     grid=None,
     n_samples: int = 16,
     spread_samples: int = 64,
+    deadline: float | None = None,
 ) -> tuple[float, float, dict]:
     """Fit the temperature and/or the spread (``what``: temperature, spread or both).
 
@@ -125,6 +141,10 @@ def calibrate(
     Temperature: every grid value sees the same random numbers (``paths`` reseeds); the grid
     is ``TEMPERATURE_GRID[mode]`` unless given. Spread: one set of ``spread_samples`` paths at the
     fitted temperature is widened or narrowed around its mean (:func:`fit_spread`).
+
+    ``deadline`` (a ``time.monotonic()`` value): calibration stops there: the temperature grid
+    is cut short (:func:`grid_search`), and the spread is not fitted (left 1) once it has
+    passed.
 
     Args:
         batch: the validation windows (collated, windows.py shapes), on the sampler's device.
@@ -147,9 +167,11 @@ def calibrate(
         def score(temp: float) -> float:
             return mean_fair_crps(scaled(temp, n_samples), y, obs)
 
-        temperature, scores = grid_search(score, TEMPERATURE_GRID[mode] if grid is None else grid)
+        temperature, scores = grid_search(
+            score, TEMPERATURE_GRID[mode] if grid is None else grid, deadline=deadline
+        )
         history["calibration"] = {str(t): round(v, 5) for t, v in scores.items()}
-    if what in ("spread", "both"):
+    if what in ("spread", "both") and not _late(deadline):
         spread, scores = fit_spread(scaled(temperature, spread_samples), y, obs)
         history["spread_calibration"] = {str(k): round(v, 5) for k, v in scores.items()}
     return temperature, spread, history

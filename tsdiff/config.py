@@ -15,14 +15,18 @@ from tsdiff.diffusion import ORDERS, SCHEDULES
 from tsdiff.features import parse_freq
 
 CALIBRATIONS = ("temperature", "spread", "both")
+FINAL_PHASES = ("continue", "refit", "none")
 CHANNEL_MODES = ("joint", "independent")
 MODES = ("masked", "flow")
 COVARIATE_SCALINGS = ("context", "global")
 
 
-def _positive_ints(obj, names: tuple[str, ...]) -> None:
+def _positive_ints(obj, names: tuple[str, ...], auto: bool = False) -> None:
+    """Each field a positive integer (``auto``: or None, decided from the data at fit)."""
     for name in names:
         v = getattr(obj, name)
+        if auto and v is None:
+            continue
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
 
@@ -39,8 +43,9 @@ class DataSection:
 
     prediction_length: int = 24
     """Horizon H in steps."""
-    context_length: int = 168
-    """Context L in steps."""
+    context_length: int | None = None
+    """Context L in steps; None: decided from the frequency and series lengths at fit
+    (tsdiff.defaults)."""
     freq: str = "h"
     """pandas frequency string of the series (e.g. h, 30min, D, MS)."""
     past_covariates: list[str] = field(default_factory=list)
@@ -53,7 +58,8 @@ class DataSection:
     """Categorical per-item columns; a category unseen in training is an error at predict time."""
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("prediction_length", "context_length"))
+        _positive_ints(self, ("prediction_length",))
+        _positive_ints(self, ("context_length",), auto=True)
         parse_freq(self.freq)
 
 
@@ -61,14 +67,15 @@ class DataSection:
 class ModelSection:
     """The denoiser: value encoding, channel layout, Transformer shape."""
 
-    patch_size: int = 8
-    """Context steps per context token."""
+    patch_size: int | None = None
+    """Context steps per context token; None: from the context length (tsdiff.defaults)."""
     n_bins: int = 256
     """Value bins of the masked mode."""
     mode: str = "masked"
     """masked: value bins and masked diffusion; flow: continuous values and flow matching."""
-    channels: str = "joint"
-    """joint: an item's target channels are cells of one sequence and attend to each other, so
+    channels: str | None = None
+    """None: decided from the data at fit (independent for at least 3 channels in at most 4
+    series, else joint; tsdiff.defaults). joint: an item's target channels are cells of one sequence and attend to each other, so
     the joint over channels is modelled; independent: every channel is forecast as its own
     univariate series by one shared model that knows the channel by a learned embedding
     (channel independence, as PatchTST and GluonTS's DeepAR on multivariate data): C times more,
@@ -80,20 +87,20 @@ class ModelSection:
     covariate_scaling: str = "context"
     """context: covariates standardised per window by their context statistics; global: by their
     training-set mean and std (recommended for actions: a constant plan keeps its meaning)."""
-    d_model: int = 128
-    """Width of the Transformer denoiser."""
-    n_layers: int = 3
-    """Transformer blocks."""
+    d_model: int | None = None
+    """Width of the Transformer denoiser; None: decided at fit (tsdiff.defaults)."""
+    n_layers: int | None = None
+    """Transformer blocks; None: decided at fit (tsdiff.defaults)."""
     n_heads: int = 4
     """Attention heads."""
     dropout: float = 0.0
     """Residual dropout in the denoiser during training (a regulariser for small data)."""
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("patch_size",))
+        _positive_ints(self, ("patch_size", "d_model", "n_layers"), auto=True)
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
-        if self.channels not in CHANNEL_MODES:
+        if self.channels is not None and self.channels not in CHANNEL_MODES:
             raise ValueError(f"channels: expected one of {CHANNEL_MODES}, got {self.channels!r}")
         if self.covariate_scaling not in COVARIATE_SCALINGS:
             raise ValueError(
@@ -105,17 +112,21 @@ class ModelSection:
 class TrainingSection:
     """The optimiser, its budget and where it runs (Lightning)."""
 
-    batch_size: int = 64
-    """Training windows per optimiser step."""
+    batch_size: int | None = None
+    """Training windows per optimiser step; None: from the window size and the number of
+    training windows (tsdiff.defaults)."""
     num_workers: int = 0
     """DataLoader worker processes building training windows (0: in the main process)."""
     lr: float = 1e-3
     """Peak learning rate (AdamW, warmup-stable-decay)."""
-    max_steps: int = 2000
-    """Optimiser steps (the WSD schedule's length)."""
-    max_time_s: float | None = None
-    """Stop training after this many seconds, or max_steps, whichever comes first (None: run
-    max_steps); the learning-rate decay follows whichever budget is nearer its end."""
+    max_steps: int | None = None
+    """Optimiser steps (the WSD schedule's length); None: from the number of training windows
+    (tsdiff.defaults; the time budget usually ends training first)."""
+    max_time_s: float | None = 300.0
+    """Wall-clock budget of the whole ``fit`` in seconds, calibration and the final phase on
+    the full history included (tsdiff.fitting); training stops early enough to leave them their
+    share, and the learning-rate decay follows whichever budget is nearer its end. None: no cap
+    (max_steps decides)."""
     seed: int = 0
     """Seed of training windows, initialisation and masking."""
     accelerator: str = "cpu"
@@ -128,7 +139,12 @@ class TrainingSection:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("batch_size", "max_steps"))
+        _positive_ints(self, ("batch_size", "max_steps"), auto=True)
+        t = self.max_time_s
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or t <= 0):
+            raise ValueError(
+                f"max_time_s: expected a positive number of seconds or None, got {t!r}"
+            )
 
 
 @dataclass
@@ -202,11 +218,24 @@ class CalibrationSection:
     then spread)."""
     validation_per_series: int = 7
     """At most this many held-out validation windows per series (its last horizons, cut from
-    training; about 32 windows are held out in all): a data set of one long series gets this
-    many, so raise it where a few horizons are too small a sample for the calibration."""
+    the first training phase; about 32 windows are held out in all): a data set of one long
+    series gets this many, so raise it where a few horizons are too small a sample for the
+    calibration."""
+    validation_fraction: float = 0.25
+    """At most this share of each series is held out for calibration (whole horizons); a series
+    too short to spare one horizon gives no validation window."""
+    final_phase: str = "continue"
+    """How the final model learns the held-out part after calibrating (tsdiff.fitting):
+    continue (a short phase on the full series, 20 % of the first phase's steps, at a fifth of
+    the learning rate), refit (a fresh model on the full series, as many steps as the first
+    phase) or none (the held-out horizons are never trained on)."""
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("validation_per_series",))
+        _one_of(self, "final_phase", FINAL_PHASES)
+        f = self.validation_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 < f <= 0.5:
+            raise ValueError(f"validation_fraction: expected a number in (0, 0.5], got {f!r}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(
                 f"calibration: expected one of {CALIBRATIONS}, got {self.calibration!r}"
@@ -236,6 +265,7 @@ class ForecasterConfig(
 __all__ = [
     "CALIBRATIONS",
     "CHANNEL_MODES",
+    "FINAL_PHASES",
     "SECTIONS",
     "CalibrationSection",
     "DataSection",

@@ -8,9 +8,11 @@
 A facade: the configuration is :mod:`tsdiff.config`, training :mod:`tsdiff.train`, sampling
 :mod:`tsdiff.sampling`, calibration :mod:`tsdiff.calibration`, the files :mod:`tsdiff.store`.
 Training runs on Lightning (CPU here; GPUs via ``accelerator``/``devices``); inference needs no
-Trainer. After training, a softmax temperature for the cell distributions is fitted on held-out
-validation windows (the last horizon of every training series, excluded from training) by
-minimising CRPS: the "calibrated" part of the default sampler. ``calibration="spread"`` fits a
+Trainer. After a first training phase, a softmax temperature for the cell distributions is fitted
+on held-out validation windows (the last horizons of every training series, excluded from that
+phase) by minimising CRPS: the "calibrated" part of the default sampler; a final phase then
+trains on the full history (:mod:`tsdiff.fitting`), all within ``max_time_s``. Settings left
+``None`` are decided from the data (:mod:`tsdiff.defaults`). ``calibration="spread"`` fits a
 centre-preserving spread factor instead (or ``"both"``; see tsdiff.calibration). Set
 ``calibrate=False`` to skip.
 """
@@ -18,10 +20,10 @@ centre-preserving spread factor instead (or ``"both"``; see tsdiff.calibration).
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import fields
 from pathlib import Path
 
-import lightning as L
 import pandas as pd
 import torch
 
@@ -30,19 +32,14 @@ from tsdiff.conditioning import extend, future_block
 from tsdiff.config import CALIBRATIONS, CHANNEL_MODES, ForecasterConfig
 from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
 from tsdiff.data.windows import collate, make_window, merge_channels, split_channels
+from tsdiff.defaults import describe, resolve
+from tsdiff.fitting import Budget, fit_phases
 from tsdiff.forecast import Forecast
 from tsdiff.model import NumericDenoiser
 from tsdiff.sampling import SampleStats, sample_paths
 from tsdiff.store import Checkpoint, load_checkpoint, save_checkpoint
 from tsdiff.support import covariate_support
-from tsdiff.train import (
-    build_module,
-    fit_module,
-    holdout,
-    is_independent,
-    model_config,
-    train_loader,
-)
+from tsdiff.train import holdout, is_independent
 
 SAMPLER_SETTINGS = {
     "steps",
@@ -69,6 +66,7 @@ class Forecaster:
         self.temperature = 1.0
         self.spread = 1.0
         self.history: dict = {}
+        self.timings: dict[str, float] = {}  # seconds per phase of the last fit (not saved)
         self.categories: dict[str, list[str]] = {}
 
     @classmethod
@@ -141,26 +139,24 @@ class Forecaster:
         steps (atomically; the one before kept as ``last-prev.ckpt``). ``resume``: ``"auto"``
         continues from ``checkpoint_dir/last.ckpt`` when there is one (else starts fresh), a
         file path continues from that checkpoint; the result equals an uninterrupted fit of the
-        same data, config and seed (calibration included). Default: no files, a fresh start."""
-        c = self.config
+        same data, config and seed (calibration included). Default: no files, a fresh start.
+
+        Settings left ``None`` are decided from the data first (:mod:`tsdiff.defaults`; the
+        decisions in ``history["defaults"]`` and in the config); training, calibration and the
+        final phase on the full history run within ``max_time_s`` (:mod:`tsdiff.fitting`)."""
+        budget = Budget(self.config.max_time_s, time.monotonic())
         self.columns = self._columns(df, target, item_id, timestamp)
         self.categories = category_vocab(df, self.columns.static_cat)
-        series = self._series(df, min_length=c.prediction_length + 1)
-        L.seed_everything(c.seed, workers=True, verbose=False)
-        train_series, val = holdout(series, c) if c.calibrate else (series, [])
-        cards = [len(self.categories[col]) for col in self.columns.static_cat]
-        module = build_module(c, model_config(c, series, cards))
-        self.history = fit_module(
-            module, train_loader(train_series, c), c, checkpoint_dir=checkpoint_dir,
-            resume=resume, checkpoint_every=checkpoint_every,
+        series = self._series(df, min_length=self.config.prediction_length + 1)
+        self.config, decided = resolve(self.config, describe(series, self.config))
+        fit_phases(
+            self, series, budget, checkpoint_dir=checkpoint_dir, resume=resume,
+            checkpoint_every=checkpoint_every,
         )  # fmt: skip
+        self.history["defaults"] = decided
         self.history["covariate_support"] = covariate_support(
             series, self.columns.future_covariates
         )  # what rollouts are checked against (tsdiff.support)
-        self.model = module.model.to(self.device).eval()
-        self.temperature, self.spread = 1.0, 1.0
-        if val:
-            self.calibrate(val)
         return self
 
     def recalibrate(
@@ -195,9 +191,12 @@ class Forecaster:
         self.calibrate(val)
         return self
 
-    def calibrate(self, windows: list[dict], grid=None) -> Forecaster:
+    def calibrate(
+        self, windows: list[dict], grid=None, deadline: float | None = None
+    ) -> Forecaster:
         """Fit ``temperature`` and/or ``spread`` (``config.calibration``) on held-out windows
-        (:func:`tsdiff.data.windows.make_window` dicts; see :func:`tsdiff.calibration.calibrate`)."""
+        (:func:`tsdiff.data.windows.make_window` dicts; see :func:`tsdiff.calibration.calibrate`,
+        also for ``deadline``, a ``time.monotonic()`` value where it stops)."""
         self._check_fitted()
         for key in ("calibration", "spread_calibration"):  # no stale scores of an earlier fit
             self.history.pop(key, None)
@@ -211,8 +210,9 @@ class Forecaster:
             return self.sample_batch(inputs, n, generator=g, **opts)[0]
 
         self.temperature, self.spread, scores = calibrate(
-            self.config.calibration, batch, paths, mode=self.model.cfg.mode, grid=grid
-        )
+            self.config.calibration, batch, paths, mode=self.model.cfg.mode, grid=grid,
+            deadline=deadline,
+        )  # fmt: skip
         self.history.update(scores)
         return self
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import pandas as pd
+
+with warnings.catch_warnings():  # gluonts suggests orjson at import: nothing a user must act on
+    warnings.filterwarnings("ignore", "Using `json`-module", UserWarning)
+    import gluonts.json  # noqa: F401 - imported here, quietly, before gluonts imports it
 from gluonts.core.component import validated
 from gluonts.model.forecast import SampleForecast
 from gluonts.model.predictor import Predictor
@@ -56,7 +61,14 @@ from tsdiff.data.frames import DataError, Series
 from tsdiff.data.windows import collate, make_window, split_channels
 from tsdiff.features import parse_freq
 from tsdiff.forecaster import Forecaster
-from tsdiff.train import TSDiffModule, build_module, is_independent, model_config, train_loader
+from tsdiff.train import (
+    TSDiffModule,
+    build_module,
+    is_independent,
+    model_config,
+    quiet_lightning,
+    train_loader,
+)
 
 
 class TSDiffPredictor(Predictor):
@@ -333,11 +345,17 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         )
 
     def train_model(self, training_data, validation_data=None, **kwargs):
-        """GluonTS's training loop; Lightning's checkpoints go to a temporary directory."""
+        """GluonTS's training loop; Lightning's checkpoints go to a temporary directory. Quiet
+        as ``Forecaster.fit``: none of Lightning's start-up lines, checkpoint notes or spurious
+        warnings (:func:`tsdiff.train.quiet_lightning`)."""
         parse_freq(self.freq)
         L.seed_everything(self.config.seed, workers=True, verbose=False)
         self._val_series = []
         self._train_series = self._training_series(training_data)
+        with quiet_lightning():
+            return self._train_model(training_data, validation_data, **kwargs)
+
+    def _train_model(self, training_data, validation_data=None, **kwargs):
         if "default_root_dir" in self.trainer_kwargs:
             return super().train_model(training_data, validation_data, **kwargs)
         with tempfile.TemporaryDirectory(prefix="tsdiff-gluonts-") as tmp:

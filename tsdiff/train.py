@@ -194,9 +194,9 @@ def holdout(
 ) -> tuple[list[Series], list[dict]]:
     """Carve validation windows from the end of each series (training stops before them).
 
-    Each series long enough gives its last k horizons (k = ceil(32 / items), at most
-    ``config.validation_per_series``) as validation windows; series too short to spare them
-    stay whole in training.
+    Each series gives its last k horizons (k = ceil(32 / items), at most
+    ``config.validation_per_series`` and at most ``config.validation_fraction`` of its length)
+    as validation windows; a series too short to spare one horizon stays whole in training.
 
     Returns:
         (training series, validation windows as :func:`tsdiff.data.windows.make_window` dicts)
@@ -205,11 +205,12 @@ def holdout(
     k = min(config.validation_per_series, max(1, -(-target_windows // len(series))))
     train, val = [], []
     for s in series:
-        if len(s) <= (k + 1) * H:
+        k_s = min(k, int(config.validation_fraction * len(s)) // H)
+        if k_s < 1:
             train.append(s)
             continue
-        train.append(truncate(s, len(s) - k * H))
-        val += [make_window(s, len(s) - j * H, Lc, H, config.freq) for j in range(1, k + 1)]
+        train.append(truncate(s, len(s) - k_s * H))
+        val += [make_window(s, len(s) - j * H, Lc, H, config.freq) for j in range(1, k_s + 1)]
     rng = np.random.default_rng(config.seed)
     if len(val) > 4 * target_windows:
         val = [val[i] for i in rng.choice(len(val), 4 * target_windows, replace=False)]
@@ -341,7 +342,7 @@ def fit_module(
     if resume is not None and checkpoint_dir is None and str(resume) != "auto":
         checkpoint_dir = Path(resume).parent
     ckpt = resume_checkpoint(resume, checkpoint_dir)
-    with warnings.catch_warnings(), quiet_lightning(not config.progress):
+    with warnings.catch_warnings(), quiet_lightning():  # progress=True shows the bar only
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
         trainer = build_trainer(config, checkpoint_dir, checkpoint_every)

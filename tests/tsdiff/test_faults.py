@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
+import tsdiff.fitting
 import tsdiff.forecaster
 import tsdiff.store
 import tsdiff.train
@@ -299,7 +300,7 @@ def no_training(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(tsdiff.forecaster, "fit_module", fail)
+    monkeypatch.setattr(tsdiff.fitting, "fit_module", fail)
 
 
 def one_error_line(capsys, cmd: str) -> str:

@@ -190,11 +190,16 @@ def test_spread_calibration_keeps_means_and_survives_save_load(data, tmp_path):
 
 def test_validation_windows_are_the_last_horizons_and_capped_per_series(data):
     """fit() holds out each series' last horizons for calibration: ceil(32 / items) of them, at
-    most ``validation_per_series``; training keeps everything before them, and a series too
-    short to spare them stays whole in training."""
+    most ``validation_per_series`` and at most ``validation_fraction`` of the series (default a
+    quarter: no series loses half its length); training keeps everything before them, and a
+    series too short to spare one horizon stays whole in training."""
     one = data[data.item_id == "a"]  # one item of 72 steps: ceil(32 / 1) = 32 wanted
-    for cap, n_val in ((7, 7), (3, 3), (20, 0)):  # 20 horizons + 1 do not fit in 72 steps
-        f = Forecaster(prediction_length=H, context_length=L, freq="h", validation_per_series=cap)
+    # (cap, fraction) -> windows: the per-series cap, or the fraction's whole horizons
+    for cap, frac, n_val in ((7, 0.5, 7), (3, 0.5, 3), (20, 0.5, 9), (20, 0.25, 4)):
+        f = Forecaster(
+            prediction_length=H, context_length=L, freq="h", validation_per_series=cap,
+            validation_fraction=frac,
+        )  # fmt: skip
         f.columns = Columns(targets=["x"])
         (series,) = f._series(one)
         (train,), val = holdout([series], f.config)
@@ -202,12 +207,19 @@ def test_validation_windows_are_the_last_horizons_and_capped_per_series(data):
         assert len(train) == len(series) - n_val * H
         if val:  # the first validation window is the series' last horizon
             np.testing.assert_array_equal(val[0]["fut"][:, 0], series.target[-H:, 0])
+    short = Forecaster(prediction_length=H, context_length=L, freq="h")
+    short.columns = Columns(targets=["x"])
+    (series,) = short._series(one.iloc[:15])  # a quarter of 15 steps is less than H = 4
+    (train,), val = holdout([series], short.config)
+    assert not val and len(train) == 15
     three = Forecaster(prediction_length=H, context_length=L, freq="h")
     three.columns = Columns(targets=["x"])
     _, val = holdout(three._series(data), three.config)
-    assert len(val) == 3 * 7  # ceil(32 / 3) = 11 per item, capped at the default 7
+    assert len(val) == 3 * 4  # ceil(32 / 3) = 11 per item, capped at a quarter of 72 steps
     with pytest.raises(ValueError, match="validation_per_series"):
         Forecaster(prediction_length=H, context_length=L, validation_per_series=0)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        Forecaster(prediction_length=H, context_length=L, validation_fraction=0.6)
 
 
 def test_a_fit_without_progress_prints_nothing_of_lightnings(data, capfd):

@@ -221,3 +221,18 @@ def test_every_forecaster_option_reaches_the_model():
     (f,) = predictor.predict([entry], num_samples=6)
     assert f.samples.shape == (6, H, C) and np.isfinite(f.samples).all()
     assert len(np.unique(f.samples)) > 20  # continuous (flow) values, not bin centres
+
+
+def test_training_prints_nothing_of_lightnings(capfd):
+    """The estimator trains as quietly as Forecaster.fit: no GPU/TPU lines, tips, checkpoint
+    notes or warnings about the unused validation_step (issue 20)."""
+    torch.set_num_threads(1)
+    data = ListDataset([{"start": "2021-01-01", "target": series(k)} for k in range(2)], freq="h")
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TSDiffEstimator(freq="h", **{**SMALL, "max_steps": 2}).train(data)
+    out, err = capfd.readouterr()
+    for noise in ("available", "Tip", "global step", "stopped"):
+        assert noise not in out + err, (out, err)
+    assert not [str(w.message) for w in caught if "validation_step" in str(w.message)]
