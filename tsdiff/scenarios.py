@@ -115,20 +115,21 @@ def _rollout_one(
     c = forecaster.config
     H, L = c.prediction_length, c.context_length
     g = torch.Generator(device=forecaster.device).manual_seed(seed)
-    ext = extend(s, fcov, c.freq)  # history + the whole plan, targets unobserved
+    ext = extend(s, fcov, c.freq, forecaster.calendar)  # history + the plan, targets unobserved
+    lags = forecaster.lags
     n0 = len(s)
     paths = np.zeros((S, 0, s.target.shape[1]), np.float32)
     nfe = 0
     while paths.shape[1] < horizon:
         done = paths.shape[1]
         if done == 0:
-            windows, n = [make_window(ext, n0, L, H, c.freq)], S
+            windows, n = [make_window(ext, n0, L, H, c.freq, lags)], S
         else:  # each path continues from its own generated past
             windows, n = [], 1
             for p in paths:
                 e = dataclasses.replace(ext, target=ext.target.copy())
                 e.target[n0 : n0 + done] = p
-                windows.append(make_window(e, n0 + done, L, H, c.freq))
+                windows.append(make_window(e, n0 + done, L, H, c.freq, lags))
         opts = forecaster.sampler_options(**sampler)
         out, stats = forecaster.sample_windows(windows, n, generator=g, **opts)
         block = out.reshape(S, H, -1).cpu().numpy()
