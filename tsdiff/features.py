@@ -46,6 +46,7 @@ monthly and quarterly data; so does the GluonTS estimator (tsdiff.gluonts).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -142,8 +143,10 @@ def _phase(name: str, index: pd.DatetimeIndex) -> np.ndarray:
     raise ValueError(f"time_features: unknown calendar feature {name!r}; known: {list(PERIODS)}")
 
 
+@lru_cache(maxsize=64)
 def _holiday_dates(code: str, years: range) -> np.ndarray:
-    """Sorted datetime64[D] holidays of ``code`` ("US" or "US-CA") in ``years``."""
+    """Sorted datetime64[D] holidays of ``code`` ("US" or "US-CA") in ``years`` (cached: read
+    only)."""
     import holidays  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     country, _, subdiv = code.partition("-")
