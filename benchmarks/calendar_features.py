@@ -8,7 +8,7 @@ last 600 days, two Christmases and a Super Bowl), the model is fitted on the day
 first of them, 100 paths per window.
 
 Arms, each the default ``Forecaster(prediction_length=30, freq="D")`` with a training budget of
-``--max-time`` seconds (``max_time_s``) and ``seed``:
+``--max-time`` seconds (``max_time_s``), or exactly ``--max-steps`` steps, and ``seed``:
 
 - ``legacy``: the calendar before issue 20 (day of week only), no seasonal lags
   (``Calendar.choose`` patched to return ``Calendar.legacy``; ``seasonal_lags=False``);
@@ -18,7 +18,7 @@ Arms, each the default ``Forecaster(prediction_length=30, freq="D")`` with a tra
 
 Scores: wQL and CRPS (normalised) over all test cells, and CRPS over the cells on US public
 holidays and the days around Christmas (24-26 and 31 Dec, 1 Jan); seasonal naive (season 7) for
-scale. Writes benchmarks/results/calendar_features.csv (rows keyed by arm and seed).
+scale. Writes benchmarks/results/calendar_features.csv (rows keyed by arm, seed and budget).
 
     python -m benchmarks.calendar_features --arms legacy lags holidays --seed 0 --threads 1
 """
@@ -77,15 +77,17 @@ def scores(samples: np.ndarray, y: np.ndarray, special: np.ndarray) -> dict:
     }
 
 
-def run_arm(arm: str, seed: int, df: pd.DataFrame, windows: int, max_time: float) -> dict:
+def run_arm(
+    arm: str, seed: int, df: pd.DataFrame, windows: int, max_time: float | None, steps: int
+) -> dict:
     """Fit one arm on the days before the first test origin, backtest the last windows."""
     first = df["timestamp"].max() - pd.Timedelta(days=windows * H - 1)
     train = df[df["timestamp"] < first]
     kw = {"seasonal_lags": arm != "calendar" and arm != "legacy"}
     if arm == "holidays":
         kw["holidays"] = "US"
-    f = Forecaster(prediction_length=H, freq="D", max_time_s=max_time, seed=seed, progress=False,
-                   **kw)  # fmt: skip
+    f = Forecaster(prediction_length=H, freq="D", max_time_s=max_time, max_steps=steps, seed=seed,
+                   progress=False, **kw)  # fmt: skip
     t0 = time.perf_counter()
     if arm == "legacy":
         with mock.patch.object(Calendar, "choose", lambda freq, span, hol: Calendar.legacy(freq)):
@@ -115,10 +117,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--windows", type=int, default=20)
     ap.add_argument("--max-time", type=float, default=150.0, help="max_time_s of every fit")
+    ap.add_argument(
+        "--max-steps", type=int, default=None,
+        help="train every arm for exactly this many steps instead (no time budget): equal "
+        "training on a machine whose load varies",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     setup_torch(args.threads, args.device)
     df = load_peyton()
     windows, max_time = (2, 20.0) if args.quick else (args.windows, args.max_time)
+    steps = args.max_steps or 2000  # the default max_steps
+    if args.max_steps is not None:
+        max_time = None
     rows = []
     first = df["timestamp"].max() - pd.Timedelta(days=windows * H - 1)
     series = df.set_index("timestamp")["y"].asfreq("D")
@@ -130,11 +140,24 @@ def main(argv=None) -> int:
     rows.append({"arm": "seasonal_naive", "seed": args.seed,
                  **scores(naive, y, special_days(origins, H))})  # fmt: skip
     for arm in args.arms:
-        rows.append(run_arm(arm, args.seed, df, windows, max_time))
+        rows.append(run_arm(arm, args.seed, df, windows, max_time, steps))
         print(rows[-1], flush=True)
-    meta = {"threads": args.threads, "windows": windows, "max_time_s": max_time}
-    cols = ["arm", "seed", "wql", "crps", "crps_special", "fit_s", "steps", "lags", "features"]
-    finish("calendar_features", rows, cols, args.out, meta, key=("arm", "seed"))
+    budget = f"{steps} steps" if max_time is None else f"{max_time:g} s"
+    rows = [{"budget": budget, **r} for r in rows]
+    meta = {"threads": args.threads, "windows": windows}
+    cols = [
+        "arm",
+        "seed",
+        "budget",
+        "wql",
+        "crps",
+        "crps_special",
+        "fit_s",
+        "steps",
+        "lags",
+        "features",
+    ]
+    finish("calendar_features", rows, cols, args.out, meta, key=("arm", "seed", "budget"))
     return 0
 
 
