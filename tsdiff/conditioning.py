@@ -12,7 +12,7 @@ import pandas as pd
 
 from tsdiff.data.frames import Columns, DataError, Series
 from tsdiff.data.windows import future_index
-from tsdiff.features import time_features
+from tsdiff.features import Calendar, time_features
 
 
 def future_block(
@@ -57,16 +57,18 @@ def future_block(
     return vals.astype(np.float32)
 
 
-def extend(series: Series, fcov: np.ndarray, freq: str) -> Series:
-    """``series`` followed by len(fcov) unobserved steps carrying the given future covariates."""
+def extend(series: Series, fcov: np.ndarray, freq: str, calendar: Calendar | None = None) -> Series:
+    """``series`` followed by len(fcov) unobserved steps carrying the given future covariates
+    (and the features of ``calendar``, default :func:`tsdiff.features.time_features`)."""
     H = len(fcov)
     steps = future_index(series, H, freq)
     C, Cp = series.target.shape[1], series.past_cov.shape[1]
+    feats = calendar.features(steps) if calendar else time_features(steps, freq)
     return Series(
         item_id=series.item_id,
         index=series.index.append(steps),
         target=np.concatenate([series.target, np.full((H, C), np.nan, np.float32)]),
-        time_feat=np.concatenate([series.time_feat, time_features(steps, freq)]),
+        time_feat=np.concatenate([series.time_feat, feats]),
         past_cov=np.concatenate([series.past_cov, np.full((H, Cp), np.nan, np.float32)]),
         future_cov=np.concatenate([series.future_cov, fcov]),
         static_real=series.static_real,

@@ -40,6 +40,8 @@ import torch
 
 from tsdiff.config import ForecasterConfig
 from tsdiff.data.frames import Series
+from tsdiff.defaults import describe, resolve
+from tsdiff.features import Calendar, history_span, seasonal_lags
 from tsdiff.train import build_module, fit_module, holdout, model_config, train_loader
 
 CONTINUE_FRACTION = 0.2  # final-phase steps per first-phase step (continue)
@@ -110,18 +112,25 @@ def fit_phases(
     resume=None,
     checkpoint_every: int = 100,
 ) -> dict:
-    """Train ``f`` (a :class:`tsdiff.Forecaster` with its config resolved and its columns
-    set) on ``series`` in the phases above; sets ``f.model``, ``f.temperature``, ``f.spread``
-    and returns the history. Checkpoints (``checkpoint_dir`` / ``resume``) are the first
+    """Train ``f`` (a :class:`tsdiff.Forecaster` with its columns set) on ``series`` in the
+    phases above; sets ``f.config`` (its ``None`` settings decided from the data:
+    :mod:`tsdiff.defaults`, recorded in ``history["defaults"]``), ``f.model`` (with the calendar
+    inputs and seasonal lags chosen for this data: :mod:`tsdiff.features`), ``f.temperature``,
+    ``f.spread``, and returns the history. Checkpoints (``checkpoint_dir`` / ``resume``) are the first
     phase's; calibration and the final phase are deterministic given it."""
+    f.config, decided = resolve(f.config, describe(series, f.config))
     c: ForecasterConfig = f.config
+    calendar = Calendar.choose(c.freq, history_span([s.index for s in series], c.freq), c.holidays)
+    longest = max(len(s) for s in series)
+    lags = seasonal_lags(c.freq, c.context_length, longest) if c.seasonal_lags else []
+    series = [dataclasses.replace(s, time_feat=calendar.features(s.index)) for s in series]
     clock = Clock(budget.start)
     clock.lap("data")
     L.seed_everything(c.seed, workers=True, verbose=False)
-    train_series, val = holdout(series, c) if c.calibrate else (series, [])
+    train_series, val = holdout(series, c, lags=lags) if c.calibrate else (series, [])
     final = c.final_phase if val else "none"
     cards = [len(f.categories[col]) for col in f.columns.static_cat]
-    mcfg = model_config(c, series, cards)
+    mcfg = model_config(c, series, cards, calendar, lags)
     module = build_module(c, mcfg)
     f.model = module.model.to(f.device).eval()
     f.temperature, f.spread = 1.0, 1.0
@@ -143,7 +152,7 @@ def fit_phases(
     module.model.train()
     t_first = clock.lap("prepare")
     history = fit_module(
-        module, train_loader(train_series, c), first_cfg, checkpoint_dir=checkpoint_dir,
+        module, train_loader(train_series, c, lags), first_cfg, checkpoint_dir=checkpoint_dir,
         resume=resume, checkpoint_every=checkpoint_every,
     )  # fmt: skip
     history["phases"] = [
@@ -152,6 +161,7 @@ def fit_phases(
     t_first = clock.lap("first") - t_first
     f.model = module.model.to(f.device).eval()
     f.history = history
+    f.history["defaults"] = decided
     if val:  # calibration leaves the final phase its share of the first phase's time
         deadline = budget.deadline(SHARES[final] * t_first + margin(budget.total))
         if deadline is not None and deadline - time.monotonic() < per_call:
@@ -178,7 +188,7 @@ def fit_phases(
         max_time_s=None if budget.total is None else max(left, 0.5),
     )  # fmt: skip
     module.model.train()
-    done = fit_module(module, train_loader(series, cfg), cfg)
+    done = fit_module(module, train_loader(series, cfg, lags), cfg)
     f.model = module.model.to(f.device).eval()
     clock.lap("final")
     f.history["final_lr"] = done["final_lr"]

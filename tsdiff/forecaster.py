@@ -32,7 +32,7 @@ from tsdiff.conditioning import extend, future_block
 from tsdiff.config import CALIBRATIONS, CHANNEL_MODES, ForecasterConfig
 from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
 from tsdiff.data.windows import collate, make_window, merge_channels, split_channels
-from tsdiff.defaults import describe, resolve
+from tsdiff.features import Calendar
 from tsdiff.fitting import Budget, fit_phases
 from tsdiff.forecast import Forecast
 from tsdiff.model import NumericDenoiser
@@ -41,13 +41,7 @@ from tsdiff.store import Checkpoint, load_checkpoint, save_checkpoint
 from tsdiff.support import covariate_support
 from tsdiff.train import holdout, is_independent
 
-SAMPLER_SETTINGS = {
-    "steps",
-    "order",
-    "block_length",
-    "schedule",
-    "branch",
-}  # what recalibrate() may change
+SAMPLER_SETTINGS = {"steps", "order", "block_length", "schedule", "branch"}  # recalibrate() may set
 
 __all__ = ["CALIBRATIONS", "CHANNEL_MODES", "Forecaster", "ForecasterConfig"]
 
@@ -96,8 +90,24 @@ class Forecaster:
 
     def _series(self, df: pd.DataFrame, min_length: int = 1) -> list[Series]:
         return frame_to_series(
-            df, self.columns, self.config.freq, min_length=min_length, categories=self.categories
-        )
+            df, self.columns, self.config.freq, min_length=min_length,
+            categories=self.categories, calendar=self.calendar,
+        )  # fmt: skip
+
+    @property
+    def calendar(self) -> Calendar | None:
+        """The calendar inputs fixed at fit time (saved with the model; tsdiff.features)."""
+        if self.model is None:
+            return None
+        names = self.model.cfg.time_features
+        if names is None:  # a model saved before features were named
+            return Calendar.legacy(self.config.freq)
+        return Calendar(self.config.freq, tuple(names), self.config.holidays)
+
+    @property
+    def lags(self) -> tuple[int, ...]:
+        """The seasonal lags (steps) the model reads (tsdiff.features.seasonal_lags)."""
+        return tuple(self.model.cfg.lags) if self.model is not None else ()
 
     def _columns(self, df: pd.DataFrame, target, item_id: str, timestamp: str) -> Columns:
         """Column roles; ``target=None``: every column that is not an id, time or covariate."""
@@ -147,13 +157,12 @@ class Forecaster:
         budget = Budget(self.config.max_time_s, time.monotonic())
         self.columns = self._columns(df, target, item_id, timestamp)
         self.categories = category_vocab(df, self.columns.static_cat)
+        self.model = None  # a refit chooses its calendar and lags afresh from this history
         series = self._series(df, min_length=self.config.prediction_length + 1)
-        self.config, decided = resolve(self.config, describe(series, self.config))
         fit_phases(
             self, series, budget, checkpoint_dir=checkpoint_dir, resume=resume,
             checkpoint_every=checkpoint_every,
         )  # fmt: skip
-        self.history["defaults"] = decided
         self.history["covariate_support"] = covariate_support(
             series, self.columns.future_covariates
         )  # what rollouts are checked against (tsdiff.support)
@@ -181,7 +190,7 @@ class Forecaster:
             sampler["calibration"] = calibration
         self.config = dataclasses.replace(self.config, **sampler)
         series = self._series(df, min_length=self.config.prediction_length + 1)
-        _, val = holdout(series, self.config)
+        _, val = holdout(series, self.config, lags=self.lags)
         if not val:
             raise DataError(
                 "recalibrate: no series in df is long enough to hold out validation windows "
@@ -242,8 +251,8 @@ class Forecaster:
         for s in self._series(df):
             items.append(s.item_id)
             fcov = future_block(s, future, self.columns, H, c.freq)
-            ext = extend(s, fcov, c.freq)
-            windows.append(make_window(ext, len(s), c.context_length, H, c.freq))
+            ext = extend(s, fcov, c.freq, self.calendar)
+            windows.append(make_window(ext, len(s), c.context_length, H, c.freq, self.lags))
             starts.append(ext.index[len(s)])
         samples, stats = self.sample(windows, num_samples, seed, **sampler)
         return Forecast(samples, items, starts, c.freq, self.columns.targets, stats.nfe)
@@ -345,7 +354,7 @@ class Forecaster:
                         f"item {s.item_id!r}: a backtest window of {H} steps at position {end} "
                         f"does not fit its {len(s)} steps (or its origin is not in the data)"
                     )
-                ws.append(make_window(s, end, Lc, H, self.config.freq))
+                ws.append(make_window(s, end, Lc, H, self.config.freq, self.lags))
                 insample.append(s.target[:end])
                 items.append(s.item_id)
                 starts.append(s.index[end])

@@ -12,101 +12,14 @@ learned channel embedding, so channels attend to each other and the joint over c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from lm_core.config import ModelConfig
 from lm_core.nn.transformer import KV, Transformer
 from tsdiff.encoding import BinEncoder, context_scale, standardize, target_scale
-
-
-@dataclass
-class TSModelConfig:
-    """Shape of the numeric denoiser and its value encoding."""
-
-    context_length: int = 96
-    """Context steps L the model sees."""
-    prediction_length: int = 24
-    """Horizon steps H the model is trained to fill."""
-    n_channels: int = 1
-    """Target channels C (modelled jointly)."""
-    patch_size: int = 8
-    """Context steps per context token (1 = no patching)."""
-    n_bins: int = 256
-    """Value tokens (bins in asinh space of the context-scaled value)."""
-    z_max: float = 20.0
-    """Clip range of scaled values, in context standard deviations."""
-    d_model: int = 128
-    n_layers: int = 3
-    n_heads: int = 4
-    n_kv_heads: int | None = None
-    n_time_features: int = 0
-    n_past_covariates: int = 0
-    n_future_covariates: int = 0
-    n_static_real: int = 0
-    static_cardinalities: list[int] = field(default_factory=list)
-    """Number of categories of each static categorical covariate."""
-    dropout: float = 0.0
-    """Residual dropout of the backbone (lm_core ModelConfig.dropout), training only."""
-    scale_features: bool = False
-    """Feed the context statistics (asinh loc, log scale) of every target and covariate channel
-    to the denoiser (as DeepAR feeds log scale). Scaling makes the inputs scale-free; this gives
-    back the absolute levels that relations between channels can depend on (an action's effect
-    in degrees per unit of heating, say)."""
-    covariate_scaling: str = "context"
-    """context: each window's covariates are standardised by their own context statistics;
-    global: by fixed training-set statistics (``past_cov_stats`` / ``future_cov_stats``), so a
-    covariate keeps its absolute meaning (a constant action plan stays what it is)."""
-    past_cov_stats: list[list[float]] = field(default_factory=list)
-    """[Cp] x (mean, std) of the past covariates over the training data (global scaling)."""
-    future_cov_stats: list[list[float]] = field(default_factory=list)
-    """[Cf] x (mean, std) of the future covariates over the training data (global scaling)."""
-    mode: str = "masked"
-    """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
-
-    def __post_init__(self) -> None:
-        for name in ("context_length", "prediction_length", "n_channels", "patch_size", "n_bins"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        if self.mode not in ("masked", "flow"):
-            raise ValueError(f"mode: expected 'masked' or 'flow', got {self.mode!r}")
-        if self.covariate_scaling not in ("context", "global"):
-            raise ValueError(
-                f"covariate_scaling: expected 'context' or 'global', got {self.covariate_scaling!r}"
-            )
-        if self.covariate_scaling == "global" and (
-            len(self.past_cov_stats) != self.n_past_covariates
-            or len(self.future_cov_stats) != self.n_future_covariates
-        ):
-            raise ValueError(
-                "covariate_scaling='global' needs (mean, std) per covariate: past_cov_stats "
-                f"{len(self.past_cov_stats)} for {self.n_past_covariates}, future_cov_stats "
-                f"{len(self.future_cov_stats)} for {self.n_future_covariates}"
-            )
-
-    @property
-    def n_patches(self) -> int:
-        return -(-self.context_length // self.patch_size)
-
-    def backbone(self) -> ModelConfig:
-        max_len = self.n_patches * self.n_channels + self.prediction_length * self.n_channels
-        return ModelConfig(
-            vocab_size=self.n_bins + 1,
-            d_model=self.d_model,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            n_kv_heads=self.n_kv_heads,
-            max_seq_len=max(max_len, 16),
-            tie_embeddings=True,
-            time_conditioning=self.mode == "flow",
-            dropout=self.dropout,
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from tsdiff.model_config import TSModelConfig
 
 
 def windows_per_call(cfg: TSModelConfig, num_samples: int, max_tokens: int) -> int:
@@ -150,8 +63,11 @@ class NumericDenoiser(nn.Module):
         self.backbone = Transformer(cfg.backbone())
         P, d = cfg.patch_size, cfg.d_model
         F, Cp, Cf = cfg.n_time_features, cfg.n_past_covariates, cfg.n_future_covariates
-        # per patch: values, observed flags, past covs (+ flags), future covs, calendar of each step
-        patch_in = P * (2 + 2 * Cp + Cf + F)
+        K = len(cfg.lags)
+        # per patch: values, observed flags, past covs (+ flags), future covs, calendar of each
+        # step, seasonal lags (+ flags)
+        patch_in = P * (2 + 2 * Cp + Cf + F + 2 * K)
+        self.lag_proj = nn.Linear(2 * K, d) if K else None
         self.patch_proj = nn.Sequential(nn.Linear(patch_in, d), nn.SiLU(), nn.Linear(d, d))
         self.channel_emb = nn.Embedding(max(cfg.n_channels, 1), d)
         self.step_proj = nn.Linear(F + Cf, d) if F + Cf > 0 else None
@@ -185,6 +101,12 @@ class NumericDenoiser(nn.Module):
             out["z_fut"] = standardize(batch["fut"], loc, scale).float()
         if "fut_obs" in batch:  # a degenerate channel's horizon is not learnable scale-free
             out["fut_obs"] = batch["fut_obs"] & (scale > 0)
+        if self.lag_proj is not None:  # seasonal lags [B, T, C, K] -> inputs [B, T, C, 2K]
+            for key in ("lag_ctx", "lag_fut"):  # scaled like the target, squashed, with flags
+                z = standardize(batch[key].movedim(-1, 1), loc[:, None], scale[:, None])
+                obs = batch[key + "_obs"]
+                z = squash((z.movedim(1, -1) * obs).float(), self.cfg.z_max)
+                out["in_" + key] = torch.cat([z, obs.float()], -1)
         # absolute-level features (scale_features) keep the floored statistics of the targets
         stats = []
         if self.scale_proj is not None:
@@ -241,9 +163,10 @@ class NumericDenoiser(nn.Module):
         )  # [B, L, K]
         tokens = []
         for c in range(C):
-            feats = torch.cat(
-                [z[..., c : c + 1], s["ctx_obs"][..., c : c + 1].to(z.dtype), shared], -1
-            )
+            own = [z[..., c : c + 1], s["ctx_obs"][..., c : c + 1].to(z.dtype), shared]
+            if self.lag_proj is not None:
+                own.append(s["in_lag_ctx"][:, :, c])
+            feats = torch.cat(own, -1)
             emb = self.patch_proj(self._patches(feats)) + self.channel_emb.weight[c]
             tokens.append(emb)
         emb = torch.cat(tokens, dim=1)
@@ -274,6 +197,8 @@ class NumericDenoiser(nn.Module):
                 torch.cat([s["tf_fut"], squash(s["z_fcov_fut"], self.cfg.z_max)], -1)
             )
             emb = emb + step.repeat_interleave(C, dim=1)
+        if self.lag_proj is not None:  # per cell, time-major (h * C + c)
+            emb = emb + self.lag_proj(s["in_lag_fut"].flatten(1, 2))
         return emb + self.static_embedding(s)[:, None]
 
     def static_embedding(self, s: dict) -> Tensor:

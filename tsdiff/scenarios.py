@@ -127,20 +127,21 @@ def _rollout_one(
     c = forecaster.config
     H, L = c.prediction_length, c.context_length
     g = torch.Generator(device=forecaster.device).manual_seed(seed)
-    ext = extend(s, fcov, c.freq)  # history + the whole plan, targets unobserved
+    lags, cal = forecaster.lags, forecaster.calendar
+    ext = extend(s, fcov, c.freq, cal)  # history + the whole plan, targets unobserved
     n0 = len(s)
     paths = np.zeros((S, 0, s.target.shape[1]), np.float32)
     nfe = 0
     while paths.shape[1] < horizon:
         done = paths.shape[1]
         if done == 0:
-            windows, n = [make_window(ext, n0, L, H, c.freq)], S
+            windows, n = [make_window(ext, n0, L, H, c.freq, lags, cal)], S
         else:  # each path continues from its own generated past
             windows, n = [], 1
             for p in paths:
                 e = dataclasses.replace(ext, target=ext.target.copy())
                 e.target[n0 : n0 + done] = p
-                windows.append(make_window(e, n0 + done, L, H, c.freq))
+                windows.append(make_window(e, n0 + done, L, H, c.freq, lags, cal))
         opts = forecaster.sampler_options(**sampler)
         out, stats = forecaster.sample_windows(windows, n, generator=g, **opts)
         block = out.reshape(S, H, -1).cpu().numpy()
@@ -210,6 +211,6 @@ def rollout(
             per_plan.append(widen(paths, spread, axis=0))  # around this plan's own mean
         samples[s.item_id] = np.stack(per_plan)
         starts[s.item_id] = extend(
-            s, np.zeros((1, len(cols.future_covariates)), np.float32), c.freq
+            s, np.zeros((1, len(cols.future_covariates)), np.float32), c.freq, forecaster.calendar
         ).index[-1]
     return Scenarios(samples, list(plans), list(cols.targets), starts, nfe, extrapolated)

@@ -40,7 +40,7 @@ from tsdiff.config import ForecasterConfig
 from tsdiff.data.frames import Series
 from tsdiff.data.windows import TrainWindows, collate, make_window, split_series
 from tsdiff.diffusion import horizon_loss
-from tsdiff.features import feature_names
+from tsdiff.features import Calendar, feature_names
 from tsdiff.flow import flow_loss
 from tsdiff.model import NumericDenoiser, TSModelConfig
 
@@ -139,11 +139,17 @@ def is_independent(config: ForecasterConfig, n_targets: int) -> bool:
 
 
 def model_config(
-    config: ForecasterConfig, series: list[Series], cardinalities: list[int]
+    config: ForecasterConfig,
+    series: list[Series],
+    cardinalities: list[int],
+    calendar: Calendar | None = None,
+    lags: list[int] | tuple[int, ...] = (),
 ) -> TSModelConfig:
     """The denoiser's config: every model option of ``config``, the shapes of ``series`` (all of
     them share one layout) and the number of categories of each static categorical column.
-    Channel-independent models see one channel a sequence, its index a further category."""
+    Channel-independent models see one channel a sequence, its index a further category.
+    ``calendar``/``lags``: the inputs chosen at fit time (tsdiff.features; None: the legacy
+    calendar of the frequency)."""
     c, s = config, series[0]
     glob = c.covariate_scaling == "global"  # training statistics only where they are used
     cards = list(cardinalities)
@@ -165,7 +171,9 @@ def model_config(
         n_layers=c.n_layers,
         n_heads=c.n_heads,
         dropout=c.dropout,
-        n_time_features=len(feature_names(c.freq)),
+        n_time_features=calendar.n_features if calendar else len(feature_names(c.freq)),
+        time_features=list(calendar.names) if calendar else None,
+        lags=list(lags),
         n_past_covariates=s.past_cov.shape[1],
         n_future_covariates=s.future_cov.shape[1],
         n_static_real=len(s.static_real),
@@ -190,7 +198,7 @@ def truncate(s: Series, n: int) -> Series:
 
 
 def holdout(
-    series: list[Series], config: ForecasterConfig, target_windows: int = 32
+    series: list[Series], config: ForecasterConfig, target_windows: int = 32, lags=()
 ) -> tuple[list[Series], list[dict]]:
     """Carve validation windows from the end of each series (training stops before them).
 
@@ -210,22 +218,23 @@ def holdout(
             train.append(s)
             continue
         train.append(truncate(s, len(s) - k_s * H))
-        val += [make_window(s, len(s) - j * H, Lc, H, config.freq) for j in range(1, k_s + 1)]
+        val += [make_window(s, len(s) - j * H, Lc, H, config.freq, lags) for j in range(1, k_s + 1)]
     rng = np.random.default_rng(config.seed)
     if len(val) > 4 * target_windows:
         val = [val[i] for i in rng.choice(len(val), 4 * target_windows, replace=False)]
     return train, val
 
 
-def train_loader(series: list[Series], config: ForecasterConfig) -> DataLoader:
+def train_loader(series: list[Series], config: ForecasterConfig, lags=()) -> DataLoader:
     """``max_steps * batch_size`` random training windows of ``series`` in batches
-    (channel-independent configs cut every series into its univariate channels)."""
+    (channel-independent configs cut every series into its univariate channels), with the
+    seasonal ``lags`` (tsdiff.data.windows.make_window)."""
     c = config
     if is_independent(c, series[0].target.shape[1]):
         series = split_series(series)
     data = TrainWindows(
         series, c.context_length, c.prediction_length, c.freq,
-        n_windows=c.max_steps * c.batch_size, seed=c.seed,
+        n_windows=c.max_steps * c.batch_size, seed=c.seed, lags=lags,
     )  # fmt: skip
     return DataLoader(
         data,

@@ -125,7 +125,7 @@ def test_targets_travel_as_float64_to_the_network_boundary(fitted):
     cols = Columns(targets=TARGETS)
     series = [frame_to_series(x, cols, "h")[0] for x in (df, shifted)]
     assert series[1].target.dtype == np.float64
-    batches = [collate([make_window(s, 60, L, H, "h")]) for s in series]
+    batches = [collate([make_window(s, 60, L, H, "h", fitted.lags)]) for s in series]
     assert batches[1]["ctx"].dtype == batches[1]["fut"].dtype == torch.float64
     zs = [fitted.model.scale_batch(batch) for batch in batches]
     assert zs[1]["z_ctx"].dtype == torch.float32 and zs[1]["loc"].dtype == torch.float64
@@ -139,7 +139,7 @@ def test_training_leaves_a_constant_contexts_horizon_out_of_the_loss(fitted):
     df = _frame()
     df.loc[df["item_id"] == "a", "y"] = 2.0
     series = frame_to_series(df, Columns(targets=TARGETS), "h")[0]
-    batch = collate([make_window(series, 60, L, H, "h")])
+    batch = collate([make_window(series, 60, L, H, "h", fitted.lags)])  # the model's lags: [24]
     s = fitted.model.scale_batch(batch)
     assert s["scale"][0, 0, 0] == 0 and s["scale"][0, 0, 1] > 0
     assert batch["fut_obs"].all() and not s["fut_obs"][..., 0].any() and s["fut_obs"][..., 1].all()

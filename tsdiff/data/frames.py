@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tsdiff.features import parse_freq, time_features
+from tsdiff.features import Calendar, parse_freq, time_features
 
 MAX_ABS = 1e16
 """Largest |value| accepted in numeric columns (float32 arithmetic of the scaling)."""
@@ -172,11 +172,13 @@ def frame_to_series(
     freq: str,
     min_length: int = 1,
     categories: dict[str, list[str]] | None = None,
+    calendar: Calendar | None = None,
 ) -> list[Series]:
     """Validate a long frame and split it into regular per-item :class:`Series`.
 
     ``categories``: the known values of each static categorical column (see
-    :func:`category_vocab`); a value outside them is a DataError.
+    :func:`category_vocab`); a value outside them is a DataError. ``calendar``: the calendar
+    features of the model (default: :func:`tsdiff.features.time_features` of ``freq``).
     """
     _check_columns(df, cols)
     parse_freq(freq)
@@ -210,7 +212,7 @@ def frame_to_series(
                 item_id=str(item),
                 index=index,
                 target=target,
-                time_feat=time_features(index, freq),
+                time_feat=calendar.features(index) if calendar else time_features(index, freq),
                 past_cov=arr(cols.past_covariates),
                 future_cov=arr(cols.future_covariates),
                 static_real=np.asarray([first[c] for c in cols.static_real], np.float32),

@@ -9,6 +9,8 @@ other arrays are float32. Batch shapes (B windows):
     ctx, ctx_obs         [B, L, C]     target values (0 where unobserved, float64) and observed mask
     fut, fut_obs         [B, H, C]     horizon targets (float64; training / backtests only)
     tf_ctx, tf_fut       [B, L|H, F]   calendar features
+    lag_ctx, lag_ctx_obs [B, L, C, K]  the target K seasonal lags earlier (only with ``lags``;
+    lag_fut, lag_fut_obs [B, H, C, K]  float64; unobserved before the series and from ``end``)
     pcov_ctx, pcov_obs   [B, L, Cp]    past-only covariates
     fcov_ctx, fcov_fut   [B, L|H, Cf]  known-future covariates
     static_real          [B, Sr]
@@ -25,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tsdiff.data.frames import DataError, Series
-from tsdiff.features import parse_freq, time_features
+from tsdiff.features import Calendar, parse_freq, time_features
 
 
 def _slice(a: np.ndarray, start: int, stop: int, dtype=np.float32) -> np.ndarray:
@@ -43,21 +45,49 @@ def future_index(series: Series, H: int, freq: str) -> pd.DatetimeIndex:
     return pd.date_range(series.index[-1], periods=H + 1, freq=parse_freq(freq))[1:]
 
 
-def make_window(series: Series, end: int, L: int, H: int, freq: str) -> dict:
-    """Arrays of one window (see module docstring; no batch dimension)."""
+def lag_arrays(series: Series, end: int, L: int, H: int, lags) -> dict:
+    """``lag_*`` arrays of a window (module docstring): step t gets target[t - lag] for each
+    lag, unobserved where t - lag falls before the series or at or after ``end`` (a value the
+    forecast may not see: the horizon's own steps when lag < H)."""
+    C, K = series.target.shape[1], len(lags)
+    out = np.full((L + H, C, K), np.nan)
+    for k, lag in enumerate(lags):
+        out[:, :, k] = _slice(series.target, end - L - lag, end + H - lag, np.float64)
+        out[L + lag :, :, k] = np.nan
+    obs = ~np.isnan(out)
+    out = np.nan_to_num(out)
+    return {
+        "lag_ctx": out[:L], "lag_ctx_obs": obs[:L], "lag_fut": out[L:], "lag_fut_obs": obs[L:]
+    }  # fmt: skip
+
+
+def make_window(
+    series: Series,
+    end: int,
+    L: int,
+    H: int,
+    freq: str,
+    lags: tuple[int, ...] | list[int] = (),
+    calendar: Calendar | None = None,
+) -> dict:
+    """Arrays of one window (see module docstring; no batch dimension). ``lags``: seasonal lags
+    in steps (tsdiff.features.seasonal_lags; none: no ``lag_*`` arrays); ``calendar``: the
+    features of horizon steps beyond the series (default: tsdiff.features.time_features)."""
     ctx = _slice(series.target, end - L, end, np.float64)
     fut = _slice(series.target, end, end + H, np.float64)
     T = len(series)
     tf = series.time_feat
     if end + H > T:  # horizon beyond the data: calendar features of the future timestamps
         extra = future_index(series, end + H - T, freq)
-        tf = np.concatenate([tf, time_features(extra, freq)], axis=0)
+        feats = calendar.features(extra) if calendar else time_features(extra, freq)
+        tf = np.concatenate([tf, feats], axis=0)
     tf_ctx = np.nan_to_num(_slice(tf, end - L, end))
     tf_fut = np.nan_to_num(_slice(tf, end, end + H))
     pcov = _slice(series.past_cov, end - L, end)
     fcov_ctx = _slice(series.future_cov, end - L, end)
     fcov_fut = _slice(series.future_cov, end, end + H)
-    return {
+    out = lag_arrays(series, end, L, H, lags) if len(lags) else {}
+    return out | {
         "ctx": np.nan_to_num(ctx),
         "ctx_obs": ~np.isnan(ctx),
         "fut": np.nan_to_num(fut),
@@ -74,6 +104,7 @@ def make_window(series: Series, end: int, L: int, H: int, freq: str) -> dict:
 
 
 TARGET_KEYS = ("ctx", "ctx_obs", "fut", "fut_obs")
+LAG_KEYS = ("lag_ctx", "lag_ctx_obs", "lag_fut", "lag_fut_obs")
 
 
 def split_series(series: list[Series]) -> list[Series]:
@@ -97,7 +128,7 @@ def split_channels(windows: list[dict]) -> list[dict]:
     for w in windows:
         for c in range(w["ctx"].shape[-1]):
             v = dict(w)
-            v.update({k: w[k][:, c : c + 1] for k in TARGET_KEYS if k in w})
+            v.update({k: w[k][:, c : c + 1] for k in TARGET_KEYS + LAG_KEYS if k in w})
             v["static_cat"] = np.append(w["static_cat"], c).astype(np.int64)
             out.append(v)
     return out
@@ -131,8 +162,9 @@ class TrainWindows(Dataset):
         n_windows: int = 10_000,
         seed: int = 0,
         min_context: int = 1,
+        lags: tuple[int, ...] | list[int] = (),
     ) -> None:
-        self.series, self.L, self.H, self.freq = series, L, H, freq
+        self.series, self.L, self.H, self.freq, self.lags = series, L, H, freq, tuple(lags)
         self.n_windows, self.seed, self.epoch = n_windows, seed, 0
         self.ranges = [(min_context, len(s) - H) for s in series]
         counts = np.array([max(hi - lo + 1, 0) for lo, hi in self.ranges], dtype=np.float64)
@@ -155,7 +187,7 @@ class TrainWindows(Dataset):
             k = int(rng.choice(len(self.series), p=self.p))
             lo, hi = self.ranges[k]
             end = int(rng.integers(lo, hi + 1))
-            w = make_window(self.series[k], end, self.L, self.H, self.freq)
+            w = make_window(self.series[k], end, self.L, self.H, self.freq, self.lags)
             if w["fut_obs"].any():
                 return w
         return w
