@@ -37,7 +37,15 @@ import numpy as np
 
 from benchmarks import datasets
 from benchmarks import suite_metrics as SM
-from benchmarks.common import CACHE, QUICK_RESULTS, RESULTS, _atomic_file, format_table, write_csv
+from benchmarks.common import (
+    CACHE,
+    QUICK_RESULTS,
+    RESULTS,
+    _atomic_file,
+    format_table,
+    quiet,
+    write_csv,
+)
 from benchmarks.suite_models import MODELS, SEEDED, run, windows
 from lm_core.outputs import one_line
 from tsdiff.data.protocol import window_splits, windows_to_arrays
@@ -53,6 +61,7 @@ DatasetUnavailable = getattr(datasets, "DatasetUnavailable", _Unavailable)
 UNAVAILABLE = (DatasetUnavailable, FileNotFoundError, ModuleNotFoundError)
 QUICK_SETS = ("us_employment", "elecdemand", "tmy3")
 QUICK_BUDGET_S = 20.0
+QUICK_PIECE_TIMEOUT_S = 240.0
 QUICK_ITEMS, QUICK_WINDOWS, QUICK_CHANNELS = 6, 4, 2
 WORK = CACHE / "suite" / "pieces"
 QUICK_WORK = QUICK_RESULTS / "suite" / "pieces"
@@ -113,6 +122,12 @@ class ForecastCache:
     def _path(self, model: str) -> Path:
         return self.folder / f"{self.set}__{model}.npz"
 
+    def failure(self, model: str) -> str | None:
+        """The error of ``model``'s failed piece on this set (seed 0), if it failed."""
+        path = self.folder.parent / Piece(self.set, model, 0).filename
+        rec = json.loads(path.read_text()) if path.is_file() else {}
+        return rec.get("error", "failed") if rec.get("status") == "failed" else None
+
     def get(self, model: str) -> SM.Forecast | None:
         if not self._path(model).is_file():
             return None
@@ -170,7 +185,14 @@ def _child(piece: Piece, args) -> subprocess.CompletedProcess:
     cmd += ["--budget-s", str(args.budget_s)] if args.budget_s else []
     cmd += ["--quick"] if args.quick else []
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, env=env, check=False, timeout=args.piece_timeout
+        )
+    except subprocess.TimeoutExpired:  # run() has killed the worker
+        return subprocess.CompletedProcess(
+            cmd, -9, "", f"timed out after {args.piece_timeout:.0f} s"
+        )
 
 
 def run_pieces(pieces: list[Piece], args) -> None:
@@ -292,6 +314,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--work", type=Path, default=None, help=f"piece folder (default {WORK})")
     ap.add_argument("--out", type=Path, default=None, help=f"CSV folder (default {RESULTS})")
     ap.add_argument("--threads", type=int, default=1, help="torch / BLAS threads per piece")
+    ap.add_argument("--piece-timeout", type=float, default=None,
+                    help="seconds after which a piece is killed and failed (default none; "
+                    f"--quick {QUICK_PIECE_TIMEOUT_S:.0f})")  # fmt: skip
     ap.add_argument("--piece", default=None, help=argparse.SUPPRESS)  # SET:MODEL:SEED (worker)
     return ap
 
@@ -303,10 +328,10 @@ def main(argv=None) -> int:
     args.out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.quick and args.budget_s is None:
         args.budget_s = QUICK_BUDGET_S
+    if args.quick and args.piece_timeout is None:
+        args.piece_timeout = QUICK_PIECE_TIMEOUT_S
     if args.piece:  # worker: one piece in this process
-        import torch  # noqa: PLC0415 - optional or heavy third-party, loaded when used
-
-        torch.set_num_threads(args.threads)
+        quiet(args.threads)
         s, m, seed = args.piece.split(":")
         try:
             rec = run_piece(Piece(s, m, int(seed)), args.work, args.budget_s, args.quick)

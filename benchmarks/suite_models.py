@@ -43,6 +43,7 @@ from tsdiff.data.protocol import Protocol, origin_positions, window_splits
 from tsdiff.forecaster import Forecaster
 
 STAT_SEASONS, STAT_MIN, STAT_MAX = 20, 200, 1000  # statsforecast context: see stat_context
+QUICK_STAT_CONTEXT = 300  # --quick: a smoke run, not the protocol
 
 
 def stat_context(season: int) -> int:
@@ -76,6 +77,14 @@ def impute_history(y: np.ndarray) -> np.ndarray:
     return s.interpolate(limit_direction="both").to_numpy(np.float64)
 
 
+def backtest_kwargs(protocol: Protocol) -> dict:
+    """``Forecaster.backtest``'s window arguments: the protocol's shared origins, or the last
+    ``n_test_windows`` horizons of each series."""
+    if protocol.test_origins:
+        return {"origins": list(protocol.test_origins)}
+    return {"windows": protocol.n_test_windows}
+
+
 def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
     """tsdiff with its defaults (see the module docstring)."""
     cols, covs = list(protocol.target_columns), list(protocol.known_covariates)
@@ -88,11 +97,7 @@ def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
     t0 = time.perf_counter()
     f.fit(train[["item_id", "timestamp", *cols, *covs]], target=cols)
     t1 = time.perf_counter()
-    wk = (
-        {"origins": list(protocol.test_origins)}
-        if protocol.test_origins
-        else {"windows": protocol.n_test_windows}
-    )
+    wk = backtest_kwargs(protocol)
     bt = f.backtest(
         df[["item_id", "timestamp", *cols, *covs]], num_samples=N_PATHS, seed=seed, **wk
     )
@@ -134,7 +139,7 @@ def statsforecast_model(name, df, protocol, seed=0, budget_s=None, quick=False) 
     q = np.empty((len(LEVELS), n, h, c))
     fit_s = pred_s = 0.0
     fitted: dict = {}
-    ctx = stat_context(m)
+    ctx = min(stat_context(m), QUICK_STAT_CONTEXT) if quick else stat_context(m)
     for i, (y, _, p) in enumerate(ws):
         for ch in range(c):
             hist = impute_history(y[:p, ch])[-ctx:]
@@ -233,7 +238,8 @@ STAT_MEMBERS = ("auto_ets", "auto_arima", "auto_theta")
 
 def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None) -> Forecast:
     """Forecast of model ``name``. ``cache``: an object with ``get(model)`` / ``put(model,
-    forecast)`` for the statsforecast members, so that the ensemble reuses their forecasts."""
+    forecast)`` / ``failure(model)`` for the statsforecast members, so that the ensemble reuses
+    their forecasts (and fails, naming it, when a member's piece failed)."""
     if name in STAT_MEMBERS:
         fc = statsforecast_model(name, df, protocol, seed, budget_s, quick)
         if cache is not None:
@@ -242,6 +248,8 @@ def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None)
     if name == "stat_ensemble":
         members = []
         for m in STAT_MEMBERS:
+            if cache is not None and (err := cache.failure(m)):
+                raise RuntimeError(f"member {m} failed: {err}")
             fc = cache.get(m) if cache is not None else None
             members.append(
                 fc if fc is not None else run(m, df, protocol, seed, budget_s, quick, cache)

@@ -140,3 +140,17 @@ def test_unknown_models_and_sets_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         suite.main(["--models", "tsdiff,prophet", "--work", str(tmp_path)])
     assert "--models: unknown ['prophet']" in capsys.readouterr().err
+
+
+def test_the_ensemble_fails_naming_a_failed_member(tmp_path, monkeypatch):
+    """fev's statistical ensemble needs all three members: one member's failed piece (e.g. a
+    timed-out AutoARIMA) makes the ensemble a failed row that names it, not a two-model mean."""
+    monkeypatch.setattr(suite.datasets, "load", _toy)
+    write_piece(
+        tmp_path,
+        Piece("toy", "auto_arima", 0),
+        {"status": "failed", "error": "worker exit code -9: timed out after 240 s"},
+    )
+    rec = run_piece(Piece("toy", "stat_ensemble", 0), tmp_path, None, False)
+    assert rec["status"] == "failed"
+    assert rec["error"] == "member auto_arima failed: worker exit code -9: timed out after 240 s"
