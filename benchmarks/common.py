@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
+import logging
 import os
 import platform
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,6 +72,16 @@ def setup_torch(threads: int, device: str = "cpu"):
     torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
+    return torch
+
+
+def quiet(threads: int):
+    """A worker without warnings or Lightning / GluonTS log lines, on ``threads`` torch threads;
+    returns the torch module."""
+    warnings.filterwarnings("ignore")
+    for n in ("lightning", "lightning.pytorch", "pytorch_lightning", "gluonts"):
+        logging.getLogger(n).setLevel(logging.ERROR)
+    torch.set_num_threads(threads)
     return torch
 
 

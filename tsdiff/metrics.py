@@ -58,6 +58,35 @@ def normalised_crps(samples: np.ndarray, y: np.ndarray, axis: int = -2) -> float
     return float(crps[ok].sum() / np.abs(np.asarray(y)[ok]).sum())
 
 
+def crps_horizon_sum(samples: np.ndarray, y: np.ndarray, axis: int = -2) -> float:
+    """Normalised CRPS of each path's sum over the horizon: sum of CRPS / sum of ``|y sum|``.
+
+    ``samples``: ``[..., S, H]`` (sample axis ``axis``); ``y``: ``[..., H]``. Steps whose target
+    is NaN are left out of both sums; a series with no observed step is skipped. Paths that are
+    incoherent over time (steps drawn independently) give a too narrow sum and score worse.
+    """
+    x = np.moveaxis(np.asarray(samples, dtype=np.float64), axis, -2)  # [..., S, H]
+    y = np.asarray(y, dtype=np.float64)
+    ok = ~np.isnan(y)
+    x_sum = np.where(ok[..., None, :], x, 0.0).sum(-1)[..., None]  # [..., S, 1]
+    y_sum = np.where(ok, y, 0.0).sum(-1)[..., None]  # [..., 1]
+    keep = ok.any(-1)
+    crps = crps_from_samples(x_sum, y_sum)[..., 0]
+    return float(crps[keep].sum() / np.abs(y_sum[..., 0][keep]).sum())
+
+
+def domain_lower_bounds(train: np.ndarray) -> np.ndarray:
+    """Per channel of ``train`` ``[T, C]``: 0 when all its non-NaN values are >= 0, else -inf."""
+    t = np.asarray(train, dtype=np.float64)
+    return np.where((np.nan_to_num(t, nan=0.0) >= 0).all(0), 0.0, -np.inf)
+
+
+def share_below(samples: np.ndarray, lower: np.ndarray) -> float:
+    """Share of sample values below their channel's bound: ``samples`` ``[..., C]``, ``lower``
+    ``[C]`` (from :func:`domain_lower_bounds`)."""
+    return float((np.asarray(samples) < np.asarray(lower, dtype=np.float64)).mean())
+
+
 def sample_quantiles(
     samples: np.ndarray, quantiles, axis: int = -2, method: str = "gluonts"
 ) -> np.ndarray:

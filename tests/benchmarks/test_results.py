@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import QUICK_RESULTS, RESULTS, base_parser, read_csv_rows, write_csv
-from benchmarks.forecast import aggregate, read_runs
 from benchmarks.scenarios import summarize
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-NOT_BENCHMARKS = {"__init__", "common", "datasets", "peers"}  # helpers, no result of their own
+NOT_BENCHMARKS = {
+    "__init__",
+    "common",
+    "datasets",
+    "peers",
+    "suite_metrics",
+    "suite_models",
+}  # helpers, no result of their own
 
 
 def _scripts() -> dict[str, str]:
@@ -71,21 +77,6 @@ def test_quick_runs_do_not_write_into_the_committed_results(tmp_path):
     assert ap.parse_args(["--quick"]).out == QUICK_RESULTS
     assert QUICK_RESULTS.resolve() != RESULTS.resolve()
     assert ap.parse_args(["--quick", "--out", str(tmp_path)]).out == tmp_path
-
-
-def test_forecast_means_are_the_aggregate_of_its_per_seed_rows():
-    """forecast.csv's level-"mean" rows are what forecast.py computes from its level-"seed"
-    rows, so a run that keeps some per-seed rows and re-measures others reports consistently."""
-    runs = read_runs(RESULTS / "forecast.csv")
-    assert runs and all(isinstance(r["seed"], int) for r in runs)
-    means = [r for r in read_csv_rows(RESULTS / "forecast.csv")[1] if r["level"] == "mean"]
-    got = aggregate(runs)
-    assert [(r["data"], r["model"]) for r in got] == [(r["data"], r["model"]) for r in means]
-    for new, old in zip(got, means, strict=True):
-        for k in ("seeds", "wql", "wql_sd", "crps", "cov90", "wql_vs_deepar", "wql_vs_snaive"):
-            if old.get(k, "") in ("", "nan"):
-                continue
-            assert new[k] == pytest.approx(float(old[k]), rel=1e-9), (old["data"], old["model"], k)
 
 
 def test_scenarios_summary_rows_are_the_mean_of_the_variant_seeds(tmp_path):
