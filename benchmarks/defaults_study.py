@@ -1,6 +1,8 @@
 """``Forecaster(prediction_length=H, freq=F)`` with nothing else, on real sets at a fixed budget.
 
-One run = one data set x one variant; prints one JSON line (and appends it to ``--out``):
+One run = one data set x one variant; prints its row and writes it into
+``benchmarks/results/defaults_study.csv`` (keyed by data, variant and seed: a rerun replaces its
+row and keeps the others; ``--out DIR`` writes there instead):
 
 - ``default``: this branch's defaults (settings decided from the data, the final phase of
   ``ForecasterConfig.final_phase``: continue), ``max_time_s`` = ``--budget`` for the whole fit;
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import RESULTS, write_csv
 from benchmarks.datasets import load, window_splits
 from tsdiff.forecaster import Forecaster
 from tsdiff.metrics import evaluate_samples
@@ -79,15 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=100, help="paths per test window")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=None, help="append the JSON line to this file")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder of defaults_study.csv")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     row = run(args.data, args.variant, args.budget, args.seed, args.samples)
-    line = json.dumps(row)
-    print(line, flush=True)
-    if args.out is not None:
-        with args.out.open("a") as fh:
-            fh.write(line + "\n")
+    print(json.dumps(row), flush=True)
+    flat = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+    write_csv(
+        args.out, "defaults_study", [{**flat, "seed": args.seed}], key=("data", "variant", "seed")
+    )
     return 0
 
 
