@@ -103,17 +103,24 @@ class Transformer(nn.Module):
     """Token embedding -> n_layers Blocks -> RMSNorm -> vocabulary logits."""
 
     def __init__(self, cfg: ModelConfig) -> None:
+        """Layers are created on the meta device (no memory, no random draws), then, unless the
+        caller builds on the meta device itself, given memory on the default device and
+        initialised by :meth:`reset_parameters` alone: a direct build and a meta build
+        materialised later start from the same weights for the same seed."""
         super().__init__()
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.lm_head = (
-            None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        )
-        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
-        if not torch.empty(0).is_meta:
+        device = torch.get_default_device()
+        with torch.device("meta"):
+            self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
+            self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+            self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+            self.lm_head = (
+                None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            )
+            self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
+        if device.type != "meta":
+            self.to_empty(device=device)
             self.reset_parameters()
 
     def initial_values(self) -> Iterator[tuple[str, Tensor]]:
