@@ -37,7 +37,9 @@ def vocab_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, chunk: 
     if chunk <= 0 or chunk >= n:
         return _chunk_ce(hidden, weight, targets)
     parts = [
-        checkpoint(_chunk_ce, hidden[i : i + chunk], weight, targets[i : i + chunk], use_reentrant=False)
+        checkpoint(
+            _chunk_ce, hidden[i : i + chunk], weight, targets[i : i + chunk], use_reentrant=False
+        )
         for i in range(0, n, chunk)
     ]
     return torch.cat(parts)

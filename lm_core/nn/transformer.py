@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from lm_core.config import ModelConfig
 from lm_core.nn.attention import attention, document_ids
@@ -109,6 +110,9 @@ class Transformer(nn.Module):
         materialised later start from the same weights for the same seed."""
         super().__init__()
         self.cfg = cfg
+        self.activation_checkpointing = False
+        """Recompute each block's activations in backward instead of keeping them (training:
+        set by :mod:`lm_core.train.sharding`); only the block inputs are stored."""
         device = torch.get_default_device()
         with torch.device("meta"):
             self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -240,15 +244,17 @@ class Transformer(nn.Module):
             positions = self.default_positions(B, T, x.device, cu_seqlens)
         cos, sin = self.rope.cos_sin(positions)
         kvs = []
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x, kv = block(
-                x,
-                cos,
-                sin,
+            kw = dict(
                 cu_seqlens=cu_seqlens,
                 attn_mask=attn_mask,
                 kv_prefix=None if kv_prefix is None else kv_prefix[i],
             )
+            if recompute:
+                x, kv = checkpoint(block, x, cos, sin, use_reentrant=False, **kw)
+            else:
+                x, kv = block(x, cos, sin, **kw)
             if return_kv:
                 kvs.append(kv)
         h = self.norm_f(x)

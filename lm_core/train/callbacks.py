@@ -81,8 +81,14 @@ class ExportCallback(L.Callback):
         self.out_dir, self.tokenizer = Path(out_dir), tokenizer
         self.best = float("inf")
 
+    @staticmethod
+    def _skip(trainer, pl_module) -> bool:
+        """Rank 0 exports; under FSDP every rank takes part (the weights are gathered)."""
+        sharded = getattr(getattr(pl_module, "scale", None), "fsdp", False)
+        return not (trainer.is_global_zero or sharded)
+
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking or self._skip(trainer, pl_module):
             return
         loss = trainer.callback_metrics.get("val/loss")
         extra = {} if loss is None else {"val_loss": float(loss)}
@@ -92,7 +98,7 @@ class ExportCallback(L.Callback):
             pl_module.export(self.out_dir / "best", self.tokenizer, extra)
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
+        if not self._skip(trainer, pl_module):
             pl_module.export(self.out_dir / "final", self.tokenizer)
 
 

@@ -51,6 +51,7 @@ from lm_core.train.setup import (
     resolve_model,
     resume_path,
 )
+from lm_core.train.sharding import ScaleOptions, check_fsdp, fsdp_strategy, is_fsdp
 
 
 def resolve_precision(trainer: TrainerConfig) -> str:
@@ -64,6 +65,9 @@ def resolve_precision(trainer: TrainerConfig) -> str:
 def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
     """The Lightning Trainer with checkpointing, export, log-line and progress-bar callbacks."""
     t: TrainerConfig = cfg.trainer
+    precision, strategy = resolve_precision(t), t.strategy
+    if is_fsdp(t.strategy):  # FSDP2 casts parameters itself; Lightning runs at 32-true
+        precision, strategy = "32-true", fsdp_strategy()
     cbs = [
         ModelCheckpoint(
             dirpath=out_dir, save_last=True, save_top_k=0, every_n_train_steps=t.ckpt_every_n_steps
@@ -79,9 +83,10 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
         max_epochs=-1,
         devices=t.devices,
         accelerator=t.accelerator,
-        strategy=t.strategy,
+        strategy=strategy,
         num_nodes=t.num_nodes,
-        precision=resolve_precision(t),
+        precision=precision,
+        max_time=t.max_time,
         val_check_interval=t.val_check_interval,
         check_val_every_n_epoch=None,
         limit_val_batches=t.limit_val_batches,
@@ -115,6 +120,7 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
     else:
         model_cfg = resolve_model(pretrained.cfg, tok, length, key)
     ckpt = resume_path(cfg.resume, out_dir)
+    scale = scale_options(cfg, init_from if pretrained is not None else None)
     if cfg.trainer.max_epochs is not None:
         cfg.trainer = dataclasses.replace(cfg.trainer, max_steps=epochs_to_steps(cfg, dm))
     module = DiffusionLM(
@@ -124,8 +130,9 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
         max_steps=cfg.trainer.max_steps,
         mask_id=mask_id,
         seed=cfg.seed,
+        scale=scale,
     )
-    if pretrained is not None:
+    if pretrained is not None and not scale.fsdp:  # under FSDP: in configure_model, rank 0
         module.net.load_state_dict(pretrained.state_dict())
     n, n_ne = module.num_parameters(), module.num_parameters(exclude_embeddings=True)
     notes = [
@@ -136,6 +143,24 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
     if cfg.trainer.max_epochs is not None:
         notes.append(f"{cfg.trainer.max_epochs} epochs = {cfg.trainer.max_steps} steps")
     return module, ckpt, notes
+
+
+def scale_options(cfg, init_from: str | None) -> ScaleOptions:
+    """The module's build options from the trainer section (refusals of fsdp in one line)."""
+    t = cfg.trainer
+    fsdp = is_fsdp(t.strategy)
+    return ScaleOptions(
+        fsdp=fsdp,
+        bf16=fsdp and resolve_precision(t).startswith("bf16"),
+        activation_checkpointing=t.activation_checkpointing,
+        compile=t.compile,
+        init_from=init_from if fsdp else None,
+    )
+
+
+def accelerator_is_cuda(t: TrainerConfig) -> bool:
+    """Whether the run's accelerator resolves to CUDA GPUs."""
+    return t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 MODULE_BUILDERS = {"flow": build_flow_module}
@@ -150,6 +175,8 @@ def run(cfg, callbacks=()):
     resume. Returns (trainer, module)."""
     out_dir = Path(cfg.out_dir)
     ensure_writable(out_dir)
+    if is_fsdp(cfg.trainer.strategy):
+        check_fsdp(cfg, accelerator_is_cuda(cfg.trainer))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     build = MODULE_BUILDERS.get(cfg.objective.kind, build_lm_module)
     module, ckpt, notes = build(cfg, out_dir)
