@@ -102,6 +102,22 @@ class ExportCallback(L.Callback):
             pl_module.export(self.out_dir / "final", self.tokenizer)
 
 
+class LastOnStop(L.Callback):
+    """Writes ``last.ckpt`` when training ends after the last periodic save (a run stopped by
+    ``trainer.max_time`` or an early stop), so it resumes from where it stopped. Every rank
+    calls it (under FSDP the save gathers)."""
+
+    def __init__(self, out_dir) -> None:
+        self.path = Path(out_dir) / "last.ckpt"
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        saved = [
+            getattr(cb, "_last_global_step_saved", None) for cb in trainer.checkpoint_callbacks
+        ]
+        if trainer.global_step > 0 and trainer.global_step not in saved:
+            trainer.save_checkpoint(self.path)
+
+
 class LogLine(L.Callback):
     """A readable line every ``every`` steps: step, loss, lr, tokens/s (progress-bar safe)."""
 

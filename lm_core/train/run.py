@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, IterableDataset
 
 from lm_core.checkpoint import ensure_writable, output_lock
-from lm_core.train.callbacks import ExportCallback, LogLine, ResumableLoader
+from lm_core.train.callbacks import ExportCallback, LastOnStop, LogLine, ResumableLoader
 from lm_core.train.checkpoint_io import AtomicCheckpointIO
 from lm_core.train.config import TrainerConfig
 from lm_core.train.flow import build_flow_module
@@ -73,6 +73,7 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
             dirpath=out_dir, save_last=True, save_top_k=0, every_n_train_steps=t.ckpt_every_n_steps
         ),
         ExportCallback(out_dir, tokenizer),
+        LastOnStop(out_dir),
         LogLine(t.log_every_n_steps),
         *callbacks,
     ]
