@@ -48,10 +48,17 @@ from lm_core.train.setup import (
     data_length,
     epochs_to_steps,
     load_init,
+    read_init,
     resolve_model,
     resume_path,
 )
-from lm_core.train.sharding import ScaleOptions, check_fsdp, fsdp_strategy, is_fsdp
+from lm_core.train.sharding import (
+    ScaleOptions,
+    check_fsdp,
+    fsdp_strategy,
+    is_fsdp,
+    launch_rank,
+)
 
 
 def resolve_precision(trainer: TrainerConfig) -> str:
@@ -111,17 +118,22 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
     dm = cfg.data
     check_data(cfg.objective.kind, dm)
     init_from = getattr(cfg, "init_from", None)
-    pretrained, mask_id = load_init(init_from, dm) if init_from else (None, None)
+    pretrained, mask_id, init_cfg = None, None, None
+    if init_from and is_fsdp(cfg.trainer.strategy) and launch_rank() != 0:
+        init_cfg, mask_id = read_init(init_from, dm)  # no weights: rank 0 broadcasts them
+    elif init_from:
+        pretrained, mask_id = load_init(init_from, dm)
+        init_cfg = pretrained.cfg
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
     key, length = data_length(dm)
-    if pretrained is None:
+    if init_cfg is None:
         model_cfg, mask_id = resolve_model(cfg.model, tok, length, key), tok.mask_id
     else:
-        model_cfg = resolve_model(pretrained.cfg, tok, length, key)
+        model_cfg = resolve_model(init_cfg, tok, length, key)
     ckpt = resume_path(cfg.resume, out_dir)
-    scale = scale_options(cfg, init_from if pretrained is not None else None)
+    scale = scale_options(cfg, init_from)
     if cfg.trainer.max_epochs is not None:
         cfg.trainer = dataclasses.replace(cfg.trainer, max_steps=epochs_to_steps(cfg, dm))
     module = DiffusionLM(
@@ -135,11 +147,12 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
     )
     if pretrained is not None and not scale.fsdp:  # under FSDP: in configure_model, rank 0
         module.net.load_state_dict(pretrained.state_dict())
+    del pretrained
     n, n_ne = module.num_parameters(), module.num_parameters(exclude_embeddings=True)
     notes = [
         f"model: {n:,} parameters ({n_ne:,} without embeddings); objective {cfg.objective.kind}"
     ]
-    if pretrained is not None:
+    if init_from:
         notes.append(f"initialised from {init_from} (its model shape and tokenizer)")
     if cfg.trainer.max_epochs is not None:
         notes.append(f"{cfg.trainer.max_epochs} epochs = {cfg.trainer.max_steps} steps")

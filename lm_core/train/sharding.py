@@ -22,6 +22,7 @@ parameter at a time, with the slice of the weights a single process builds from 
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -103,6 +104,17 @@ class FSDPStrategy(ModelParallelStrategy):
 def fsdp_strategy() -> FSDPStrategy:
     """The strategy ``trainer.strategy: fsdp`` runs."""
     return FSDPStrategy()
+
+
+def launch_rank() -> int:
+    """This process's global rank as the launcher set it (RANK, SLURM_PROCID, or Lightning's
+    LOCAL_RANK + NODE_RANK layout gives 0 on each node's first process), before any process
+    group exists; 0 for the process that starts the run."""
+    for name in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    local = os.environ.get("LOCAL_RANK", "0")
+    return int(local) if local.isdigit() else 0
 
 
 def fsdp_units(net: Transformer) -> list[nn.Module]:

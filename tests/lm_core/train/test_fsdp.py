@@ -23,6 +23,8 @@ from safetensors.torch import load_file
 from lm_core.checkpoint import load_checkpoint
 from lm_core.config import ConfigError, ModelConfig
 from lm_core.nn.transformer import Transformer
+from lm_core.train import module as train_module
+from lm_core.train import setup as train_setup
 from lm_core.train import sharding
 from lm_core.train.config import parse
 from lm_core.train.run import run
@@ -32,10 +34,10 @@ ROOT = HERE.parents[3]
 TINY = str(ROOT / "configs" / "lm" / "tiny-masked.yaml")
 
 
-def _launch(out: Path, strategy: str) -> None:
+def _launch(out: Path, strategy: str, init_from: str = "") -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(HERE), str(out), strategy],
+        [sys.executable, str(HERE), str(out), strategy, init_from],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -79,6 +81,13 @@ def test_fsdp_two_ranks_shard_train_like_ddp_and_export_full_weights(tmp_path):
         torch.testing.assert_close(w, r0["final"][name], rtol=0, atol=0, msg=name)
     for name in ("latest", "best", "last.ckpt"):
         assert (tmp_path / "fsdp" / "run" / name).exists()
+    # init_from under FSDP: rank 0 alone reads the weights and broadcasts them into the shards
+    _launch(tmp_path / "init", "fsdp", str(tmp_path / "fsdp" / "run" / "final"))
+    i0 = torch.load(tmp_path / "init" / "rank0.pt", weights_only=True)
+    i1 = torch.load(tmp_path / "init" / "rank1.pt", weights_only=True)
+    for name, w in exported.items():
+        torch.testing.assert_close(i0["initial"][name], w, rtol=0, atol=0, msg=name)
+    assert i0["weight_reads"] >= 1 and i1["weight_reads"] == 0
 
 
 @pytest.mark.parametrize(
@@ -106,7 +115,23 @@ def _gathered(module) -> dict:
     return {k: v.clone() for k, v in sharding.full_state_dict(module.net).items()}
 
 
-def _main(out: Path, strategy: str) -> None:
+def _count_weight_reads() -> dict:
+    """Count calls of load_any (the full checkpoint read) in this process."""
+    counter = {"n": 0}
+    for mod in (train_module, train_setup):
+        real = mod.load_any
+
+        def counted(*a, _real=real, **kw):
+            counter["n"] += 1
+            return _real(*a, **kw)
+
+        mod.load_any = counted
+    return counter
+
+
+def _main(out: Path, strategy: str, init_from: str) -> None:
+    reads = _count_weight_reads()
+
     class Record(L.Callback):
         def on_fit_start(self, trainer, pl_module):
             self.built_on_meta = pl_module.scale.fsdp  # configure_model ran after __init__
@@ -133,6 +158,7 @@ def _main(out: Path, strategy: str) -> None:
                 "inv_freq": self.inv_freq,
                 "world_size": trainer.world_size,
                 "step": trainer.global_step,
+                "weight_reads": reads["n"],
             }
             torch.save(state, out / f"rank{trainer.global_rank}.pt")
 
@@ -146,6 +172,7 @@ def _main(out: Path, strategy: str) -> None:
                         "local_rows": self.local_rows,
                         "inv_freq": self.inv_freq,
                         "step": trainer.global_step,
+                        "weight_reads": reads["n"],
                     },
                     out / "rank1.pt",
                 )
@@ -153,6 +180,8 @@ def _main(out: Path, strategy: str) -> None:
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--trainer.activation_checkpointing=true"] if strategy == "fsdp" else []
+    if init_from:
+        extra += ["--init_from", init_from, "--trainer.max_steps=2"]
     cfg = parse(
         [
             "--config",
@@ -174,4 +203,4 @@ def _main(out: Path, strategy: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(Path(sys.argv[1]), sys.argv[2])
+    _main(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
