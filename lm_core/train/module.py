@@ -73,6 +73,9 @@ class DiffusionLM(L.LightningModule):
             :meth:`configure_model`.
     """
 
+    scale = ScaleOptions()  # defaults for subclasses that build their own network (FlowLM)
+    _configured = False
+
     def __init__(
         self,
         model: ModelConfig | dict,
