@@ -103,7 +103,9 @@ def build_parser():
 
     p = ArgumentParser(
         prog="lm-core fit",
-        description="Train a masked diffusion LM or the matched causal AR baseline.",
+        description="Train a masked diffusion LM or the matched causal AR baseline. "
+        "--dry-run [--gpu-gib G]: build the model on the meta device, print its parameters and "
+        "the memory per GPU (weights, gradients, optimizer state, activations), and exit.",
         exit_on_error=False,
     )
     p.add_argument("--config", action=ActionConfigFile, help="YAML config (configs/lm/*.yaml).")
