@@ -104,48 +104,55 @@ class Transformer(nn.Module):
     """Token embedding -> n_layers Blocks -> RMSNorm -> vocabulary logits."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        """Layers are created on the meta device (no memory, no random draws), then, unless the
-        caller builds on the meta device itself, given memory on the default device and
-        initialised by :meth:`reset_parameters` alone: a direct build and a meta build
-        materialised later start from the same weights for the same seed."""
         super().__init__()
         self.cfg = cfg
         self.activation_checkpointing = False
         """Recompute each block's activations in backward instead of keeping them (training:
         set by :mod:`lm_core.train.sharding`); only the block inputs are stored."""
-        device = torch.get_default_device()
-        with torch.device("meta"):
-            self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-            self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
-            self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-            self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
-            self.lm_head = (
-                None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-            )
-            self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
-        if device.type != "meta":
-            self.to_empty(device=device)
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = (
+            None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        )
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
+        if not torch.empty(0).is_meta:
             self.reset_parameters()
 
-    def initial_values(self) -> Iterator[tuple[str, Tensor]]:
+    def skip_constructor_draws(self) -> None:
+        """Advance the global CPU RNG as building this model's layers directly on the CPU does
+        (PyTorch's default inits of Linear and Embedding, which :meth:`reset_parameters` then
+        overwrites), one parameter-sized tensor at a time: a model built on the meta device then
+        draws, after the same seed, the weights a direct build draws."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                torch.empty(m.weight.shape, device="cpu").uniform_()
+                if m.bias is not None:
+                    torch.empty(m.bias.shape, device="cpu").uniform_()
+            elif isinstance(m, nn.Embedding):
+                torch.empty(m.weight.shape, device="cpu").normal_()
+
+    def initial_values(self, device=None) -> Iterator[tuple[str, Tensor]]:
         """(name, initial value) of every parameter, in ``named_parameters`` order, drawn from the
-        global RNG on the parameter's device: normal(0, init_std) for matrices (residual output
-        projections scaled by (2 n_layers)^-0.5, GPT-2 style), ones for norm weights, zeros else.
+        global RNG on ``device`` (default: the parameter's): normal(0, init_std) for matrices
+        (residual output projections scaled by (2 n_layers)^-0.5, GPT-2 style), ones for norm
+        weights, zeros else.
 
         One full-size tensor at a time: the sharded build (:mod:`lm_core.train.sharding`) keeps
         each rank's slice of it, so a sharded model starts from exactly the weights a single
         process builds from the same seed."""
         std = self.cfg.init_std
         for name, p in self.named_parameters():
-            shape, device = p.shape, _local_device(p)
+            shape, device_p = p.shape, device or _local_device(p)
             if p.dim() >= 2:
                 scale = (2 * self.cfg.n_layers) ** -0.5
                 s = std * (scale if name.endswith(("o_proj.weight", "down.weight")) else 1.0)
-                value = torch.empty(shape, dtype=p.dtype, device=device).normal_(0.0, s)
+                value = torch.empty(shape, dtype=p.dtype, device=device_p).normal_(0.0, s)
             elif name.endswith("weight") and "norm" in name:
-                value = torch.ones(shape, dtype=p.dtype, device=device)
+                value = torch.ones(shape, dtype=p.dtype, device=device_p)
             else:
-                value = torch.zeros(shape, dtype=p.dtype, device=device)
+                value = torch.zeros(shape, dtype=p.dtype, device=device_p)
             yield name, value
 
     @torch.no_grad()

@@ -136,15 +136,21 @@ def shard(net: Transformer, mesh, *, bf16: bool) -> None:
 @torch.no_grad()
 def materialise(net: Transformer, device, seed: int) -> None:
     """Memory for each rank's shards on ``device``, filled with the slice of the weights a
-    single-process ``Transformer`` build draws after ``torch.manual_seed(seed)`` (one full
-    parameter at a time is generated, never the whole model); RoPE buffers rebuilt."""
+    single-process ``Transformer`` build on the CPU draws after ``torch.manual_seed(seed)`` (one
+    full parameter at a time is generated on the CPU, never the whole model); RoPE buffers
+    rebuilt."""
     net.to_empty(device=device)
     params = dict(net.named_parameters())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for name, value in net.initial_values():
-            copy_full_into(params[name], value)
+        net.skip_constructor_draws()
+        for name, value in net.initial_values(device="cpu"):  # the CPU stream, as a direct build
+            copy_full_into(params[name], value.to(_local(params[name]).device))
     net.reset_buffers()
+
+
+def _local(param: torch.Tensor) -> torch.Tensor:
+    return param.to_local() if hasattr(param, "to_local") else param
 
 
 def copy_full_into(param: torch.Tensor, value: torch.Tensor) -> None:
