@@ -41,7 +41,7 @@ PEAK_TFLOPS = (
 def gpu_peak_tflops(name: str, precision: str) -> float | None:
     """Peak TFLOP/s of the GPU called ``name`` at ``precision`` (bf16 for bf16/16 precisions,
     tf32 otherwise); None for a GPU not in :data:`PEAK_TFLOPS`."""
-    bf16 = "bf16" in str(precision) or "16" in str(precision)
+    bf16 = "16" in str(precision)  # bf16-mixed, bf16-true, 16-mixed
     for key, p_bf16, p_tf32 in PEAK_TFLOPS:
         if key in name:
             return p_bf16 if bf16 else p_tf32
