@@ -111,8 +111,10 @@ def save_checkpoint(
     mask_id: int | None = None,
     objective: str = "masked",
     extra: dict | None = None,
+    state: dict | None = None,
 ) -> Path:
-    """Save weights, config and tokenizer atomically into directory ``path``."""
+    """Save weights, config and tokenizer atomically into directory ``path``. ``state``: the
+    weights to write instead of ``model.state_dict()`` (a sharded model's gathered full state)."""
     if mask_id is None and tokenizer is not None:
         mask_id = tokenizer.mask_id
     meta = {
@@ -122,7 +124,8 @@ def save_checkpoint(
         "objective": objective,
         "extra": extra or {},
     }
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = model.state_dict() if state is None else state
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
 

@@ -20,6 +20,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d))
 
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
     def forward(self, x: Tensor) -> Tensor:
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -31,12 +34,25 @@ class RotaryEmbedding(nn.Module):
 
     ``cos_sin(positions)`` takes integer positions [B, T] and returns cos, sin of shape
     [B, T, 1, head_dim]; ``apply(x, cos, sin)`` rotates x: [B, T, H, head_dim].
+
+    ``inv_freq`` [head_dim / 2] is a non-persistent buffer: a model built on the meta device and
+    then materialised (``to_empty``) holds garbage there until ``reset_parameters()`` computes it
+    again (the sharded build calls it; Lightning's materialisation calls it on every module).
     """
 
     def __init__(self, head_dim: int, theta: float = 10000.0) -> None:
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.theta = head_dim, theta
+        self.register_buffer("inv_freq", self._inv_freq(None), persistent=False)
+
+    def _inv_freq(self, device) -> Tensor:
+        exponent = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=device)
+        return 1.0 / (self.theta ** (exponent / self.head_dim))
+
+    def reset_parameters(self) -> None:
+        """Recompute the ``inv_freq`` buffer (float32) on the buffer's own device."""
+        device = self.inv_freq.device
+        self.inv_freq = self._inv_freq(None if device.type == "meta" else device)
 
     def cos_sin(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         ang = positions.float()[..., None] * self.inv_freq.float().to(positions.device)

@@ -10,14 +10,23 @@ which feeds its own numeric embeddings through ``inputs_embeds`` and reads ``hid
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from lm_core.config import ModelConfig
 from lm_core.nn.attention import attention, document_ids
+from lm_core.nn.head import vocab_cross_entropy
 from lm_core.nn.layers import RMSNorm, RotaryEmbedding, SwiGLU, TimeEmbedding
 
 KV = tuple[Tensor, Tensor]
+
+
+def _local_device(p: Tensor) -> torch.device:
+    """The device of a parameter's local data (a sharded DTensor's shard lives there)."""
+    return p.to_local().device if hasattr(p, "to_local") else p.device
 
 
 class Attention(nn.Module):
@@ -97,6 +106,9 @@ class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.activation_checkpointing = False
+        """Recompute each block's activations in backward instead of keeping them (training:
+        set by :mod:`lm_core.train.sharding`); only the block inputs are stored."""
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.time_emb = TimeEmbedding(cfg.d_model) if cfg.time_conditioning else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -108,21 +120,52 @@ class Transformer(nn.Module):
         if not torch.empty(0).is_meta:
             self.reset_parameters()
 
-    def reset_parameters(self) -> None:
+    def skip_constructor_draws(self) -> None:
+        """Advance the global CPU RNG as building this model's layers directly on the CPU does
+        (PyTorch's default inits of Linear and Embedding, which :meth:`reset_parameters` then
+        overwrites), one parameter-sized tensor at a time: a model built on the meta device then
+        draws, after the same seed, the weights a direct build draws."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                torch.empty(m.weight.shape, device="cpu").uniform_()
+                if m.bias is not None:
+                    torch.empty(m.bias.shape, device="cpu").uniform_()
+            elif isinstance(m, nn.Embedding):
+                torch.empty(m.weight.shape, device="cpu").normal_()
+
+    def initial_values(self, device=None) -> Iterator[tuple[str, Tensor]]:
+        """(name, initial value) of every parameter, in ``named_parameters`` order, drawn from the
+        global RNG on ``device`` (default: the parameter's): normal(0, init_std) for matrices
+        (residual output projections scaled by (2 n_layers)^-0.5, GPT-2 style), ones for norm
+        weights, zeros else.
+
+        One full-size tensor at a time: the sharded build (:mod:`lm_core.train.sharding`) keeps
+        each rank's slice of it, so a sharded model starts from exactly the weights a single
+        process builds from the same seed."""
         std = self.cfg.init_std
         for name, p in self.named_parameters():
+            shape, device_p = p.shape, device or _local_device(p)
             if p.dim() >= 2:
-                # GPT-2 style: scale residual output projections by depth
-                scale = (
-                    (2 * self.cfg.n_layers) ** -0.5
-                    if name.endswith(("o_proj.weight", "down.weight"))
-                    else 1.0
-                )
-                nn.init.normal_(p, mean=0.0, std=std * scale)
+                scale = (2 * self.cfg.n_layers) ** -0.5
+                s = std * (scale if name.endswith(("o_proj.weight", "down.weight")) else 1.0)
+                value = torch.empty(shape, dtype=p.dtype, device=device_p).normal_(0.0, s)
             elif name.endswith("weight") and "norm" in name:
-                nn.init.ones_(p)
+                value = torch.ones(shape, dtype=p.dtype, device=device_p)
             else:
-                nn.init.zeros_(p)
+                value = torch.zeros(shape, dtype=p.dtype, device=device_p)
+            yield name, value
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Initialise every parameter (:meth:`initial_values`) and recompute the RoPE buffer."""
+        params = dict(self.named_parameters())
+        for name, value in self.initial_values():
+            params[name].copy_(value)
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """Recompute non-persistent buffers (RoPE ``inv_freq``), e.g. after ``to_empty``."""
+        self.rope.reset_parameters()
 
     # ------------------------------------------------------------------ helpers
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
@@ -157,6 +200,9 @@ class Transformer(nn.Module):
         kv_prefix: list[KV] | None = None,
         return_hidden: bool = False,
         return_kv: bool = False,
+        logits_at: Tensor | None = None,
+        targets: Tensor | None = None,
+        ce_chunk: int = 0,
     ):
         """Run the denoiser.
 
@@ -172,9 +218,16 @@ class Transformer(nn.Module):
                 (e.g. an encoded context reused across sampling steps).
             return_hidden: return the final normed hidden states [B, T, d] instead of logits.
             return_kv: also return the per-layer (k, v) of these T positions.
+            logits_at: bool [B, T]: project only these N positions to the vocabulary (the
+                masked-diffusion loss needs no logits elsewhere): logits [N, V].
+            targets: [N] token ids at ``logits_at``: return the float32 cross-entropy [N] there
+                instead of logits, in chunks of ``ce_chunk`` positions whose logits are
+                recomputed in backward (0: one chunk, logits kept), see
+                :func:`lm_core.nn.head.vocab_cross_entropy`.
 
         Returns:
-            logits [B, T, V] (or hidden [B, T, d]); with ``return_kv`` a tuple (out, kvs).
+            logits [B, T, V] (or hidden [B, T, d]; logits [N, V] or CE [N] with ``logits_at``);
+            with ``return_kv`` a tuple (out, kvs).
         """
         if inputs_embeds is None:
             if input_ids is None:
@@ -198,17 +251,27 @@ class Transformer(nn.Module):
             positions = self.default_positions(B, T, x.device, cu_seqlens)
         cos, sin = self.rope.cos_sin(positions)
         kvs = []
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x, kv = block(
-                x,
-                cos,
-                sin,
+            kw = dict(
                 cu_seqlens=cu_seqlens,
                 attn_mask=attn_mask,
                 kv_prefix=None if kv_prefix is None else kv_prefix[i],
             )
+            if recompute:
+                x, kv = checkpoint(block, x, cos, sin, use_reentrant=False, **kw)
+            else:
+                x, kv = block(x, cos, sin, **kw)
             if return_kv:
                 kvs.append(kv)
         h = self.norm_f(x)
-        out = h if return_hidden else self.output_logits(h)
+        if logits_at is not None:
+            h = h[logits_at]
+        if return_hidden:
+            out = h
+        elif targets is not None:
+            w = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
+            out = vocab_cross_entropy(h, w, targets, ce_chunk)
+        else:
+            out = self.output_logits(h)
         return (out, kvs) if return_kv else out

@@ -15,6 +15,7 @@ from torch import Tensor
 from lm_core.config import ObjectiveConfig
 from lm_core.corruption import mask_probability, mask_tokens, sample_t
 from lm_core.nn.attention import document_ids
+from lm_core.nn.transformer import Transformer
 
 
 def per_row_t(input_ids: Tensor, cu_seqlens: Tensor | None, stratified: bool, generator):
@@ -53,8 +54,14 @@ def masked_diffusion_loss(
     normalise: str = "tokens",
     t: Tensor | None = None,
     generator: torch.Generator | None = None,
+    ce_chunk: int = 0,
 ) -> tuple[Tensor, dict]:
     """Masked-diffusion ELBO (LLaDA): sum over masked tokens of CE / p, over the token count.
+
+    A :class:`~lm_core.nn.transformer.Transformer` projects only the masked positions' hidden
+    states to the vocabulary (``logits_at``), in chunks of ``ce_chunk`` positions whose logits
+    are recomputed in backward when ``ce_chunk`` > 0; any other callable ``model(x_t, **kw)``
+    returns logits [B, T, V] for every position.
 
     Args:
         input_ids: [B, T] clean tokens (B = 1 and ``cu_seqlens`` for a packed batch).
@@ -74,13 +81,24 @@ def masked_diffusion_loss(
         t = per_row_t(input_ids, cu_seqlens, stratified, generator)
     p = mask_probability(t, eps).expand_as(input_ids)
     x_t, masked = mask_tokens(input_ids, p, mask_id, maskable=maskable, generator=generator)
-    logits = model(x_t, cu_seqlens=cu_seqlens, attn_mask=attn_mask)
     ce = torch.zeros_like(p, dtype=torch.float32)
-    if masked.any():
-        ce[masked] = F.cross_entropy(logits[masked].float(), input_ids[masked], reduction="none")
+    if isinstance(model, Transformer):  # logits at the masked positions only
+        out = model(
+            x_t,
+            cu_seqlens=cu_seqlens,
+            attn_mask=attn_mask,
+            logits_at=masked,
+            targets=input_ids[masked],
+            ce_chunk=ce_chunk,
+        )
+        ce = ce.masked_scatter(masked, out)
+    else:
+        out = model(x_t, cu_seqlens=cu_seqlens, attn_mask=attn_mask)
+        if masked.any():
+            ce[masked] = F.cross_entropy(out[masked].float(), input_ids[masked], reduction="none")
     loss = normalised(ce / p.float(), maskable, normalise)
     if not masked.any():  # nothing masked (tiny batch, small t): keep the graph for backward/DDP
-        loss = loss + 0.0 * logits.sum()
+        loss = loss + 0.0 * out.sum()
     n_masked = masked.sum().clamp(min=1)
     stats = {
         "masked_frac": (masked.sum() / maskable.sum().clamp(min=1)).detach(),
@@ -132,6 +150,7 @@ def masked_objective(
         eps=c.eps,
         stratified=c.stratified,
         generator=generator,
+        ce_chunk=cfg.ce_chunk,
     )
 
 
@@ -154,4 +173,5 @@ def sft_objective(
         stratified=c.stratified,
         normalise="answer",
         generator=generator,
+        ce_chunk=cfg.ce_chunk,
     )

@@ -81,8 +81,14 @@ class ExportCallback(L.Callback):
         self.out_dir, self.tokenizer = Path(out_dir), tokenizer
         self.best = float("inf")
 
+    @staticmethod
+    def _skip(trainer, pl_module) -> bool:
+        """Rank 0 exports; under FSDP every rank takes part (the weights are gathered)."""
+        sharded = getattr(getattr(pl_module, "scale", None), "fsdp", False)
+        return not (trainer.is_global_zero or sharded)
+
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking or self._skip(trainer, pl_module):
             return
         loss = trainer.callback_metrics.get("val/loss")
         extra = {} if loss is None else {"val_loss": float(loss)}
@@ -92,8 +98,24 @@ class ExportCallback(L.Callback):
             pl_module.export(self.out_dir / "best", self.tokenizer, extra)
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
+        if not self._skip(trainer, pl_module):
             pl_module.export(self.out_dir / "final", self.tokenizer)
+
+
+class LastOnStop(L.Callback):
+    """Writes ``last.ckpt`` when training ends after the last periodic save (a run stopped by
+    ``trainer.max_time`` or an early stop), so it resumes from where it stopped. Every rank
+    calls it (under FSDP the save gathers)."""
+
+    def __init__(self, out_dir) -> None:
+        self.path = Path(out_dir) / "last.ckpt"
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        saved = [
+            getattr(cb, "_last_global_step_saved", None) for cb in trainer.checkpoint_callbacks
+        ]
+        if trainer.global_step > 0 and trainer.global_step not in saved:
+            trainer.save_checkpoint(self.path)
 
 
 class LogLine(L.Callback):

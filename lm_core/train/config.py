@@ -61,6 +61,14 @@ class TrainerConfig:
     """Write last.ckpt (exact-resume checkpoint) every this many optimiser steps."""
     progress_bar: bool = True
     """Show Lightning's TQDM progress bar."""
+    max_time: str | None = None
+    """Wall-clock budget "DD:HH:MM:SS" (Lightning's Timer): training stops when it is spent,
+    and the run still writes final/ and last.ckpt."""
+    activation_checkpointing: bool = False
+    """Recompute each Transformer block in backward instead of storing its activations (only
+    block inputs are kept): less memory for about a third more compute."""
+    compile: bool = False
+    """torch.compile each Transformer block (GPU; the first steps compile)."""
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "num_nodes", "val_check_interval", "log_every_n_steps"):
@@ -73,10 +81,19 @@ class TrainerConfig:
             raise ConfigError(
                 f"trainer.max_epochs: expected a positive integer or null, got {self.max_epochs!r}"
             )
+        if self.max_time is not None and not _is_duration(self.max_time):
+            raise ConfigError(
+                f"trainer.max_time: expected DD:HH:MM:SS (e.g. 00:00:30:00), got {self.max_time!r}"
+            )
         for name in ("accumulate_grad_batches", "ckpt_every_n_steps"):
             v = getattr(self, name)
             if not (isinstance(v, int) and v > 0):
                 raise ConfigError(f"trainer.{name}: expected a positive integer, got {v!r}")
+
+
+def _is_duration(value: str) -> bool:
+    parts = str(value).split(":")
+    return len(parts) == 4 and all(p.isdigit() for p in parts)
 
 
 def build_parser():
@@ -86,7 +103,9 @@ def build_parser():
 
     p = ArgumentParser(
         prog="lm-core fit",
-        description="Train a masked diffusion LM or the matched causal AR baseline.",
+        description="Train a masked diffusion LM or the matched causal AR baseline. "
+        "--dry-run [--gpu-gib G]: build the model on the meta device, print its parameters and "
+        "the memory per GPU (weights, gradients, optimizer state, activations), and exit.",
         exit_on_error=False,
     )
     p.add_argument("--config", action=ActionConfigFile, help="YAML config (configs/lm/*.yaml).")

@@ -32,6 +32,9 @@ from lm_core.config import CorruptionConfig, ModelConfig, ObjectiveConfig, Optim
 from lm_core.nn.transformer import Transformer
 from lm_core.objectives import get_loss
 from lm_core.schedule import EMA, wsd_scheduler
+from lm_core.text.llada import load_any
+from lm_core.train import sharding, throughput
+from lm_core.train.sharding import ScaleOptions
 
 _WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
 
@@ -63,8 +66,15 @@ class DiffusionLM(L.LightningModule):
         optim: AdamW + WSD settings.
         max_steps: optimiser steps of the whole run (sets the WSD decay tail).
         mask_id: the tokenizer's MASK id (masked objective).
-        seed: base seed of the forward-process noise.
+        seed: base seed of the forward-process noise and of the weights (the Transformer is
+            built after ``torch.manual_seed(seed)``, sharded or not).
+        scale: sharding (FSDP2 per block, built on the meta device), activation checkpointing,
+            ``torch.compile`` (:class:`~lm_core.train.sharding.ScaleOptions`); applied in
+            :meth:`configure_model`.
     """
+
+    scale = ScaleOptions()  # defaults for subclasses that build their own network (FlowLM)
+    _configured = False
 
     def __init__(
         self,
@@ -75,8 +85,10 @@ class DiffusionLM(L.LightningModule):
         max_steps: int,
         mask_id: int | None = None,
         seed: int = 0,
+        scale: ScaleOptions | None = None,
     ) -> None:
         super().__init__()
+        self.scale = scale or ScaleOptions()
         self.model_cfg = _as(ModelConfig, model)
         self.objective = _as(ObjectiveConfig, objective)
         self.optim = _as(OptimConfig, optim)
@@ -108,7 +120,11 @@ class DiffusionLM(L.LightningModule):
             }
         )
         self.loss_fn = get_loss(kind)
-        self.net = Transformer(self.model_cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            with torch.device("meta") if self.scale.fsdp else contextlib.nullcontext():
+                self.net = Transformer(self.model_cfg)  # on meta: sharded in configure_model
+        self._configured = False
         self.no_decay = {
             n for n, p in self.net.named_parameters() if p.dim() < 2 or n.startswith("tok_emb")
         }
@@ -138,6 +154,30 @@ class DiffusionLM(L.LightningModule):
         (:data:`lm_core.objectives.LOSSES`)."""
         return self.loss_fn(self.loss_model(), batch, self.objective, generator, self.mask_id)
 
+    # ----------------------------------------------------------------- model set-up
+    def configure_model(self) -> None:
+        """Activation checkpointing and ``torch.compile`` per block; under FSDP, shard each
+        block and the root, give each rank memory for its shards and fill them
+        (:func:`lm_core.train.sharding.materialise`), or broadcast rank 0's ``init_from``
+        weights into them. Runs once, after the processes have started."""
+        if self._configured:
+            return
+        self._configured = True
+        net, sc = self.net, self.scale
+        net.activation_checkpointing = sc.activation_checkpointing
+        if sc.compile:
+            for block in net.blocks:
+                block.compile()
+        if not sc.fsdp:
+            return
+        sharding.shard(net, sharding.data_parallel_mesh(self), bf16=sc.bf16)
+        sharding.materialise(net, self.trainer.strategy.root_device, self.seed)
+        if sc.init_from is not None:
+            state = {}
+            if self.trainer.is_global_zero:  # the one full copy, on rank 0's CPU
+                state = load_any(sc.init_from)[0].state_dict()
+            sharding.load_full_state_dict(net, state)
+
     # ----------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         g = self._generator(self.global_step, batch_idx, self.global_rank)
@@ -145,7 +185,13 @@ class DiffusionLM(L.LightningModule):
         n_tok = batch_tokens(batch)
         now = time.perf_counter()
         if self._t_last is not None and now > self._t_last:
-            self.log("train/tokens_per_s", n_tok * self.trainer.world_size / (now - self._t_last))
+            rate = n_tok * self.trainer.world_size / (now - self._t_last)
+            self.log("train/tokens_per_s", rate)
+            peak = throughput.peak_flops(self.device, self.trainer.precision)
+            if peak is not None:  # model FLOPs per second against the devices' peak
+                flops = throughput.train_flops(self.model_cfg, batch, stats.get("masked_frac"))
+                mfu = flops * self.trainer.world_size / (now - self._t_last)
+                self.log("train/mfu", mfu / (peak * self.trainer.world_size))
         self._t_last = now
         self.log("train/loss", loss.detach(), prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
@@ -204,6 +250,7 @@ class DiffusionLM(L.LightningModule):
             ],
             lr=o.lr,
             betas=tuple(o.betas),
+            **throughput.adamw_options(self.device),
         )
         sched = wsd_scheduler(
             opt,
@@ -231,12 +278,19 @@ class DiffusionLM(L.LightningModule):
 
     # ----------------------------------------------------------------- export
     def export(self, path, tokenizer=None, extra: dict | None = None):
-        """Write an lm_core checkpoint directory (EMA weights when EMA is on); atomic."""
+        """Write an lm_core checkpoint directory (EMA weights when EMA is on); atomic. Under
+        FSDP every rank must call it (the full weights are gathered to rank 0, which writes;
+        the others return None)."""
         extra = {"global_step": int(self.global_step), **(extra or {})}
         if tokenizer is not None and not hasattr(tokenizer, "save"):
             # e.g. a LLaDA checkpoint's HuggingFace tokenizer (init_from): keep its files there
             extra["tokenizer"] = "not saved: use the tokenizer of the init_from checkpoint"
             tokenizer = None
+        state = None
+        if self.scale.fsdp:  # collective: every rank calls export; rank 0 writes
+            state = sharding.full_state_dict(self.net)
+            if not self.trainer.is_global_zero:
+                return None
         weights = contextlib.nullcontext() if self.ema is None else self.ema.swapped(self.net)
         with weights:  # the EMA weights are what gets exported, when there is an EMA
             return save_checkpoint(
@@ -246,4 +300,5 @@ class DiffusionLM(L.LightningModule):
                 mask_id=self.mask_id,
                 objective=self.objective.kind,
                 extra=extra,
+                state=state,
             )

@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, IterableDataset
 
 from lm_core.checkpoint import ensure_writable, output_lock
-from lm_core.train.callbacks import ExportCallback, LogLine, ResumableLoader
+from lm_core.train.callbacks import ExportCallback, LastOnStop, LogLine, ResumableLoader
 from lm_core.train.checkpoint_io import AtomicCheckpointIO
 from lm_core.train.config import TrainerConfig
 from lm_core.train.flow import build_flow_module
@@ -48,8 +48,16 @@ from lm_core.train.setup import (
     data_length,
     epochs_to_steps,
     load_init,
+    read_init,
     resolve_model,
     resume_path,
+)
+from lm_core.train.sharding import (
+    ScaleOptions,
+    check_fsdp,
+    fsdp_strategy,
+    is_fsdp,
+    launch_rank,
 )
 
 
@@ -64,11 +72,15 @@ def resolve_precision(trainer: TrainerConfig) -> str:
 def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
     """The Lightning Trainer with checkpointing, export, log-line and progress-bar callbacks."""
     t: TrainerConfig = cfg.trainer
+    precision, strategy = resolve_precision(t), t.strategy
+    if is_fsdp(t.strategy):  # FSDP2 casts parameters itself; Lightning runs at 32-true
+        precision, strategy = "32-true", fsdp_strategy()
     cbs = [
         ModelCheckpoint(
             dirpath=out_dir, save_last=True, save_top_k=0, every_n_train_steps=t.ckpt_every_n_steps
         ),
         ExportCallback(out_dir, tokenizer),
+        LastOnStop(out_dir),
         LogLine(t.log_every_n_steps),
         *callbacks,
     ]
@@ -79,9 +91,10 @@ def build_trainer(cfg, out_dir: Path, tokenizer, callbacks=()):
         max_epochs=-1,
         devices=t.devices,
         accelerator=t.accelerator,
-        strategy=t.strategy,
+        strategy=strategy,
         num_nodes=t.num_nodes,
-        precision=resolve_precision(t),
+        precision=precision,
+        max_time=t.max_time,
         val_check_interval=t.val_check_interval,
         check_val_every_n_epoch=None,
         limit_val_batches=t.limit_val_batches,
@@ -105,16 +118,22 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
     dm = cfg.data
     check_data(cfg.objective.kind, dm)
     init_from = getattr(cfg, "init_from", None)
-    pretrained, mask_id = load_init(init_from, dm) if init_from else (None, None)
+    pretrained, mask_id, init_cfg = None, None, None
+    if init_from and is_fsdp(cfg.trainer.strategy) and launch_rank() != 0:
+        init_cfg, mask_id = read_init(init_from, dm)  # no weights: rank 0 broadcasts them
+    elif init_from:
+        pretrained, mask_id = load_init(init_from, dm)
+        init_cfg = pretrained.cfg
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
     key, length = data_length(dm)
-    if pretrained is None:
+    if init_cfg is None:
         model_cfg, mask_id = resolve_model(cfg.model, tok, length, key), tok.mask_id
     else:
-        model_cfg = resolve_model(pretrained.cfg, tok, length, key)
+        model_cfg = resolve_model(init_cfg, tok, length, key)
     ckpt = resume_path(cfg.resume, out_dir)
+    scale = scale_options(cfg, init_from)
     if cfg.trainer.max_epochs is not None:
         cfg.trainer = dataclasses.replace(cfg.trainer, max_steps=epochs_to_steps(cfg, dm))
     module = DiffusionLM(
@@ -124,18 +143,38 @@ def build_lm_module(cfg, out_dir: Path) -> tuple[DiffusionLM, str | None, list[s
         max_steps=cfg.trainer.max_steps,
         mask_id=mask_id,
         seed=cfg.seed,
+        scale=scale,
     )
-    if pretrained is not None:
+    if pretrained is not None and not scale.fsdp:  # under FSDP: in configure_model, rank 0
         module.net.load_state_dict(pretrained.state_dict())
+    del pretrained
     n, n_ne = module.num_parameters(), module.num_parameters(exclude_embeddings=True)
     notes = [
         f"model: {n:,} parameters ({n_ne:,} without embeddings); objective {cfg.objective.kind}"
     ]
-    if pretrained is not None:
+    if init_from:
         notes.append(f"initialised from {init_from} (its model shape and tokenizer)")
     if cfg.trainer.max_epochs is not None:
         notes.append(f"{cfg.trainer.max_epochs} epochs = {cfg.trainer.max_steps} steps")
     return module, ckpt, notes
+
+
+def scale_options(cfg, init_from: str | None) -> ScaleOptions:
+    """The module's build options from the trainer section (refusals of fsdp in one line)."""
+    t = cfg.trainer
+    fsdp = is_fsdp(t.strategy)
+    return ScaleOptions(
+        fsdp=fsdp,
+        bf16=fsdp and resolve_precision(t).startswith("bf16"),
+        activation_checkpointing=t.activation_checkpointing,
+        compile=t.compile,
+        init_from=init_from if fsdp else None,
+    )
+
+
+def accelerator_is_cuda(t: TrainerConfig) -> bool:
+    """Whether the run's accelerator resolves to CUDA GPUs."""
+    return t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 MODULE_BUILDERS = {"flow": build_flow_module}
@@ -150,6 +189,8 @@ def run(cfg, callbacks=()):
     resume. Returns (trainer, module)."""
     out_dir = Path(cfg.out_dir)
     ensure_writable(out_dir)
+    if is_fsdp(cfg.trainer.strategy):
+        check_fsdp(cfg, accelerator_is_cuda(cfg.trainer))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     build = MODULE_BUILDERS.get(cfg.objective.kind, build_lm_module)
     module, ckpt, notes = build(cfg, out_dir)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from lm_core.checkpoint import previous_path
+from lm_core.checkpoint import previous_path, read_json_object
 from lm_core.config import ConfigError, ModelConfig
 from lm_core.data.sft_datamodule import SFTDataModule
-from lm_core.text.llada import load_any
+from lm_core.data.tokenizers import load_tokenizer
+from lm_core.text.llada import HFTokenizer, is_llada_dir, llada_config, load_any
 
 
 def data_length(dm) -> tuple[str, int | None]:
@@ -76,6 +77,24 @@ def load_init(init_from: str, dm):
     mask_id = tok.mask_id if mask_id is None else int(mask_id)
     dm.set_tokenizer(tok)
     return net, mask_id
+
+
+def read_init(init_from: str, dm) -> tuple[ModelConfig, int]:
+    """(model shape, mask_id) of ``init_from`` without reading its weights; its tokenizer is set
+    on ``dm``. The sharded path's ranks other than 0 take this instead of :func:`load_init`
+    (rank 0, which reads and checks the whole checkpoint, broadcasts the weights)."""
+    path = Path(init_from)
+    if not path.is_dir():
+        raise ConfigError(f"init_from: checkpoint directory {init_from} does not exist")
+    raw = read_json_object(path / "config.json", f"init_from {init_from}")
+    if is_llada_dir(path):
+        cfg, mask_id = llada_config(raw), int(raw["mask_token_id"])
+        tok = HFTokenizer.from_dir(path, mask_id=mask_id)
+    else:
+        cfg, tok = ModelConfig.from_dict(raw["model"]), load_tokenizer(path / "tokenizer")
+        mask_id = tok.mask_id if raw.get("mask_id") is None else int(raw["mask_id"])
+    dm.set_tokenizer(tok)
+    return cfg, mask_id
 
 
 def epochs_to_steps(cfg, dm) -> int:

@@ -82,3 +82,38 @@ def test_batch_with_nothing_masked_still_backpropagates():
     assert float(stats["masked_frac"]) == 0.0 and float(loss) == 0.0
     loss.backward()  # no "does not require grad" error
     assert model.tok_emb.weight.grad is not None
+
+
+class Dense(torch.nn.Module):
+    """A Transformer seen only as a callable: the loss takes logits at every position."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, **kw):
+        return self.net(x, **kw)
+
+
+@pytest.mark.parametrize("ce_chunk", [0, 7])
+def test_masked_only_loss_equals_the_full_logits_loss(ce_chunk):
+    """The Transformer path projects only masked positions (in chunks when asked); the loss and
+    every gradient equal those of full logits (a plain callable model) to float tolerance."""
+    torch.manual_seed(0)
+    net = Transformer(ModelConfig(vocab_size=V, d_model=16, n_layers=2, n_heads=2))
+    x0 = torch.randint(0, MASK, (3, 24), generator=torch.Generator().manual_seed(1))
+
+    def loss_and_grads(model, **kw):
+        net.zero_grad()
+        g = torch.Generator().manual_seed(4)
+        loss, stats = masked_diffusion_loss(model, x0, mask_id=MASK, generator=g, **kw)
+        loss.backward()
+        return loss, stats, {n: p.grad.clone() for n, p in net.named_parameters()}
+
+    want, want_stats, want_grads = loss_and_grads(Dense(net))
+    got, got_stats, got_grads = loss_and_grads(net, ce_chunk=ce_chunk)
+    assert 0 < float(got_stats["masked_frac"]) < 1
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_stats["ce_masked"], want_stats["ce_masked"])
+    for name, g in want_grads.items():
+        torch.testing.assert_close(got_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
