@@ -80,8 +80,8 @@ def masked_diffusion_loss(
         t = per_row_t(input_ids, cu_seqlens, stratified, generator)
     p = mask_probability(t, eps).expand_as(input_ids)
     x_t, masked = mask_tokens(input_ids, p, mask_id, maskable=maskable, generator=generator)
-    if getattr(model.cfg, "block_causal", 0):
-        logits = _block_causal_logits(model, x_t, input_ids, cu_seqlens, attn_mask)
+    if getattr(getattr(model, "cfg", None), "block_causal", 0):
+        logits = block_causal_logits(model, x_t, input_ids, cu_seqlens, attn_mask)
     else:
         logits = model(x_t, cu_seqlens=cu_seqlens, attn_mask=attn_mask)
     ce = torch.zeros_like(p, dtype=torch.float32)
@@ -98,7 +98,7 @@ def masked_diffusion_loss(
     return loss, stats
 
 
-def _block_causal_logits(model, x_t, x_0, cu_seqlens, attn_mask) -> Tensor:
+def block_causal_logits(model, x_t, x_0, cu_seqlens, attn_mask) -> Tensor:
     """Logits [B, T, V] of the noisy half of ``[x_t, x_0]`` under the dual-stream mask.
 
     x_t, x_0: [B, T]; ``attn_mask`` here is only a key-validity mask [B, 1, 1, T] (padded
