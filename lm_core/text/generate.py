@@ -118,13 +118,13 @@ def _model_fn(model, cache, cfg_scale, mask_id, block_length):
     whole canvas with CFG (:func:`guided_model_fn`); cached or block-causal: a windowed
     :class:`~lm_core.solvers.cache.BlockForward` (logits of the active block only)."""
     check_cache_mode(cache)
-    if cache == "none" and not model.cfg.block_causal:
+    if cache == "none" and not getattr(model.cfg, "block_causal", 0):
         fn = guided_model_fn(model, cfg_scale=cfg_scale, mask_id=mask_id)
         return lambda valid, prompt_len: fn
     if cfg_scale > 0:
         raise ValueError(
             "cfg_scale: classifier-free guidance runs on a bidirectional model without a "
-            f"cache (got cache={cache!r}, block_causal={model.cfg.block_causal})"
+            f"cache (got cache={cache!r}, block_causal={getattr(model.cfg, 'block_causal', 0)})"
         )
     return lambda valid, prompt_len: BlockForward(
         model, cache, valid=valid, prompt_len=prompt_len, block_length=block_length
@@ -216,7 +216,7 @@ def generate(
             stop_ids=stop_ids, stop=stop,
         )  # fmt: skip
     mask_id, eos_id, pad_id = special_ids(tokenizer, mask_id, eos_id, pad_id)
-    stop_ids = check_stop_ids(stop_ids, model.cfg.vocab_size)
+    stop_ids = check_stop_ids(stop_ids, model.cfg.vocab_size) if stop_ids else ()
     stop = tuple(stop or ())
     if stop and tokenizer is None:
         raise ValueError("stop: stop strings need a tokenizer")
@@ -333,7 +333,7 @@ def dmax_generate(
         cache, stop_ids, stop: as in :func:`generate` (stop strings only cut the texts here).
     """
     mask_id, eos_id, pad_id = special_ids(tokenizer, mask_id, eos_id, pad_id)
-    stop_ids = check_stop_ids(stop_ids, model.cfg.vocab_size)
+    stop_ids = check_stop_ids(stop_ids, model.cfg.vocab_size) if stop_ids else ()
     ids = encode_prompts(tokenizer, prompts)
     check_soft_args(
         gen_length, block_length, tau, stop_conf, max(map(len, ids)), model.cfg.max_seq_len
@@ -344,7 +344,7 @@ def dmax_generate(
     x = torch.cat([prompt_x, prompt_x.new_full((B, gen_length), mask_id)], dim=1)
     valid = torch.cat([valid, valid.new_ones(B, gen_length)], dim=1)
     forward = None
-    if check_cache_mode(cache) != "none" or model.cfg.block_causal:
+    if check_cache_mode(cache) != "none" or getattr(model.cfg, "block_causal", 0):
         forward = BlockForward(model, cache, valid=valid, prompt_len=P, block_length=block_length)
     t0 = time.perf_counter()
     x, s = soft_denoise(
