@@ -110,8 +110,10 @@ def block_causal_logits(model, x_t, x_0, cu_seqlens, attn_mask) -> Tensor:
         docs = document_ids(cu_seqlens.to(x_0.device), T)[None].expand(B, T)
     valid = None if attn_mask is None else attn_mask.reshape(B, -1)[:, -T:].bool()
     mask = dual_stream_mask(positions // model.cfg.block_causal, docs, valid)
-    both = torch.cat([x_t, x_0], dim=1)
-    return model(both, positions=torch.cat([positions, positions], dim=1), attn_mask=mask)[:, :T]
+    both = model.tok_emb(torch.cat([x_t, x_0], dim=1))  # 2T cells, positions within T
+    return model(
+        inputs_embeds=both, positions=torch.cat([positions, positions], dim=1), attn_mask=mask
+    )[:, :T]
 
 
 def sft_loss(
