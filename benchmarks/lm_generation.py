@@ -44,9 +44,11 @@ from lm_core.train.config import parse
 from lm_core.train.run import run
 
 PROMPT, BLOCK, GEN = 32, 32, 256
-SHAPE = {"d_model": 192, "n_layers": 4, "n_heads": 4, "max_seq_len": 4 * (PROMPT + GEN + 1)}
-FULL_STEPS, QUICK_STEPS = 500, 30
-FULL_TEST, QUICK_TEST = 64, 8
+DOCS_PER_BATCH = 2
+SHAPE = {"d_model": 128, "n_layers": 3, "n_heads": 4,
+         "max_seq_len": DOCS_PER_BATCH * (PROMPT + GEN + 1)}  # fmt: skip
+FULL_STEPS, QUICK_STEPS = 300, 10
+FULL_TEST, QUICK_TEST = 16, 8
 BATCH = 8
 DECODERS = {
     "threshold tau=0.9": {"sampler": "threshold", "tau": 0.9},
@@ -95,7 +97,7 @@ def train_model(root: Path, steps: int, block_causal: int) -> Path:
         "--objective.corruption.stratified=true", "--optim.lr=0.003", "--optim.weight_decay=0.0",
         "--optim.warmup_steps=30", "--optim.decay_fraction=0.3",
         f"--data.train={root / 'chain_train.jsonl'}", f"--data.val={root / 'chain_val.jsonl'}",
-        "--data.tokenizer=byte", f"--data.token_budget={4 * (PROMPT + GEN + 1)}",
+        "--data.tokenizer=byte", f"--data.token_budget={DOCS_PER_BATCH * (PROMPT + GEN + 1)}",
         "--data.split_share=0.0",
         "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.precision=32-true",
         f"--trainer.max_steps={steps}", "--trainer.val_check_interval=1000000",

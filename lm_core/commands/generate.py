@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     if is_flow_checkpoint(args.ckpt):  # flow LM: --sampler euler|sde, --steps, --cfg, --churn
         if args.prompts is not None:
             parser.error("--prompts: masked checkpoints only (not a flow model)")
+        if args.cache != "none" or args.stop_id or args.stop:
+            parser.error("--cache, --stop-id, --stop: masked checkpoints only (not a flow model)")
         return _flow(args)
     model, tok, meta = load_any(args.ckpt, args.device)
     if tok is None:

@@ -22,8 +22,9 @@ from torch import Tensor
 class GenerationStats:
     """Cost of one :func:`generate` call.
 
-    ``nfe`` counts sampler steps (denoiser calls on the whole batch); ``forward_passes`` is
-    ``nfe`` times 2 with classifier-free guidance. ``tokens`` are cells committed by the
+    ``nfe`` counts sampler steps (denoiser calls on the whole batch); ``forward_passes`` counts
+    model runs: ``nfe`` times 2 with classifier-free guidance, plus one run per finished block
+    with a block-causal model's cache (its keys and values, :mod:`lm_core.solvers.cache`). ``tokens`` are cells committed by the
     sampler over all rows (EOS fill after the end is not counted).
     """
 
