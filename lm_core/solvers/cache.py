@@ -17,7 +17,8 @@ block's new tokens), refreshed at every block. For a **block-causal** model
 (``cfg.block_causal`` = N) they are exact: the prompt is one attention block, the generated
 columns are blocks of N (the sampler's block must be a multiple of N), no column sees a later
 block, so a finished block's keys and values never change. The cache then grows block by block
-(the finished columns run once, against the cache before them) and ``prefix`` equals ``dual``.
+(the finished columns run once, in the same pass as the next block's first step) and ``prefix``
+equals ``dual``.
 
 Pad cells of left-padded prompts are hidden keys (``valid``), with the positions
 :func:`lm_core.text.prompts.attention_inputs` gives, so a row computes what it would alone.
@@ -96,22 +97,26 @@ class BlockForward:
         self.positions = positions
         self.kv: list[tuple[Tensor, Tensor]] | None = None
         self.done = 0  # block-causal: columns 0:done hold exact keys and values
+        self.padded = not bool(valid.all())
+        self._joined = None
         self.passes = 0
 
     # ---------------------------------------------------------------- helpers
     def _mask(self, rows, q: slice, keys: Tensor | slice) -> Tensor | None:
         if self.mask is None:
             return None
-        m = self.mask[rows][:, q]
+        m = self.mask[rows, q]
         return m[..., keys]
 
-    def _run(self, inp, rows, cols: slice, keys, kv_prefix, want_kv: bool):
-        """Model on canvas columns ``cols`` of ``inp`` (rows ``rows``) -> (hidden, kvs)."""
+    def _run(self, inp, rows, cols: slice, keys, kv_prefix, want_kv: bool, mask=True):
+        """Model on canvas columns ``cols`` of ``inp`` (rows ``rows``) -> (hidden, kvs).
+        ``mask=False``: every query sees every key (no mask to build)."""
         self.passes += 1
         x = inp[:, cols]
         kw = {"inputs_embeds": x} if x.dim() == 3 else {"input_ids": x}
         out = self.model(
-            **kw, positions=self.positions[rows][:, cols], attn_mask=self._mask(rows, cols, keys),
+            **kw, positions=self.positions[rows, cols],
+            attn_mask=self._mask(rows, cols, keys) if mask else None,
             kv_prefix=kv_prefix, return_hidden=True, return_kv=want_kv,
         )  # fmt: skip
         return out if want_kv else (out, None)
@@ -122,29 +127,32 @@ class BlockForward:
             self.kv = [
                 tuple(t.new_zeros(B, L, *t.shape[2:]) for t in kv) for kv in kvs
             ]  # fmt: skip
+        n = cols.stop - cols.start
         for (k_all, v_all), (k, v) in zip(self.kv, kvs, strict=True):
-            k_all[rows, cols] = k
-            v_all[rows, cols] = v
+            k_all[rows, cols] = k[:, :n]
+            v_all[rows, cols] = v[:, :n]
 
-    def _prefix(self, rows, lo: int, hi: int | None = None):
-        """Cached (k, v) of columns 0:lo (and hi: when given) per layer, rows ``rows``."""
-        if self.kv is None or (lo == 0 and hi is None):
+    def _prefix(self, rows, lo: int):
+        """Cached (k, v) [b, lo, Hkv, D] of columns 0:lo per layer (views for all rows)."""
+        if self.kv is None or lo == 0:
             return None
-        out = []
-        for k, v in self.kv:
-            k, v = k[rows], v[rows]
-            if hi is None:
-                out.append((k[:, :lo], v[:, :lo]))
-            else:
-                out.append(
-                    (torch.cat([k[:, :lo], k[:, hi:]], 1), torch.cat([v[:, :lo], v[:, hi:]], 1))
-                )
-        return out
+        return [(k[rows, :lo], v[rows, :lo]) for k, v in self.kv]
+
+    def _outside(self, rows, lo: int, hi: int):
+        """Cached (k, v) of columns 0:lo and hi: per layer, joined once per block and rows."""
+        key = (lo, hi, None if isinstance(rows, slice) else tuple(rows.tolist()))
+        if self._joined is None or self._joined[0] != key:
+            self._joined = (key, [
+                (torch.cat([k[rows, :lo], k[rows, hi:]], 1), torch.cat([v[rows, :lo], v[rows, hi:]], 1))
+                for k, v in self.kv
+            ])  # fmt: skip
+        return self._joined[1]
 
     # ---------------------------------------------------------------- call
     def __call__(self, inp: Tensor, lo: int, hi: int, first: bool, rows: Tensor | None = None):
-        rows = torch.arange(inp.shape[0], device=inp.device) if rows is None else rows
-        L = inp.shape[1]
+        B, L = self.valid.shape
+        if rows is None or (rows.numel() == B and bool((rows == torch.arange(B)).all())):
+            rows = slice(None)  # views, not copies, of the cache
         if self.mode == "none":
             h, _ = self._run(inp, rows, slice(0, L), slice(0, L), None, False)
             return self.model.output_logits(h[:, lo:hi])
@@ -153,6 +161,7 @@ class BlockForward:
         if first:
             h, kvs = self._run(inp, rows, slice(0, L), slice(0, L), None, True)
             self._store(rows, slice(0, L), kvs)
+            self._joined = None
             return self.model.output_logits(h[:, lo:hi])
         if self.mode == "prefix":
             keys = slice(0, L)
@@ -161,15 +170,19 @@ class BlockForward:
         dev = inp.device
         keys = torch.cat([torch.arange(lo, device=dev), torch.arange(hi, L, device=dev),
                           torch.arange(lo, hi, device=dev)])  # fmt: skip
-        h, _ = self._run(inp, rows, slice(lo, hi), keys, self._prefix(rows, lo, hi), False)
+        h, _ = self._run(inp, rows, slice(lo, hi), keys, self._outside(rows, lo, hi), False)
         return self.model.output_logits(h)
 
     def _block_causal(self, inp, rows, lo: int, hi: int) -> Tensor:
-        """Exact cache: finished columns done:lo run once against 0:done, then the block."""
-        if self.done < lo:
-            c = self.done
-            _, kvs = self._run(inp, rows, slice(c, lo), slice(0, lo), self._prefix(rows, c), True)
+        """Exact cache. Newly finished columns ``done:lo`` run once, together with the block
+        (one pass: their keys and values are kept, the block's logits returned); later steps run
+        the block alone against the cache (every key visible without padding: no mask)."""
+        c = self.done
+        if c < lo:
+            h, kvs = self._run(inp, rows, slice(c, hi), slice(0, hi), self._prefix(rows, c), True)
             self._store(rows, slice(c, lo), kvs)
             self.done = lo
-        h, _ = self._run(inp, rows, slice(lo, hi), slice(0, hi), self._prefix(rows, lo), False)
+            return self.model.output_logits(h[:, lo - c :])
+        h, _ = self._run(inp, rows, slice(lo, hi), slice(0, hi), self._prefix(rows, lo), False,
+                         mask=self.padded)  # fmt: skip
         return self.model.output_logits(h)
