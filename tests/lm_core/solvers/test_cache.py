@@ -115,3 +115,12 @@ def test_cache_bad_settings_are_one_clear_error():
     with pytest.raises(ValueError, match="cfg_scale"):
         generate(model(), None, PROMPTS, gen_length=8, block_length=8, cache="dual",
                  cfg_scale=1.0, mask_id=MASK, eos_id=EOS, pad_id=PAD)  # fmt: skip
+
+
+def test_block_causal_cache_equals_uncached_with_variable_length_and_stop_ids():
+    m = model(block_causal=4, seed=3)
+    kw = dict(gen_length=8, block_length=8, steps=8, max_new_tokens=24, temperature=1.0,
+              mask_id=MASK, eos_id=EOS, pad_id=PAD, seed=[5, 6], stop_ids=[16])  # fmt: skip
+    ref = generate(m, None, PROMPTS, cache="none", **kw)
+    out = generate(m, None, PROMPTS, cache="dual", **kw)
+    assert torch.equal(out.sequences, ref.sequences) and out.token_ids == ref.token_ids
