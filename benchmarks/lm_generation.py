@@ -1,7 +1,7 @@
 """Cached generation: tokens/s, NFE and TPF with and without a KV cache, at equal accuracy.
 
-    python -m benchmarks.lm_generation            # full (~20 min on the shared 2-core machine)
-    python -m benchmarks.lm_generation --quick    # smoke run (~2 minutes), .data/bench/quick/
+    python -m benchmarks.lm_generation            # full (~11 min, 1 thread, loaded 2-core VM)
+    python -m benchmarks.lm_generation --quick    # smoke run (~3 min loaded), .data/bench/quick/
 
 Protocol.
 
@@ -54,7 +54,7 @@ SHAPE = {"d_model": 64, "n_layers": 2, "n_heads": 4,
 FULL_STEPS = {"bidirectional": 1000, "block-causal 32": 400}
 QUICK_STEPS = 10
 REPEATS = 3
-FULL_TEST, QUICK_TEST = 8, 8
+FULL_TEST, QUICK_TEST = 8, 2
 BATCH = 8
 DECODERS = {
     "threshold tau=0.9": {"sampler": "threshold", "tau": 0.9},
