@@ -1,6 +1,6 @@
 """Cached generation: tokens/s, NFE and TPF with and without a KV cache, at equal accuracy.
 
-    python -m benchmarks.lm_generation            # full (~11 min, 1 thread, loaded 2-core VM)
+    python -m benchmarks.lm_generation            # full (~15 min from scratch, 1 thread, loaded VM)
     python -m benchmarks.lm_generation --quick    # smoke run (~3 min loaded), .data/bench/quick/
 
 Protocol.
