@@ -55,6 +55,10 @@ class ModelConfig:
     """Dropout on each attention and MLP output before its residual add (training only)."""
     attn_backend: Literal["auto", "flash", "varlen", "sdpa"] = "auto"
     """Attention kernel: auto picks flash-attn, then torch varlen (CUDA), then SDPA."""
+    block_causal: int = 0
+    """0: bidirectional. N > 0: block-causal (BD3-LM, Fast-dLLM v2): attention is bidirectional
+    within blocks of N positions and causal across them, so a generation KV cache is exact;
+    training then feeds noisy and clean copies side by side (lm_core.objectives.masked)."""
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
@@ -100,6 +104,18 @@ class ModelConfig:
             "model.attn_backend",
             "one of auto, flash, varlen, sdpa",
             self.attn_backend,
+        )
+        _check(
+            isinstance(self.block_causal, int) and self.block_causal >= 0,
+            "model.block_causal",
+            "a block size >= 0 (0 = bidirectional)",
+            self.block_causal,
+        )
+        _check(
+            not (self.block_causal and self.causal),
+            "model.block_causal",
+            "0 with model.causal=true",
+            self.block_causal,
         )
 
     @property

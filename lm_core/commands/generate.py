@@ -2,11 +2,15 @@
 
     lm-core generate --ckpt DIR --prompt TEXT [--sampler low_confidence|threshold|random|dmax]
         [--gen-length N --block-length N --steps N --tau X --temperature X --cfg X
-         --confidence prob|margin|entropy|random --max-new-tokens N --seed N --device D]
+         --confidence prob|margin|entropy|random --max-new-tokens N --seed N --device D
+         --cache none|prefix|dual --stop-id ID (repeatable) --stop TEXT (repeatable)]
     lm-core generate --ckpt DIR --prompts SFT.jsonl --out ANSWERS.jsonl [--batch-size N ...]
 
 Prints the generated text, then one line with NFE, tokens per forward (TPF), wall-clock and
-tokens per second. With ``--prompts`` (an SFT file: ``{"prompt", "response"}`` or
+tokens per second. ``--cache prefix|dual`` reuses keys and values across the steps of a block
+(Fast-dLLM; exact for a block-causal checkpoint, see :mod:`lm_core.solvers.cache`).
+``--stop-id`` ends a row at that id as at EOS (LLaDA-8B-Instruct ends turns with 126348, not
+its EOS 126081); ``--stop`` cuts the text at a string. With ``--prompts`` (an SFT file: ``{"prompt", "response"}`` or
 ``{"messages"}`` lines) the model answers every example's prompt, rendered with the SFT chat
 template, and ``--out`` gets the same examples with the model's answers as their responses:
 self-distilled SFT data, which is what the DMax reference fine-tunes on (``lm-core fit`` with
@@ -25,11 +29,13 @@ from pathlib import Path
 from lm_core.checkpoint import atomic_write_text, ensure_writable
 from lm_core.data.sft import answer_prompt, read_jsonl, with_answer
 from lm_core.flow.model import is_flow_checkpoint, load_flow_checkpoint
+from lm_core.solvers.cache import CACHE_MODES
 from lm_core.solvers.flow import SAMPLERS as FLOW_SAMPLERS
 from lm_core.solvers.policies import CONFIDENCES, SAMPLERS
 from lm_core.text.flow import generate_flow
 from lm_core.text.generate import generate
 from lm_core.text.llada import load_any
+from lm_core.text.prompts import check_stop_ids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--churn", type=float, default=0.5, help="flow checkpoints: share of fresh noise (sde)"
     )
     p.add_argument("--max-new-tokens", type=int, default=None, help="variable-length cap")
+    p.add_argument(
+        "--cache", default="none", choices=CACHE_MODES, help="key/value cache across steps"
+    )
+    p.add_argument(
+        "--stop-id", type=int, action="append", default=None, help="id that ends a row (repeatable)"
+    )
+    p.add_argument("--stop", action="append", default=None, help="string that ends a row")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     return p
@@ -88,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     if is_flow_checkpoint(args.ckpt):  # flow LM: --sampler euler|sde, --steps, --cfg, --churn
         if args.prompts is not None:
             parser.error("--prompts: masked checkpoints only (not a flow model)")
+        if args.cache != "none" or args.stop_id or args.stop:
+            parser.error("--cache, --stop-id, --stop: masked checkpoints only (not a flow model)")
         return _flow(args)
     model, tok, meta = load_any(args.ckpt, args.device)
     if tok is None:
         raise FileNotFoundError(f"{args.ckpt}: no tokenizer in the checkpoint")
+    args.stop_id = check_stop_ids(args.stop_id, model.cfg.vocab_size, name="--stop-id")
     if args.prompts is not None:
         return _answer_file(args, model, tok, meta)
     res = _sample(args, model, tok, meta, args.prompt)
@@ -99,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     s = res.stats
     print(
-        f"# sampler={args.sampler} nfe={s.nfe} forward_passes={s.forward_passes} "
-        f"tpf={s.tpf:.2f} seconds={s.seconds:.3f} tokens_per_s={s.tokens_per_second:.1f}"
+        f"# sampler={args.sampler} cache={args.cache} nfe={s.nfe} "
+        f"forward_passes={s.forward_passes} tpf={s.tpf:.2f} seconds={s.seconds:.3f} tokens_per_s={s.tokens_per_second:.1f}"
     )
     return 0
 
@@ -112,7 +128,8 @@ def _sample(args, model, tok, meta, prompts, seed=None):
         block_length=args.block_length or min(32, args.gen_length), steps=args.steps,
         sampler=args.sampler, temperature=args.temperature, tau=args.tau,
         confidence=args.confidence, cfg_scale=args.cfg, max_new_tokens=args.max_new_tokens,
-        seed=args.seed if seed is None else seed, mask_id=meta.get("mask_id"),
+        seed=args.seed if seed is None else seed, mask_id=meta.get("mask_id"), cache=args.cache,
+        stop_ids=args.stop_id, stop=args.stop,
     )  # fmt: skip
 
 

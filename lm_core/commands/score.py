@@ -1,6 +1,7 @@
 """``lm-core score``: perplexity of a text file, or log-likelihood of a continuation.
 
-    lm-core score --ckpt DIR --text FILE [--samples 64 --batch-size 16 --context N --seed 0]
+    lm-core score --ckpt DIR --text FILE [--samples 64 --batch-size 16 --context N --seed 0
+                                          --no-progress]
     lm-core score --ckpt DIR --prompt TEXT --continuation TEXT [--samples 64 ...]
 
 A masked checkpoint reports the ELBO perplexity bound with its 95 % interval (Monte-Carlo, see
@@ -8,12 +9,20 @@ A masked checkpoint reports the ELBO perplexity bound with its 95 % interval (Mo
 exact perplexity; a flow checkpoint (``objective: flow``) reports its flow-matching loss and codec
 round-trip accuracy, which are not likelihood bounds (:mod:`lm_core.text.flow`). The file
 is one document (EOS is prepended as the first, given token, so every real token is scored).
+
+ELBO scoring of a file shows a progress bar on stderr (forward passes done / total, windows,
+elapsed and an estimate of the time left); ``--no-progress`` silences it, as in ``tsdiff
+forecast`` and ``tsdiff evaluate``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from lm_core.flow.model import is_flow_checkpoint, load_flow_checkpoint
 from lm_core.text import scoring
@@ -32,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, default=None, help="rolling-window context tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
     return p
 
 
@@ -55,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             r = scoring.ar_perplexity(model, [doc], context=args.context)
             print(f"perplexity {r.ppl:.3f} (exact, AR) over {r.n_tokens} tokens")
         else:
-            r = scoring.elbo_perplexity(
-                model, [doc], mask_id=mask_id, n_samples=args.samples,
-                batch_size=args.batch_size, context=args.context, seed=args.seed,
-            )  # fmt: skip
+            r = _elbo_with_progress(args, model, doc, mask_id)
             print(
                 f"perplexity <= {r.ppl:.3f} (ELBO bound; 95% interval {r.ppl_low:.3f}-"
                 f"{r.ppl_high:.3f}; {args.samples} samples/window) over {r.n_tokens} tokens"
@@ -73,6 +82,33 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print(f"log-likelihood >= {est:.4f} +- {se:.4f} nats (ELBO, {args.samples} samples)")
     return 0
+
+
+def _elbo_with_progress(args, model, doc: list[int], mask_id: int):
+    """:func:`~lm_core.text.scoring.elbo_perplexity` of one document with a progress bar on
+    stderr (forward passes done / total, elapsed, time left) unless ``--no-progress``."""
+    if args.samples < 1 or args.batch_size < 1:
+        raise ValueError(f"--samples and --batch-size: expected >= 1, got {args.samples}, "
+                         f"{args.batch_size}")  # fmt: skip
+    window = model.cfg.max_seq_len
+    context = window // 2 if args.context is None else args.context
+    total = scoring.elbo_passes(
+        [len(doc)], window, n_samples=args.samples, batch_size=args.batch_size, context=context
+    )
+    per_window = math.ceil(args.samples / args.batch_size)
+    bar = tqdm(total=total, desc="score", unit="pass", disable=not args.progress, file=sys.stderr)
+    with bar:
+
+        def step(n: int) -> None:
+            bar.update(n)
+            bar.set_postfix_str(
+                f"window {bar.n // per_window}/{total // per_window}", refresh=False
+            )
+
+        return scoring.elbo_perplexity(
+            model, [doc], mask_id=mask_id, n_samples=args.samples, batch_size=args.batch_size,
+            context=args.context, seed=args.seed, progress=step,
+        )  # fmt: skip
 
 
 def _flow(args) -> int:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from lm_core.config import ModelConfig
-from lm_core.nn.attention import attention, document_ids
+from lm_core.nn.attention import attention, block_causal_mask, document_ids
 from lm_core.nn.head import vocab_cross_entropy
 from lm_core.nn.layers import RMSNorm, RotaryEmbedding, SwiGLU, TimeEmbedding
 
@@ -213,6 +213,8 @@ class Transformer(nn.Module):
             cu_seqlens: int32 [N + 1] packed-document boundaries (B must be 1); attention never
                 crosses documents.
             attn_mask: bool [B, T, S] or [B, 1, T, S], True = may attend (S = prefix + T).
+                A block-causal model (``cfg.block_causal`` = N) given neither ``attn_mask`` nor
+                ``kv_prefix`` builds its mask once here: blocks are ``positions // N``.
             t: [B] noise level in [0, 1], required when ``time_conditioning`` is on.
             kv_prefix: per-layer cached (k, v) [B, P, Hkv, D] that every position may attend to
                 (e.g. an encoded context reused across sampling steps).
@@ -250,6 +252,9 @@ class Transformer(nn.Module):
         if positions is None:
             positions = self.default_positions(B, T, x.device, cu_seqlens)
         cos, sin = self.rope.cos_sin(positions)
+        if self.cfg.block_causal and attn_mask is None and kv_prefix is None:
+            blocks = positions // self.cfg.block_causal
+            attn_mask = block_causal_mask(blocks, blocks)
         kvs = []
         recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):

@@ -4,6 +4,12 @@ Losses return ``(loss, stats)`` where ``stats`` holds detached scalars worth log
 :func:`masked_objective` and :func:`sft_objective` are the registry entries (kinds ``masked`` and
 ``sft``, see :mod:`lm_core.objectives`): a batch dict in, the configured loss out.
 Time convention: see :mod:`lm_core.corruption`.
+
+A block-causal model (``model.cfg.block_causal`` = N > 0) is trained as BD3-LM trains it: the
+noisy and the clean sequence go in side by side, ``[x_t, x_0]`` [B, 2T], with the
+:func:`~lm_core.nn.attention.dual_stream_mask` (blocks of N positions per document), so a noisy
+block is denoised given the clean blocks before it, which is what it sees when sampling; the
+mask is built once per batch and the loss is read off the noisy half.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from torch import Tensor
 
 from lm_core.config import ObjectiveConfig
 from lm_core.corruption import mask_probability, mask_tokens, sample_t
-from lm_core.nn.attention import document_ids
+from lm_core.nn.attention import document_ids, dual_stream_mask
 from lm_core.nn.transformer import Transformer
 
 
@@ -82,7 +88,11 @@ def masked_diffusion_loss(
     p = mask_probability(t, eps).expand_as(input_ids)
     x_t, masked = mask_tokens(input_ids, p, mask_id, maskable=maskable, generator=generator)
     ce = torch.zeros_like(p, dtype=torch.float32)
-    if isinstance(model, Transformer):  # logits at the masked positions only
+    if getattr(getattr(model, "cfg", None), "block_causal", 0):  # BD3-LM's two streams
+        out = block_causal_logits(model, x_t, input_ids, cu_seqlens, attn_mask)
+        if masked.any():
+            ce[masked] = F.cross_entropy(out[masked].float(), input_ids[masked], reduction="none")
+    elif isinstance(model, Transformer):  # logits at the masked positions only
         out = model(
             x_t,
             cu_seqlens=cu_seqlens,
@@ -105,6 +115,24 @@ def masked_diffusion_loss(
         "ce_masked": (ce.sum() / n_masked).detach(),
     }
     return loss, stats
+
+
+def block_causal_logits(model, x_t, x_0, cu_seqlens, attn_mask) -> Tensor:
+    """Logits [B, T, V] of the noisy half of ``[x_t, x_0]`` under the dual-stream mask.
+
+    x_t, x_0: [B, T]; ``attn_mask`` here is only a key-validity mask [B, 1, 1, T] (padded
+    batches) or None; ``cu_seqlens`` the packed documents (positions restart in each)."""
+    B, T = x_0.shape
+    positions = model.default_positions(B, T, x_0.device, cu_seqlens)
+    docs = None
+    if cu_seqlens is not None:
+        docs = document_ids(cu_seqlens.to(x_0.device), T)[None].expand(B, T)
+    valid = None if attn_mask is None else attn_mask.reshape(B, -1)[:, -T:].bool()
+    mask = dual_stream_mask(positions // model.cfg.block_causal, docs, valid)
+    both = model.tok_emb(torch.cat([x_t, x_0], dim=1))  # 2T cells, positions within T
+    return model(
+        inputs_embeds=both, positions=torch.cat([positions, positions], dim=1), attn_mask=mask
+    )[:, :T]
 
 
 def sft_loss(

@@ -30,6 +30,8 @@ class SampleStats:
     rows: int = 1
     seconds: float = 0.0
     per_block_nfe: list[int] = field(default_factory=list)
+    passes: int = 0
+    """model runs, when the caller counts them apart from NFE (a cache's extra runs)"""
 
     @property
     def tpf(self) -> float:
@@ -57,6 +59,15 @@ def block_index(editable: Tensor, block_length: int) -> Tensor:
     """Block number of each editable cell, -1 elsewhere: [B, L] long."""
     rank = editable.long().cumsum(-1) - 1
     return torch.where(editable, rank // block_length, torch.full_like(rank, -1))
+
+
+def block_span(in_block: Tensor) -> tuple[int, int]:
+    """Columns ``(lo, hi)`` of a block that fills ``lo:hi`` in every row of ``in_block`` [B, L]."""
+    cols = in_block.any(0).nonzero().squeeze(-1)
+    lo, hi = int(cols[0]), int(cols[-1]) + 1
+    if not bool(in_block[:, lo:hi].all()) or int(in_block.sum()) != in_block.shape[0] * (hi - lo):
+        raise ValueError("a windowed model_fn needs each block in the same columns of every row")
+    return lo, hi
 
 
 def check_schedule(n_editable: int, block_length: int, steps: int) -> int:
@@ -94,7 +105,11 @@ def denoise(
     """Fill every editable cell of ``x`` with the policy's commitments.
 
     Args:
-        model_fn: ``model_fn(x, **cond) -> logits [B, L, V]``.
+        model_fn: ``model_fn(x, **cond) -> logits [B, L, V]``; or, when it has ``windowed =
+            True`` (:class:`lm_core.solvers.cache.BlockForward`), ``model_fn(x, lo, hi, first,
+            **cond) -> logits [B, hi - lo, V]`` of the active block's columns only (``first``
+            marks a block's first step); the block must then sit in the same columns of every
+            row.
         x: [B, L] canvas; editable cells hold ``mask_id``.
         editable: bool [B, L]; every row must have the same number of editable cells.
         steps: total steps (fixed-count policies: exactly ``steps`` model calls; dynamic
@@ -120,6 +135,7 @@ def denoise(
     block_length = block_length or n
     steps_per_block = check_schedule(n, block_length, steps)
     blocks = block_index(editable, block_length)
+    windowed = getattr(model_fn, "windowed", False)
     stats = SampleStats(rows=x.shape[0])
     t0 = time.perf_counter()
     for b in range(n // block_length):
@@ -127,21 +143,26 @@ def denoise(
         hidden = in_block & (x == mask_id)
         counts = num_transfer_tokens(hidden.sum(-1), steps_per_block)
         nfe_before = stats.nfe
+        lo, hi = block_span(in_block) if windowed else (0, x.shape[1])
         s = 0
         while bool(hidden.any()):
             if not policy.dynamic and s >= steps_per_block:
                 break
-            logits = model_fn(x, **cond)
+            if windowed:
+                logits = model_fn(x, lo, hi, s == 0, **cond)
+            else:
+                logits = model_fn(x, **cond)
             if mask_id < logits.shape[-1]:  # never propose the mask token itself
                 logits = logits.clone()
                 logits[..., mask_id] = float("-inf")
             stats.nfe += 1
             k = counts[:, min(s, steps_per_block - 1)]
-            x0, commit = policy.step(logits, hidden, k, generator)
-            commit = commit & hidden
-            x = torch.where(commit, x0, x)
+            active = hidden[:, lo:hi]
+            x0, commit = policy.step(logits, active, k, generator)
+            commit = commit & active
+            x[:, lo:hi] = torch.where(commit, x0, x[:, lo:hi])
             stats.committed += int(commit.sum())
-            hidden = hidden & ~commit
+            hidden[:, lo:hi] = active & ~commit
             s += 1
             if progress is not None:
                 progress(1)

@@ -75,12 +75,15 @@ def check_soft_args(gen_length, block_length, tau, stop_conf, longest, max_seq_l
 
 
 @torch.no_grad()
-def decode_block(model, emb, x, cols, live, cond, *, mask_id, tau, stop_conf, max_steps, soft=True):
+def decode_block(model, emb, x, cols, live, cond, *, mask_id, tau, stop_conf, max_steps, soft=True,
+                 forward=None):  # fmt: skip
     """Soft-decode canvas columns ``cols`` for the ``live`` rows in place; returns per-row NFE [B].
 
     ``emb`` [B, T, d] the model's inputs, ``x`` [B, T] the hard cells, ``live`` bool [B];
     ``cond`` extra model inputs (``attn_mask``, ``positions``), sliced per row. ``soft=False``:
-    decoded cells are fed back as their hard top-1 embedding (an ablation)."""
+    decoded cells are fed back as their hard top-1 embedding (an ablation). ``forward``: a
+    :class:`~lm_core.solvers.cache.BlockForward` giving the block's logits (cached), instead
+    of the whole canvas through ``model``."""
     weight = model.tok_emb.weight
     B, N = x.shape[0], cols.stop - cols.start
     frontier = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -91,8 +94,11 @@ def decode_block(model, emb, x, cols, live, cond, *, mask_id, tau, stop_conf, ma
         rows = todo.nonzero().squeeze(-1)
         if rows.numel() == 0:
             break
-        sub = {k: None if v is None else v[rows] for k, v in cond.items()}
-        logits = model(inputs_embeds=emb[rows], **sub)[:, cols].float()
+        if forward is None:
+            sub = {k: None if v is None else v[rows] for k, v in cond.items()}
+            logits = model(inputs_embeds=emb[rows], **sub)[:, cols].float()
+        else:
+            logits = forward(emb[rows], cols.start, cols.stop, step == 0, rows).float()
         if mask_id < logits.shape[-1]:
             logits[..., mask_id] = float("-inf")
         nfe[rows] += 1
@@ -137,6 +143,8 @@ def soft_denoise(
     stop_conf: float = 0.9,
     max_steps_per_block: int | None = None,
     soft: bool = True,
+    forward=None,
+    stop_ids: tuple[int, ...] = (),
 ) -> tuple[Tensor, SoftStats]:
     """DMax soft parallel decoding of the canvas ``x`` [B, T] from column ``start`` on.
 
@@ -144,25 +152,27 @@ def soft_denoise(
     decoded block by block, greedy; ``cond`` holds the model's extra inputs (``attn_mask``
     [B, T, T], ``positions`` [B, T], or None). Each row keeps its own frontier and stopping
     state, and rows whose block is finished are left out of later calls for that block, so a
-    row's result equals decoding it alone. Once a finished block of a row holds ``eos_id``, the
-    rest of that row is EOS and never decoded. The model needs ``tok_emb`` and
-    ``inputs_embeds``. Returns (x [B, T] with every cell decoded, :class:`SoftStats`).
+    row's result equals decoding it alone. Once a finished block of a row holds ``eos_id`` (or
+    one of ``stop_ids``), the rest of that row is EOS and never decoded. The model needs
+    ``tok_emb`` and ``inputs_embeds``. ``forward``: a cached block call (see
+    :func:`decode_block`). Returns (x [B, T] with every cell decoded, :class:`SoftStats`).
     """
     B, T = x.shape
     max_steps = max_steps_per_block or 2 * block_length
     emb = model.tok_emb(x)
     stats = SoftStats()
     live = torch.ones(B, dtype=torch.bool, device=x.device)
+    ends = torch.tensor([eos_id, *stop_ids], device=x.device)
     for b in range((T - start) // block_length):
         cols = slice(start + b * block_length, start + (b + 1) * block_length)
         nfe = decode_block(
             model, emb, x, cols, live, cond, mask_id=mask_id, tau=tau, stop_conf=stop_conf,
-            max_steps=max_steps, soft=soft,
+            max_steps=max_steps, soft=soft, forward=forward,
         )  # fmt: skip
         stats.nfe += int(nfe.max())
         stats.per_block_nfe.append(int(nfe.max()))
         stats.tokens += int(live.sum()) * block_length
-        ended = (x[:, start : cols.stop] == eos_id).any(-1)
+        ended = torch.isin(x[:, start : cols.stop], ends).any(-1)
         newly = ended & live
         x[newly, cols.stop :] = eos_id
         emb[newly, cols.stop :] = model.tok_emb.weight[eos_id]

@@ -22,8 +22,9 @@ from torch import Tensor
 class GenerationStats:
     """Cost of one :func:`generate` call.
 
-    ``nfe`` counts sampler steps (denoiser calls on the whole batch); ``forward_passes`` is
-    ``nfe`` times 2 with classifier-free guidance. ``tokens`` are cells committed by the
+    ``nfe`` counts sampler steps (denoiser calls on the whole batch); ``forward_passes`` counts
+    model runs: ``nfe`` times 2 with classifier-free guidance, plus one run per finished block
+    with a block-causal model's cache (its keys and values, :mod:`lm_core.solvers.cache`). ``tokens`` are cells committed by the
     sampler over all rows (EOS fill after the end is not counted).
     """
 
@@ -124,9 +125,30 @@ def row_generators(seed, B: int, device) -> list[torch.Generator]:
     return gens
 
 
-def cut_at_eos(seq: Tensor, eos_id: int) -> list[list[int]]:
-    """Each row of ``seq`` [B, N] as a list of ids, cut before its first ``eos_id``."""
+def cut_at_eos(seq: Tensor, eos_id: int, stop_ids: Sequence[int] = ()) -> list[list[int]]:
+    """Each row of ``seq`` [B, N] as a list of ids, cut before its first ``eos_id`` or stop id."""
+    ends = {int(eos_id), *map(int, stop_ids)}
     out = []
     for row in seq.tolist():
-        out.append(row[: row.index(eos_id)] if eos_id in row else row)
+        cut = next((i for i, t in enumerate(row) if t in ends), len(row))
+        out.append(row[:cut])
     return out
+
+
+def check_stop_ids(stop_ids: Sequence[int] | None, vocab_size: int, name: str = "stop_ids"):
+    """Stop ids as a tuple of ints; ValueError naming ``name`` and the vocabulary size for an id
+    outside ``0 .. vocab_size - 1`` (an instruct model's end-of-turn id, e.g. LLaDA's 126348)."""
+    out = tuple(int(i) for i in stop_ids or ())
+    for i in out:
+        if not 0 <= i < vocab_size:
+            raise ValueError(
+                f"{name}: {i} is outside the model's vocabulary (vocab_size {vocab_size}: ids "
+                f"0..{vocab_size - 1})"
+            )
+    return out
+
+
+def cut_at_stop(text: str, stop: Sequence[str] = ()) -> str:
+    """``text`` cut before the earliest occurrence of any stop string."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut]

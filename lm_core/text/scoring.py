@@ -28,7 +28,7 @@ deterministic surrogate defined in :func:`confidence_score`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +75,7 @@ def continuation_loglik(
     n_samples: int = 64,
     batch_size: int = 16,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[float, float]:
     """Monte-Carlo ELBO of log p(cont | prompt) in nats: ``(estimate, standard error)``.
 
@@ -84,6 +85,7 @@ def continuation_loglik(
         n_samples: Monte-Carlo samples (stratified mask counts, see the module docstring).
         batch_size: samples per forward pass ([batch_size, P + L] ids).
         seed: seeds the mask counts and positions (same seed -> same masks for equal L).
+        progress: called with 1 after each forward pass (``ceil(n_samples / batch_size)``).
     """
     if len(cont_ids) == 0:
         raise ValueError("cont_ids: the continuation is empty")
@@ -99,9 +101,12 @@ def continuation_loglik(
     cont = torch.tensor(list(cont_ids), dtype=torch.long, device=dev)
     g = torch.Generator().manual_seed(seed)
     k = stratified_mask_counts(len(cont_ids), n_samples, g)
-    vals = torch.cat(
-        [_elbo_terms(model, prompt, cont, kb, mask_id, g) for kb in k.split(batch_size)]
-    ).double()
+    parts = []
+    for kb in k.split(batch_size):
+        parts.append(_elbo_terms(model, prompt, cont, kb, mask_id, g))
+        if progress is not None:
+            progress(1)
+    vals = torch.cat(parts).double()
     stderr = (
         float(vals.std(unbiased=True) / math.sqrt(n_samples)) if n_samples > 1 else float("nan")
     )
@@ -154,13 +159,15 @@ def elbo_perplexity(
     batch_size: int = 16,
     context: int | None = None,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> PerplexityResult:
     """ELBO perplexity bound of documents under a masked diffusion LM, with its spread.
 
     Each document is cut by :func:`rolling_chunks` into windows of ``model.cfg.max_seq_len``
     tokens; a chunk is scored by :func:`continuation_loglik` given its ``context`` preceding
     tokens (default max_seq_len // 2). Chunk estimates are independent, so the total standard
-    error is the root of the summed squares.
+    error is the root of the summed squares. ``progress(1)`` follows every forward pass; they
+    number :func:`elbo_passes` in all.
     """
     window = model.cfg.max_seq_len
     context = window // 2 if context is None else context
@@ -170,12 +177,20 @@ def elbo_perplexity(
         for c, (a, s, e) in enumerate(rolling_chunks(len(doc), window, context)):
             est, se = continuation_loglik(
                 model, doc[a:s], doc[s:e], mask_id=mask_id, n_samples=n_samples,
-                batch_size=batch_size, seed=seed + 1000003 * d + c,
+                batch_size=batch_size, seed=seed + 1000003 * d + c, progress=progress,
             )  # fmt: skip
             nll -= est
             var += 0.0 if math.isnan(se) else se**2
             n_tok += e - s
     return _ppl(nll, math.sqrt(var), n_tok, exact=False)
+
+
+def elbo_passes(
+    doc_lengths: Sequence[int], window: int, *, n_samples: int, batch_size: int, context: int
+) -> int:
+    """Forward passes :func:`elbo_perplexity` makes over documents of these lengths."""
+    per_window = math.ceil(n_samples / batch_size)
+    return per_window * sum(len(rolling_chunks(n, window, context)) for n in doc_lengths)
 
 
 @torch.no_grad()

@@ -35,6 +35,32 @@ def test_generate_prints_text_and_cost(ckpts, capsys):
     assert rc == 0 and "nfe=" in out and "tpf=" in out and "tokens_per_s=" in out
 
 
+def test_generate_with_a_cache_and_a_stop_id(ckpts, capsys):
+    rc = main(["generate", "--ckpt", str(ckpts / "masked"), "--prompt", "hi", "--gen-length", "16",
+               "--block-length", "8", "--cache", "dual", "--stop-id", "256"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "cache=dual" in out and "nfe=16" in out
+
+
+def test_stop_id_outside_the_vocabulary_is_one_line_naming_the_flag(ckpts, capsys):
+    rc = main(["generate", "--ckpt", str(ckpts / "masked"), "--prompt", "hi", "--stop-id",
+               "126348"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "--stop-id: 126348" in err and "vocab_size 259" in err
+
+
+def test_score_shows_progress_on_stderr_unless_no_progress(ckpts, capsys):
+    doc = str(ckpts / "doc.txt")
+    args = ["score", "--ckpt", str(ckpts / "masked"), "--text", doc, "--samples", "8",
+            "--batch-size", "4"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "score" in err and "2/2" in err and "window 1/1" in err and "<" in err  # time left
+    assert main([*args, "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     "args, word",
     [(["--gen-length", "8", "--block-length", "3"], "block_length"),

@@ -57,11 +57,11 @@ def test_pad_positions_never_attended():
 
 
 class EosAt(torch.nn.Module):
-    """Fake denoiser: predicts 'a' before canvas column ``col`` and EOS from it on."""
+    """Fake denoiser: predicts 'a' before canvas column ``col`` and EOS (or ``end``) from it on."""
 
-    def __init__(self, col, max_seq_len=64):
+    def __init__(self, col, max_seq_len=64, end=TOK.eos_id):
         super().__init__()
-        self.col = col
+        self.col, self.end = col, end
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.cfg = ModelConfig(
             vocab_size=259, d_model=8, n_heads=2, n_layers=1, max_seq_len=max_seq_len
@@ -71,7 +71,7 @@ class EosAt(torch.nn.Module):
         logits = torch.zeros(*x.shape, 259)
         cols = torch.arange(x.shape[1])
         logits[:, cols < self.col, ord("a")] = 5.0
-        logits[:, cols >= self.col, TOK.eos_id] = 5.0
+        logits[:, cols >= self.col, self.end] = 5.0
         return logits
 
 
@@ -81,6 +81,25 @@ def test_eos_block_stops_and_fills_rest():
     assert r.texts == ["aaaaa"]
     assert r.stats.per_block_nfe == [8]  # stopped after the first block
     assert (r.sequences[0, 5:] == TOK.eos_id).all() and r.sequences.shape[1] == 32
+
+
+def test_stop_id_ends_a_row_as_eos_does():
+    m = EosAt(col=2 + 5, end=ord("!"))  # an instruct model's end-of-turn token, not EOS
+    r = generate(m, TOK, ["hi"], gen_length=32, block_length=8, steps=32, stop_ids=[ord("!")])
+    assert r.texts == ["aaaaa"] and r.stats.per_block_nfe == [8]
+    r = generate(m, TOK, ["hi"], gen_length=32, block_length=8, steps=32)
+    assert r.texts == ["aaaaa" + "!" * 27] and len(r.stats.per_block_nfe) == 4
+
+
+def test_stop_string_ends_a_row_and_cuts_its_text():
+    m = EosAt(col=2 + 5, end=ord("!"))
+    r = generate(m, TOK, ["hi"], gen_length=32, block_length=8, steps=32, stop=["a!"])
+    assert r.texts == ["aaaa"] and r.stats.per_block_nfe == [8]
+
+
+def test_stop_id_outside_the_vocabulary_names_the_vocabulary_size(model):
+    with pytest.raises(ValueError, match=r"stop_ids: 126348 is outside .*vocab_size 259"):
+        generate(model, TOK, ["hi"], gen_length=8, block_length=8, stop_ids=[126348])
 
 
 def test_variable_length_appends_blocks_until_eos_or_cap():
