@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from tsdiff.diffusion import ORDERS
+from tsdiff.encoding import check_domain
 from tsdiff.features import parse_freq
 
 CALIBRATIONS = ("temperature", "spread", "both")
@@ -51,10 +52,17 @@ class DataSection:
     """Real-valued per-item columns (constant over time)."""
     static_categorical: list[str] = field(default_factory=list)
     """Categorical per-item columns; a category unseen in training is an error at predict time."""
+    domain: str | dict = "auto"
+    """Where the target values live; no sample path leaves it (tsdiff.encoding, domains):
+    auto (a channel is non-negative when all its observed training values are >= 0), real,
+    nonnegative, or a dict of channel -> [lower, upper] (a number or null each) or one of those
+    names, e.g. ``{"relative_humidity": [0, 100]}`` (channels left out: auto). Resolved per
+    channel at fit and saved with the model."""
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("prediction_length", "context_length"))
         parse_freq(self.freq)
+        check_domain(self.domain)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 
@@ -142,7 +143,7 @@ class Forecaster:
         L.seed_everything(c.seed, workers=True, verbose=False)
         train_series, val = holdout(series, c) if c.calibrate else (series, [])
         cards = [len(self.categories[col]) for col in self.columns.static_cat]
-        module = build_module(c, model_config(c, series, cards))
+        module = build_module(c, model_config(c, series, cards, self.columns.targets))
         self.history = fit_module(
             module, train_loader(train_series, c), c, checkpoint_dir=checkpoint_dir,
             resume=resume, checkpoint_every=checkpoint_every,
@@ -201,8 +202,9 @@ class Forecaster:
             return self.sample_batch(inputs, n, generator=g, **opts)[0]
 
         self.temperature, self.spread, scores = calibrate(
-            self.config.calibration, batch, paths, mode=self.model.cfg.mode, grid=grid
-        )
+            self.config.calibration, batch, paths, mode=self.model.cfg.mode, grid=grid,
+            bounds=self.bounds,
+        )  # fmt: skip
         self.history.update(scores)
         return self
 
@@ -249,7 +251,15 @@ class Forecaster:
         g = torch.Generator(device=self.device).manual_seed(seed)
         opts = self.sampler_options(**sampler)
         samples, stats = self.sample_windows(windows, num_samples, generator=g, **opts)
-        return widen(samples.cpu().numpy(), spread), stats
+        return widen(samples.cpu().numpy(), spread, bounds=self.bounds), stats
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bound [C] of every target channel in data units (-inf / inf: none):
+        the model's resolved domain, which every step that moves paths keeps them in."""
+        dom = self.model.cfg.domain or [{"lower": None, "upper": None}] * len(self.columns.targets)
+        lo = np.array([-np.inf if d["lower"] is None else d["lower"] for d in dom])
+        return lo, np.array([np.inf if d["upper"] is None else d["upper"] for d in dom])
 
     def model_batch(self, windows: list[dict]) -> dict[str, torch.Tensor]:
         """Window dicts (tsdiff.data.windows.make_window) as the model's input batch on

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lm_core.config import ModelConfig
 from lm_core.nn.transformer import KV, Transformer
-from tsdiff.encoding import BinEncoder, context_scale, standardize, target_scale
+from tsdiff.encoding import BinEncoder, check_resolved, context_scale, standardize, target_scale
 
 
 @dataclass
@@ -65,8 +65,12 @@ class TSModelConfig:
     """[Cf] x (mean, std) of the future covariates over the training data (global scaling)."""
     mode: str = "masked"
     """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
+    domain: list[dict] = field(default_factory=list)
+    """Per target channel its resolved bounds (:func:`tsdiff.encoding.resolve_domain`), applied
+    when paths are decoded; [] (models saved before domains): unbounded."""
 
     def __post_init__(self) -> None:
+        check_resolved(self.domain)
         for name in ("context_length", "prediction_length", "n_channels", "patch_size", "n_bins"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -127,12 +131,6 @@ def batch_target_scale(batch: dict) -> tuple[Tensor, Tensor]:
     """float64 loc, scale [B, 1, C] of the target channels of a window batch (windows.py shapes):
     :func:`tsdiff.encoding.target_scale` (scale 0 marks a degenerate, constant context)."""
     return target_scale(batch["ctx"], batch["ctx_obs"])
-
-
-def to_data_units(z: Tensor, scaled: dict) -> Tensor:
-    """Paths in context-scaled units z [B, S, H, C] -> data units, with the loc and scale
-    [B, 1, C] of :meth:`NumericDenoiser.scale_batch`: the one place values are decoded."""
-    return z * scaled["scale"][:, None] + scaled["loc"][:, None]
 
 
 def squash(z: Tensor, z_max: float) -> Tensor:
@@ -391,5 +389,9 @@ class Horizon:
             )
 
     def to_data_units(self, z: Tensor) -> Tensor:
-        """z [B, S, H, C] in context-scaled units -> data units (:func:`to_data_units`)."""
-        return to_data_units(z, self.scaled)
+        """z [B, S, H, C] in context-scaled units -> data units [B, S, H, C] (float64) inside the
+        model's domain (:meth:`tsdiff.encoding.BinEncoder.to_data_units`); a channel-independent
+        model (more domain channels than C) takes each row's channel from its last category."""
+        m, s = self.model, self.scaled
+        channel = s["static_cat"][:, -1] if len(m.cfg.domain) > m.cfg.n_channels else None
+        return m.encoder.to_data_units(z, s["loc"], s["scale"], m.cfg.domain, channel)
