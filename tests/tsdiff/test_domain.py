@@ -270,6 +270,5 @@ def test_exact_zeros_where_zero_inflated_data_has_them():
     night = np.broadcast_to((truth == 0)[:, None], s.shape)
     sunny = np.broadcast_to((truth > 20)[:, None], s.shape)
     assert (s >= 0).all()
-    print("NIGHT", (s[night] == 0).mean(), "SUNNY", (s[sunny] == 0).mean())
     assert (s[night] == 0).mean() >= 0.5, (s[night] == 0).mean()
     assert (s[sunny] == 0).mean() <= 0.1, (s[sunny] == 0).mean()
