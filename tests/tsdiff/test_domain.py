@@ -16,6 +16,7 @@ import torch
 
 from tsdiff import Forecaster
 from tsdiff.calibration import widen
+from tsdiff.commands.fit import parse
 from tsdiff.encoding import (
     ATOM_SHARE,
     BinEncoder,
@@ -82,6 +83,15 @@ def test_a_bad_domain_is_one_line_naming_the_field_and_channel(spec, needle):
         with pytest.raises(ValueError) as e:
             make()
         assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_tsdiff_fit_takes_the_domain_as_a_flag():
+    base = ["--data.path", "x.csv", "--out", "o"]
+    cfg = parse([*base, "--domain", '{"ghi": [0, null], "rh": [0, 100]}'])[0]
+    assert cfg.domain == {"ghi": [0, None], "rh": [0, 100]}
+    assert parse([*base, "--domain", "nonnegative"])[0].domain == "nonnegative"
+    with pytest.raises(ValueError, match="^domain: expected 'auto'"):
+        parse([*base, "--domain", "positive"])
 
 
 def test_a_domain_for_a_channel_that_is_not_a_target_is_one_line(frame):
