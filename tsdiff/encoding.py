@@ -325,7 +325,8 @@ def to_domain(
     y = z.double() * scale[:, None] + loc[:, None]
     if not domain:
         return y
-    lo, hi, lo_atom, hi_atom = domain_bounds(domain, *loc.shape[::2], channel, device=z.device)
+    B, _, C = loc.shape
+    lo, hi, lo_atom, hi_atom = domain_bounds(domain, B, C, channel, device=z.device)
     y = torch.minimum(torch.maximum(y, lo[:, None]), hi[:, None])
     z_lo = standardize(torch.where(torch.isfinite(lo), lo, loc), loc, scale)  # [B, 1, C]
     snap = lo_atom & (scale > 0) & torch.isfinite(lo) & (z_lo.abs() < encoder.z_max)
