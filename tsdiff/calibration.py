@@ -92,32 +92,48 @@ def grid_search(
     return min(scores, key=scores.get), dict(sorted(scores.items()))
 
 
-def widen(samples: np.ndarray, spread: float, axis: int = 1) -> np.ndarray:
+def widen(
+    samples: np.ndarray,
+    spread: float,
+    axis: int = 1,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Centre-preserving dispersion: ``m + spread * (samples - m)``, m the mean over ``axis``.
 
     samples: any shape with the paths on ``axis`` (e.g. [N, S, H, C] with axis 1, or a rollout's
     [A, S, horizon, C] with axis 1: each plan around its own mean). Returns the same shape; with
     ``spread == 1`` the input itself (no copy).
+
+    bounds: (lower, upper) broadcastable to ``samples`` (e.g. [C]; -inf / inf: unbounded), the
+    domain (:mod:`tsdiff.encoding`): a value on a bound stays there (exact zeros stay zeros,
+    also when ``spread < 1``) and a value widened beyond a bound lands on it (censoring), so no
+    path leaves the domain; the mean then moves where the domain cuts the widened paths.
     """
     if spread == 1.0:
         return samples
     if not np.isfinite(spread) or spread <= 0:
         raise ValueError(f"spread: expected a positive number, got {spread!r}")
     m = samples.mean(axis=axis, keepdims=True)
-    return (m + spread * (samples - m)).astype(samples.dtype, copy=False)
+    out = m + spread * (samples - m)
+    if bounds is not None:
+        lo, hi = bounds
+        out = np.where(samples <= lo, lo, np.where(samples >= hi, hi, np.clip(out, lo, hi)))
+    return out.astype(samples.dtype, copy=False)
 
 
 def fit_spread(
-    z: np.ndarray, y: np.ndarray, observed: np.ndarray | None = None, grid=SPREAD_GRID
+    z: np.ndarray, y: np.ndarray, observed: np.ndarray | None = None, grid=SPREAD_GRID, bounds=None
 ) -> tuple[float, dict[float, float]]:
-    """The spread factor minimising the mean fair CRPS of ``widen(z, lambda)`` against ``y``.
+    """The spread factor minimising the mean fair CRPS of ``widen(z, lambda, bounds=bounds)``
+    against ``y``.
 
     z: [N, S, H, C] validation paths (scaled so every channel counts alike); y: [N, H, C];
-    observed: bool [N, H, C] (missing targets are left out). Returns (best, {lambda: CRPS}).
+    observed: bool [N, H, C] (missing targets are left out); bounds: the domain in z's units
+    (broadcastable, e.g. [N, 1, 1, C]) or None. Returns (best, {lambda: CRPS}).
     """
     if z.shape[1] < 2:
         raise ValueError(f"fit_spread: needs at least 2 paths per window, got {z.shape[1]}")
-    return grid_search(lambda lam: mean_fair_crps(widen(z, lam), y, observed), grid)
+    return grid_search(lambda lam: mean_fair_crps(widen(z, lam, bounds=bounds), y, observed), grid)
 
 
 __all__ = ["SPREAD_GRID", "fair_crps", "fit_spread", "grid_search", "mean_fair_crps", "widen"]
@@ -133,6 +149,7 @@ def calibrate(
     n_samples: int = 16,
     spread_samples: int = 64,
     deadline: float | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, float, dict]:
     """Fit the temperature and/or the spread (``what``: temperature, spread or both).
 
@@ -149,6 +166,8 @@ def calibrate(
     Args:
         batch: the validation windows (collated, windows.py shapes), on the sampler's device.
         paths: ``paths(temperature, S)`` -> sample paths [N, S, H, C] in data units.
+        bounds: the domain, (lower, upper) [C] in data units (-inf / inf: none), which the
+            widened paths keep (:func:`widen`); None: unbounded.
 
     Returns:
         (temperature, spread, history entries: ``calibration`` and/or ``spread_calibration``,
@@ -172,6 +191,18 @@ def calibrate(
         )
         history["calibration"] = {str(t): round(v, 5) for t, v in scores.items()}
     if what in ("spread", "both") and not _late(deadline):
-        spread, scores = fit_spread(scaled(temperature, spread_samples), y, obs)
+        zb = None if bounds is None else z_bounds(bounds, loc, scale)
+        spread, scores = fit_spread(scaled(temperature, spread_samples), y, obs, bounds=zb)
         history["spread_calibration"] = {str(k): round(v, 5) for k, v in scores.items()}
     return temperature, spread, history
+
+
+def z_bounds(bounds, loc: torch.Tensor, scale: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Domain bounds (lower, upper) [C] in data units -> [N, 1, 1, C] in the z units of windows
+    with loc, scale [N, 1, C] (computed as :func:`tsdiff.encoding.standardize` computes a path's
+    z, so a path value on a bound has exactly the bound's z); degenerate windows: unbounded."""
+    lc, sc = loc.cpu().numpy(), scale.cpu().numpy()
+    ok, safe = sc > 0, np.where(sc > 0, sc, 1.0)
+    lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
+    z_lo = np.where(ok, (lo - lc) / safe, -np.inf)
+    return z_lo[:, None], np.where(ok, (hi - lc) / safe, np.inf)[:, None]

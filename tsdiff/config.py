@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from tsdiff.diffusion import ORDERS, SCHEDULES
+from tsdiff.encoding import check_domain
 from tsdiff.features import check_holidays, parse_freq
 
 CALIBRATIONS = ("temperature", "spread", "both")
@@ -65,12 +66,19 @@ class DataSection:
     (a yearly cycle in daily data; the rule: :func:`tsdiff.features.seasonal_lags`). Off by
     default: on daily_peyton_manning the 364-day lag scored 8-10 % worse wQL than calendar
     features alone in both runs measured (benchmarks/calendar_features.py)."""
+    domain: str | dict = "auto"
+    """Where the target values live; no sample path leaves it (tsdiff.encoding, domains):
+    auto (a channel is non-negative when all its observed training values are >= 0), real,
+    nonnegative, or a dict of channel -> [lower, upper] (a number or null each) or one of those
+    names, e.g. ``{"relative_humidity": [0, 100]}`` (channels left out: auto). Resolved per
+    channel at fit and saved with the model."""
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("prediction_length",))
         _positive_ints(self, ("context_length",), auto=True)
         parse_freq(self.freq)
         check_holidays(self.holidays, self.freq)
+        check_domain(self.domain)
 
 
 @dataclass

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.steps,
         max_time_s=args.seconds,
         lr=2e-3,
+        domain={"relative_humidity": [0, 100]},  # the others auto: ghi, dni, wind speed >= 0
     )
     t0 = time.perf_counter()
     f.fit(train, target=CHANNELS)

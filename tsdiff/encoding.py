@@ -22,6 +22,16 @@ Two steps, both per series and per channel:
    asinh-uniform bins keep about 70 % of bins within +-3 standard deviations at the default
    settings). Decoding draws uniformly within the bin (in asinh space), so samples are continuous,
    not lattice-valued.
+3. **Domains** (:func:`resolve_domain`, :func:`to_domain`): per target channel an optional lower
+   and upper bound in data units, resolved at fit (``auto``: non-negative when every observed
+   training value is) and kept in the model's config. Decoding censors at them: a path value
+   beyond a bound lands exactly on it, so no sample leaves the domain. Where the data sits on a
+   bound (at least ``ATOM_SHARE`` of the training values exactly on it: zeros at night, zero
+   counts, 100 % humidity) the bound is an **atom**: the whole value bin that holds the bound (in
+   each window's z units) decodes to the bound itself, not to a value jittered within the bin,
+   so exact zeros come out where the model puts the bound's bin. The bias this costs a positive
+   value is at most the width of that one bin (about 0.03 context standard deviations near the
+   context's level at the default 256 bins); a bound that is not an atom is only censored.
 
 Shapes: values ``[..., L, C]`` with the statistics ``[..., 1, C]``.
 """
@@ -31,6 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -150,13 +161,186 @@ class BinEncoder:
         u = torch.linspace(-1.0, 1.0, self.n_bins + 1, device=device)
         return torch.sinh(u * self.u_max)
 
+    def bin_edges_of(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Lower and upper edge (float64, z units) of the bin that holds each z [...]."""
+        ids = self.encode(z.double()).double()
+        u0 = ids / self.n_bins * 2.0 - 1.0
+        u1 = (ids + 1.0) / self.n_bins * 2.0 - 1.0
+        return torch.sinh(u0 * self.u_max), torch.sinh(u1 * self.u_max)
+
     def decode(self, ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Bin ids [...] -> scaled values z [...], drawn uniformly (in asinh space) within the bin."""
         jitter = torch.rand(ids.shape, device=ids.device, generator=generator)
         u = (ids.float() + jitter) / self.n_bins * 2.0 - 1.0
         return torch.sinh(u * self.u_max)
 
+    def to_data_units(
+        self, z: Tensor, loc: Tensor, scale: Tensor, domain: list[dict], channel=None
+    ) -> Tensor:
+        """Paths z [B, S, H, C] -> data units inside ``domain`` (:func:`to_domain`)."""
+        return to_domain(z, loc, scale, domain, self, channel)
+
     def centers(self, device=None) -> Tensor:
         """Bin centres in z: [n_bins] (used for means from logits)."""
         u = (torch.arange(self.n_bins, device=device).float() + 0.5) / self.n_bins * 2.0 - 1.0
         return torch.sinh(u * self.u_max)
+
+
+# ---------------------------------------------------------------------------- domains
+DOMAINS = ("auto", "real", "nonnegative")
+"""The named domains: ``auto`` (non-negative when every observed training value is, else real),
+``real`` (no bounds) and ``nonnegative`` (lower bound 0)."""
+ATOM_SHARE = 0.01
+"""A bound is an atom of a channel when at least this share of its observed training values sit
+exactly on it; the value bin holding an atom decodes to the bound itself."""
+DOMAIN_HELP = "'auto', 'real', 'nonnegative' or a dict of channel -> [lower, upper] or name"
+
+
+def channel_domain(name, value) -> str | tuple[float | None, float | None]:
+    """One channel's entry of a ``domain`` dict: a name of ``DOMAINS`` or ``(lower, upper)``,
+    each a finite number or None (unbounded), lower < upper. One-line ValueError otherwise."""
+    where = f"domain[{name!r}]"
+    if not isinstance(name, str):
+        raise ValueError(f"domain: channel names must be strings, got {name!r}")
+    if isinstance(value, str):
+        if value not in DOMAINS:
+            raise ValueError(f"{where}: expected one of {DOMAINS} or [lower, upper], got {value!r}")
+        return value
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError(f"{where}: expected [lower, upper] (a number or null each), got {value!r}")
+    for b in value:
+        ok = b is None or (isinstance(b, int | float) and not isinstance(b, bool))
+        if not ok or (b is not None and not math.isfinite(b)):
+            raise ValueError(f"{where}: bounds must be finite numbers or null, got {value!r}")
+    lo, hi = value
+    if lo is not None and hi is not None and not lo < hi:
+        raise ValueError(f"{where}: expected lower < upper, got {value!r}")
+    return (None if lo is None else float(lo), None if hi is None else float(hi))
+
+
+def check_domain(spec) -> None:
+    """One-line ValueError naming ``domain`` (and the channel) unless ``spec`` is one of
+    ``DOMAINS`` or a dict of channel name -> a name of ``DOMAINS`` or ``[lower, upper]``."""
+    if isinstance(spec, str) and spec in DOMAINS:
+        return
+    if not isinstance(spec, dict):
+        raise ValueError(f"domain: expected {DOMAIN_HELP}, got {spec!r}")
+    for name, value in spec.items():
+        channel_domain(name, value)
+
+
+def resolve_domain(spec, targets: list[str], values: np.ndarray) -> list[dict]:
+    """The bounds of every target channel, resolved from the training data.
+
+    Args:
+        spec: the ``domain`` setting (:func:`check_domain`); channels a dict leaves out are auto.
+        targets: the C target channel names (a dict names channels by them).
+        values: [T, C] observed training values of every series, stacked (NaN: unobserved).
+
+    Returns:
+        per channel ``{"lower", "upper"}`` (a float or None) and ``{"lower_atom",
+        "upper_atom"}`` (the data sits on the bound: :data:`ATOM_SHARE`).
+    """
+    check_domain(spec)
+    if isinstance(spec, dict) and (unknown := sorted(set(spec) - set(targets))):
+        raise ValueError(f"domain: channel {unknown[0]!r} is not a target (targets: {targets})")
+    out = []
+    for c, name in enumerate(targets):
+        kind = channel_domain(name, spec.get(name, "auto") if isinstance(spec, dict) else spec)
+        x = values[:, c][~np.isnan(values[:, c])]
+        if kind == "auto":
+            kind = "nonnegative" if x.size and x.min() >= 0 else "real"
+        lo, hi = {"real": (None, None), "nonnegative": (0.0, None)}.get(kind, kind)
+        out.append({
+            "lower": lo, "upper": hi,
+            "lower_atom": atom_share(x, lo) >= ATOM_SHARE,
+            "upper_atom": atom_share(x, hi) >= ATOM_SHARE,
+        })  # fmt: skip
+    return out
+
+
+def atom_share(x: np.ndarray, bound: float | None) -> float:
+    """Share of the observed values x [n] exactly on ``bound`` (0 for no bound or no values)."""
+    return float((x == bound).mean()) if bound is not None and x.size else 0.0
+
+
+def domain_limits(domain: list[dict], n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bound [C] of a resolved ``domain`` (:func:`resolve_domain`) in data
+    units, -inf / inf where there is none ([] : unbounded, ``n_channels`` channels)."""
+    dom = domain or [{"lower": None, "upper": None}] * n_channels
+    lo = np.array([-np.inf if d["lower"] is None else d["lower"] for d in dom])
+    return lo, np.array([np.inf if d["upper"] is None else d["upper"] for d in dom])
+
+
+def check_resolved(domain: list) -> None:
+    """One-line ValueError unless ``domain`` is a list of resolved channel domains (as
+    :func:`resolve_domain` returns and a saved model's config holds)."""
+    keys = {"lower", "upper", "lower_atom", "upper_atom"}
+    for c, d in enumerate(domain):
+        if not isinstance(d, dict) or set(d) != keys:
+            raise ValueError(f"domain[{c}]: expected an object with keys {sorted(keys)}, got {d!r}")
+        channel_domain(f"channel {c}", [d["lower"], d["upper"]])
+
+
+def domain_bounds(
+    domain: list[dict], batch: int, channels: int, channel: Tensor | None = None, device=None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Resolved domains as tensors: lower, upper [B, 1, C] float64 (-inf / inf: unbounded) and
+    lower_atom, upper_atom bool [B, 1, C].
+
+    ``channel``: None when the C columns are the domain's channels; else long [B], the domain
+    channel of each row (channel-independent models: one univariate channel per row, C = 1).
+    """
+    inf = math.inf
+    cols = [
+        [(-inf if d["lower"] is None else d["lower"]) for d in domain],
+        [(inf if d["upper"] is None else d["upper"]) for d in domain],
+        [bool(d["lower_atom"]) for d in domain],
+        [bool(d["upper_atom"]) for d in domain],
+    ]
+    out = []
+    for k, col in enumerate(cols):
+        t = torch.tensor(col, dtype=torch.float64 if k < 2 else torch.bool, device=device)
+        t = t[channel][:, None, None] if channel is not None else t[None, None]
+        out.append(t.expand(batch, 1, channels))
+    return tuple(out)
+
+
+def to_domain(
+    z: Tensor,
+    loc: Tensor,
+    scale: Tensor,
+    domain: list[dict],
+    encoder: BinEncoder,
+    channel: Tensor | None = None,
+) -> Tensor:
+    """Decode paths to data units inside the domain: the one place values are decoded.
+
+    ``y = z * scale + loc`` (float64), censored at the bounds (a value beyond one lands on it);
+    where a bound is an atom, every z below the upper edge of the bin holding the bound's z
+    (above the lower edge, for an upper bound) decodes to the bound exactly. The bin is the
+    masked mode's; the flow mode uses the same grid (one bin's width around an atom).
+
+    Args:
+        z: [B, S, H, C] paths in context-scaled units.
+        loc, scale: [B, 1, C] float64 (:func:`target_scale`; scale 0: degenerate context).
+        domain: resolved channel domains (:func:`resolve_domain`; [] = unbounded), of the C
+            columns or, with ``channel`` (long [B]), of each row (:func:`domain_bounds`).
+
+    Returns:
+        [B, S, H, C] float64 in data units, every value within [lower, upper].
+    """
+    y = z.double() * scale[:, None] + loc[:, None]
+    if not domain:
+        return y
+    B, _, C = loc.shape
+    lo, hi, lo_atom, hi_atom = domain_bounds(domain, B, C, channel, device=z.device)
+    y = torch.minimum(torch.maximum(y, lo[:, None]), hi[:, None])
+    z_lo = standardize(torch.where(torch.isfinite(lo), lo, loc), loc, scale)  # [B, 1, C]
+    snap = lo_atom & (scale > 0) & torch.isfinite(lo) & (z_lo.abs() < encoder.z_max)
+    edge = torch.where(snap, encoder.bin_edges_of(z_lo)[1], -math.inf)
+    y = torch.where(z.double() < edge[:, None], lo[:, None].expand_as(y), y)
+    z_hi = standardize(torch.where(torch.isfinite(hi), hi, loc), loc, scale)
+    snap = hi_atom & (scale > 0) & torch.isfinite(hi) & (z_hi.abs() < encoder.z_max)
+    edge = torch.where(snap, encoder.bin_edges_of(z_hi)[0], math.inf)
+    return torch.where(z.double() >= edge[:, None], hi[:, None].expand_as(y), y)

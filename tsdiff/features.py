@@ -230,6 +230,12 @@ class Calendar:
         return np.concatenate(out, axis=-1).astype(np.float32)
 
     @classmethod
+    def saved(cls, names: list[str] | None, freq: str, holidays: str | None = None) -> Calendar:
+        """The calendar of a model whose config names its features ``names`` (None: a model
+        saved before features were named: :meth:`legacy`)."""
+        return cls.legacy(freq) if names is None else cls(freq, tuple(names), holidays)
+
+    @classmethod
     def legacy(cls, freq: str) -> Calendar:
         """The features of models saved before they were named (see the module docstring;
         calendar offsets of hours or days, such as business days, had none)."""

@@ -130,7 +130,7 @@ def fit_phases(
     train_series, val = holdout(series, c, lags=lags) if c.calibrate else (series, [])
     final = c.final_phase if val else "none"
     cards = [len(f.categories[col]) for col in f.columns.static_cat]
-    mcfg = model_config(c, series, cards, calendar, lags)
+    mcfg = model_config(c, series, cards, calendar, lags, f.columns.targets)
     module = build_module(c, mcfg)
     f.model = module.model.to(f.device).eval()
     f.temperature, f.spread = 1.0, 1.0

@@ -24,6 +24,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -32,6 +33,7 @@ from tsdiff.conditioning import extend, future_block
 from tsdiff.config import CALIBRATIONS, CHANNEL_MODES, ForecasterConfig
 from tsdiff.data.frames import Columns, DataError, Series, category_vocab, frame_to_series
 from tsdiff.data.windows import collate, make_window, merge_channels, split_channels
+from tsdiff.encoding import domain_limits
 from tsdiff.features import Calendar
 from tsdiff.fitting import Budget, fit_phases
 from tsdiff.forecast import Forecast
@@ -99,10 +101,7 @@ class Forecaster:
         """The calendar inputs fixed at fit time (saved with the model; tsdiff.features)."""
         if self.model is None:
             return None
-        names = self.model.cfg.time_features
-        if names is None:  # a model saved before features were named
-            return Calendar.legacy(self.config.freq)
-        return Calendar(self.config.freq, tuple(names), self.config.holidays)
+        return Calendar.saved(self.model.cfg.time_features, self.config.freq, self.config.holidays)
 
     @property
     def lags(self) -> tuple[int, ...]:
@@ -168,18 +167,13 @@ class Forecaster:
         )  # what rollouts are checked against (tsdiff.support)
         return self
 
-    def recalibrate(
-        self, df: pd.DataFrame, calibration: str | None = None, **sampler
-    ) -> Forecaster:
+    def recalibrate(self, df: pd.DataFrame, calibration: str | None = None, **sampler):
         """Refit the calibration (``calibration``: temperature, spread or both; default the
         configured one) on the validation windows that :meth:`fit` held out of ``df``, the
-        training frame. E.g. a checkpoint calibrated by temperature, refitted for rollouts.
-
+        training frame (e.g. a checkpoint calibrated by temperature, refitted for rollouts).
         ``sampler``: new sampler settings (``steps``, ``order``, ``block_length``, ``schedule``,
-        ``branch``) that become the configured ones before the refit. A temperature belongs to
-        the sampler it was fitted with: with fewer steps more cells are drawn from their marginals given the context alone,
-        which need another temperature than cells drawn given earlier draws (e.g. one step:
-        every cell is a marginal draw)."""
+        ``branch``) that become the configured ones before the refit: a temperature belongs to
+        the sampler it was fitted with (fewer steps draw more cells from their marginals)."""
         self._check_fitted()
         if unknown := sorted(set(sampler) - SAMPLER_SETTINGS):
             raise TypeError(
@@ -195,7 +189,7 @@ class Forecaster:
             raise DataError(
                 "recalibrate: no series in df is long enough to hold out validation windows "
                 f"(its last horizons of {self.config.prediction_length} steps, as fit() does)"
-            )
+            )  # fmt: skip
         self.config = dataclasses.replace(self.config, calibrate=True)
         self.calibrate(val)
         return self
@@ -220,7 +214,7 @@ class Forecaster:
 
         self.temperature, self.spread, scores = calibrate(
             self.config.calibration, batch, paths, mode=self.model.cfg.mode, grid=grid,
-            deadline=deadline,
+            deadline=deadline, bounds=self.bounds,
         )  # fmt: skip
         self.history.update(scores)
         return self
@@ -268,7 +262,13 @@ class Forecaster:
         g = torch.Generator(device=self.device).manual_seed(seed)
         opts = self.sampler_options(**sampler)
         samples, stats = self.sample_windows(windows, num_samples, generator=g, **opts)
-        return widen(samples.cpu().numpy(), spread), stats
+        return widen(samples.cpu().numpy(), spread, bounds=self.bounds), stats
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bound [C] of every target channel in data units (-inf / inf: none):
+        the model's resolved domain, which every step that moves paths keeps them in."""
+        return domain_limits(self.model.cfg.domain, len(self.columns.targets))
 
     def model_batch(self, windows: list[dict]) -> dict[str, torch.Tensor]:
         """Window dicts (tsdiff.data.windows.make_window) as the model's input batch on

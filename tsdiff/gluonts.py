@@ -178,7 +178,9 @@ class TSDiffEstimator(PyTorchLightningEstimator):
 
     Args mirror :class:`tsdiff.ForecasterConfig` (``max_steps`` optimiser steps of ``batch_size``
     random windows); ``target_dim`` and the ``num_*`` counts fix the input shapes (GluonTS
-    convention); ``num_samples`` is the predictor's default number of sample paths;
+    convention); ``domain`` as in the Forecaster, a dict naming the targets ``target``
+    (univariate) or ``target_0``, ``target_1``, ...; ``num_samples`` is the predictor's default
+    number of sample paths;
     ``trainer_kwargs`` go to ``lightning.Trainer`` (checkpoints land in a temporary directory
     unless ``default_root_dir`` is given).
     """
@@ -214,6 +216,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         block_length: int | None = None,
         calibrate: bool = True,
         calibration: str = "temperature",
+        domain: str | dict = "auto",
         num_samples: int = 100,
         trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -261,6 +264,7 @@ class TSDiffEstimator(PyTorchLightningEstimator):
             block_length=block_length,
             calibrate=calibrate,
             calibration=calibration,
+            domain=domain,
         )
         self.freq, self.prediction_length = freq, prediction_length
         self.shapes = {
@@ -285,7 +289,10 @@ class TSDiffEstimator(PyTorchLightningEstimator):
         :class:`~tsdiff.ForecasterConfig` and the training series (as Forecaster.fit)."""
         if not self._train_series:
             raise RuntimeError("TSDiffEstimator: train() sets up the training series first")
-        mcfg = model_config(self.config, self._train_series, self.shapes["cardinality"])
+        targets = gluonts_columns(self.shapes["target_dim"], 0, 0, 0).targets  # domain names
+        mcfg = model_config(
+            self.config, self._train_series, self.shapes["cardinality"], targets=targets
+        )
         return build_module(self.config, mcfg)
 
     def _to_series(self, data: Iterable[dict]) -> list[Series]:

@@ -42,12 +42,6 @@ def batch_target_scale(batch: dict) -> tuple[Tensor, Tensor]:
     return target_scale(batch["ctx"], batch["ctx_obs"])
 
 
-def to_data_units(z: Tensor, scaled: dict) -> Tensor:
-    """Paths in context-scaled units z [B, S, H, C] -> data units, with the loc and scale
-    [B, 1, C] of :meth:`NumericDenoiser.scale_batch`: the one place values are decoded."""
-    return z * scaled["scale"][:, None] + scaled["loc"][:, None]
-
-
 def squash(z: Tensor, z_max: float) -> Tensor:
     """asinh squashing of scaled values for network inputs (bounded, monotone)."""
     return torch.asinh(z.clamp(-z_max, z_max)) / 3.0
@@ -316,5 +310,9 @@ class Horizon:
             )
 
     def to_data_units(self, z: Tensor) -> Tensor:
-        """z [B, S, H, C] in context-scaled units -> data units (:func:`to_data_units`)."""
-        return to_data_units(z, self.scaled)
+        """z [B, S, H, C] in context-scaled units -> data units [B, S, H, C] (float64) inside the
+        model's domain (:meth:`tsdiff.encoding.BinEncoder.to_data_units`); a channel-independent
+        model (more domain channels than C) takes each row's channel from its last category."""
+        m, s = self.model, self.scaled
+        channel = s["static_cat"][:, -1] if len(m.cfg.domain) > m.cfg.n_channels else None
+        return m.encoder.to_data_units(z, s["loc"], s["scale"], m.cfg.domain, channel)

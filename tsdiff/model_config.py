@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from lm_core.config import ModelConfig
+from tsdiff.encoding import check_resolved
 
 
 @dataclass
@@ -56,8 +57,12 @@ class TSModelConfig:
     """[Cf] x (mean, std) of the future covariates over the training data (global scaling)."""
     mode: str = "masked"
     """masked: value bins filled by masked diffusion; flow: continuous values by flow matching."""
+    domain: list[dict] = field(default_factory=list)
+    """Per target channel its resolved bounds (:func:`tsdiff.encoding.resolve_domain`), applied
+    when paths are decoded; [] (models saved before domains): unbounded."""
 
     def __post_init__(self) -> None:
+        check_resolved(self.domain)
         for name in ("context_length", "prediction_length", "n_channels", "patch_size", "n_bins"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

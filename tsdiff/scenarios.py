@@ -208,7 +208,8 @@ def rollout(
         for name in plans:
             fcov = blocks[name][i]
             paths, nfe = _rollout_one(forecaster, s, fcov, horizon, num_samples, seed, sampler)
-            per_plan.append(widen(paths, spread, axis=0))  # around this plan's own mean
+            # around this plan's own mean, inside the domain
+            per_plan.append(widen(paths, spread, axis=0, bounds=forecaster.bounds))
         samples[s.item_id] = np.stack(per_plan)
         starts[s.item_id] = extend(
             s, np.zeros((1, len(cols.future_covariates)), np.float32), c.freq, forecaster.calendar

@@ -40,6 +40,7 @@ from tsdiff.config import ForecasterConfig
 from tsdiff.data.frames import Series
 from tsdiff.data.windows import TrainWindows, collate, make_window, split_series
 from tsdiff.diffusion import horizon_loss
+from tsdiff.encoding import resolve_domain
 from tsdiff.features import Calendar, feature_names
 from tsdiff.flow import flow_loss
 from tsdiff.model import NumericDenoiser, TSModelConfig
@@ -144,13 +145,18 @@ def model_config(
     cardinalities: list[int],
     calendar: Calendar | None = None,
     lags: list[int] | tuple[int, ...] = (),
+    targets: list[str] | None = None,
 ) -> TSModelConfig:
     """The denoiser's config: every model option of ``config``, the shapes of ``series`` (all of
     them share one layout) and the number of categories of each static categorical column.
     Channel-independent models see one channel a sequence, its index a further category.
     ``calendar``/``lags``: the inputs chosen at fit time (tsdiff.features; None: the legacy
-    calendar of the frequency)."""
+    calendar of the frequency). ``config.domain`` is resolved per target channel (named
+    ``targets``, default "0", "1", ...) from the values of ``series``
+    (:func:`tsdiff.encoding.resolve_domain`)."""
     c, s = config, series[0]
+    names = list(targets) if targets is not None else [str(k) for k in range(s.target.shape[1])]
+    values = np.concatenate([x.target for x in series], 0).astype(np.float64)
     glob = c.covariate_scaling == "global"  # training statistics only where they are used
     cards = list(cardinalities)
     independent = is_independent(c, s.target.shape[1])
@@ -178,6 +184,7 @@ def model_config(
         n_future_covariates=s.future_cov.shape[1],
         n_static_real=len(s.static_real),
         static_cardinalities=cards,
+        domain=resolve_domain(c.domain, names, values),
     )
 
 
