@@ -7,6 +7,7 @@ Batches are the dicts of :mod:`lm_core.data.packing`: packed ``{"input_ids" [1, 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -67,6 +68,11 @@ class TextDataModule(L.LightningDataModule):
         max_doc_len: int | None = None,
     ) -> None:
         super().__init__()
+        if tokenizer not in ("byte", "bpe") and not Path(tokenizer).exists():
+            raise ValueError(
+                "tokenizer: expected byte, bpe, a tokenizer folder or a tokenizer.json file, "
+                f"got {tokenizer!r} (no such path)"
+            )
         for name, v in (("token_budget", token_budget), ("batch_size", batch_size)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
