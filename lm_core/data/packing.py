@@ -213,7 +213,8 @@ class PackedDataset(IterableDataset):
         max_doc_len: longest segment (default ``token_budget``).
         by_rank: under ``torch.distributed``, rank r of w yields batches r, r + w, ... of the
             plan (cut to a multiple of w, so every rank has as many): each rank reads only its
-            share. ``splits_ranks`` says so to the resumable loader, which then takes every
+            share. The rank is read when the dataset is built (in the training process, not in
+            its DataLoader workers). ``splits_ranks`` says so to the resumable loader, which then takes every
             batch it is given.
     """
 
@@ -237,6 +238,7 @@ class PackedDataset(IterableDataset):
             self.docs = _as_tensors(docs_ids)
             self.lengths = [d.numel() for d in self.docs]
         self.splits_ranks = by_rank
+        self.share = _rank_world() if by_rank else (0, 1)  # read here, not in worker processes
         self.token_budget, self.eos_id = token_budget, eos_id
         self.split_share, self.seed, self.shuffle = split_share, seed, shuffle
         self.max_doc_len = max_doc_len
@@ -273,7 +275,7 @@ class PackedDataset(IterableDataset):
         docs = _Ordered(self.docs, order)
         eos = torch.tensor([self.eos_id], dtype=torch.long)
         if self.splits_ranks:
-            rank, world = _rank_world()
+            rank, world = self.share
             plan = plan[: len(plan) // world * world][rank::world]
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
