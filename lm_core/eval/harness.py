@@ -26,6 +26,7 @@ from lm_eval.utils import make_table
 
 from lm_core.eval.requests import CheckpointScorer, UnservableRequest
 from lm_core.flow.model import is_flow_checkpoint
+from lm_core.outputs import one_line
 from lm_core.text.llada import load_any
 
 SERVED = {
@@ -130,7 +131,10 @@ def load_tasks(names: list[str], include_path: str | None) -> tuple[TaskManager,
     if unknown:
         where = f" (nor in --include-path {include_path})" if include_path else ""
         raise ValueError(f"--tasks: no lm-eval task named {', '.join(unknown)}{where}")
-    return tm, tm.load(names)
+    try:
+        return tm, tm.load(names)
+    except (KeyError, TypeError, ValueError, OSError) as e:  # a broken YAML file or data path
+        raise ValueError(f"--tasks: could not load {', '.join(names)}: {one_line(e)}") from None
 
 
 def run_eval(

@@ -172,3 +172,12 @@ def test_a_continuation_longer_than_the_window_is_one_line(setup):
         scorer.loglikelihood("ab", "x" * 60, what="task t")
     long_ctx = scorer.loglikelihood("z" * 100, "cd")  # a long context keeps its last tokens
     assert long_ctx == scorer.loglikelihood("z" * 46, "cd")
+
+
+def test_a_task_whose_data_file_is_missing_is_one_line(setup, tmp_path, capsys):
+    (tmp_path / "broken.yaml").write_text(CHOICE_YAML.replace("tiny_choice", "broken").format(
+        data=tmp_path / "absent.jsonl"))  # fmt: skip
+    rc = main(["eval", "--ckpt", str(setup / "masked"), "--tasks", "broken",
+               "--include-path", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "broken" in err[0]
