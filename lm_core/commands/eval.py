@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=0.9)
     p.add_argument("--bootstrap-iters", type=int, default=1000, help="0: no standard errors")
     p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--verbose", action="store_true", help="the harness's info and warnings")
     return p
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     results = harness.run_eval(
         scorer, tasks, include_path=args.include_path, limit=args.limit,
-        num_fewshot=args.num_fewshot, bootstrap_iters=args.bootstrap_iters,
+        num_fewshot=args.num_fewshot, bootstrap_iters=args.bootstrap_iters, verbose=args.verbose,
     )  # fmt: skip
     print(harness.table(results))
     if args.out is not None:

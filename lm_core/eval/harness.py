@@ -146,10 +146,12 @@ def run_eval(
     num_fewshot: int | None = None,
     bootstrap_iters: int = 1000,
     log_samples: bool = False,
+    verbose: bool = False,
 ) -> dict:
     """Evaluate ``scorer``'s checkpoint on lm-eval tasks; the harness's results dict (with
-    ``samples``, each document's requests and answers, when ``log_samples``)."""
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    ``samples``, each document's requests and answers, when ``log_samples``). The harness logs
+    errors only unless ``verbose``."""
+    logging.getLogger("lm_eval").setLevel(logging.INFO if verbose else logging.ERROR)
     tm, loaded = load_tasks(tasks, include_path)
     for name, task in loaded["tasks"].items():
         check_task(name, task, scorer.kind)
