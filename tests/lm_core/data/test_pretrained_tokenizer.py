@@ -2,10 +2,14 @@
 special ids found by name, a saved copy loads as the same tokenizer (same hash), and a
 vocabulary larger than the model's is one line naming the file."""
 
+import json
+
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from lm_core.cli import main
 from lm_core.config import ConfigError, ModelConfig
+from lm_core.data.datamodule import TextDataModule
 from lm_core.data.tokenizers import (
     PretrainedTokenizer,
     TokenizerError,
@@ -67,3 +71,22 @@ def test_vocabulary_larger_than_the_model_config_names_the_file(tmp_path):
     assert "model.vocab_size" in msg and str(f) in msg and str(tok.vocab_size) in msg
     padded = ModelConfig(vocab_size=tok.vocab_size + 64, d_model=32, n_layers=1, n_heads=2)
     assert resolve_model(padded, tok, 64).vocab_size == tok.vocab_size + 64  # LLaDA pads rows
+
+
+def test_prepare_and_the_data_module_take_a_tokenizer_file(tmp_path, capsys):
+    f = _hf_file(tmp_path / "tokenizer.json", ["<|endoftext|>", "<|mdm_mask|>"])
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"text": f"{t} {i}"}) + "\n" for i, t in enumerate(TEXTS * 3))
+    )
+    assert main(["prepare", "--data.train", str(corpus), "--tokenizer", str(f),
+                 "--out", str(tmp_path / "sh")]) == 0  # fmt: skip
+    m = json.loads((tmp_path / "sh" / "manifest.json").read_text())
+    tok = resolve_tokenizer(str(f))
+    assert m["tokenizer"]["kind"] == "hf" and m["tokenizer"]["sha256"] == tokenizer_hash(tok)
+    dm = TextDataModule(train=str(tmp_path / "sh"), token_budget=64)
+    dm.setup("fit")
+    assert tokenizer_hash(dm.tokenizer) == tokenizer_hash(tok)
+    direct = TextDataModule(train=str(corpus), tokenizer=str(f), token_budget=64)
+    direct.setup("fit")  # named in fit without prepare: the same ids, no BPE training
+    assert [dm.train_ids[i].tolist() for i in range(3)] == direct.train_ids[:3]
