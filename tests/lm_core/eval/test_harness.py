@@ -4,6 +4,7 @@ files over local JSON data, a tiny checkpoint built here (random weights, byte t
 import json
 import math
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -181,3 +182,17 @@ def test_a_task_whose_data_file_is_missing_is_one_line(setup, tmp_path, capsys):
                "--include-path", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "broken" in err[0]
+
+
+def test_the_registered_model_type_takes_model_args_strings(setup):
+    """`lm_eval --model lm_core --model_args ckpt=DIR,mc_samples=8,seed=3` builds the same
+    scorer as load_scorer, and answers a request as the scorer does."""
+    from lm_eval.api.registry import get_model  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+
+    lm = get_model("lm_core").create_from_arg_string(
+        f"ckpt={setup / 'masked'},mc_samples=8,seed=3", {"batch_size": "4", "device": None}
+    )
+    assert (lm.scorer.mc_samples, lm.scorer.seed, lm.scorer.batch_size) == (8, 3, 4)
+    req = SimpleNamespace(args=("ab", " cd"), task_name="t")
+    direct = harness.load_scorer(str(setup / "masked"), mc_samples=8, batch_size=4, seed=3)
+    assert lm.loglikelihood([req]) == [direct.loglikelihood("ab", " cd")]
