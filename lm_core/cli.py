@@ -16,6 +16,8 @@ COMMANDS = {
     "generate": "sample text from a checkpoint",
     "score": "ELBO perplexity bound of a text file, or log-likelihood of a continuation",
     "choose": "multiple-choice scoring (likelihood and confidence)",
+    "eval": "lm-evaluation-harness tasks on a checkpoint (needs the eval extra)",
+    "prepare": "tokenise a corpus once into memory-mapped shards for fit",
 }
 
 

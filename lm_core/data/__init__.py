@@ -3,7 +3,8 @@
 Batches are dicts: packed ``{"input_ids": [1, T], "cu_seqlens": int32 [n + 1]}`` or padded
 ``{"input_ids": [B, L], "valid": bool [B, L]}``. The Lightning ``TextDataModule`` lives in
 ``lm_core.data.datamodule`` and ``SFTDataModule`` (supervised fine-tuning batches) in
-``lm_core.data.sft_datamodule``, with the SFT formatting in ``lm_core.data.sft``.
+``lm_core.data.sft_datamodule``, with the SFT formatting in ``lm_core.data.sft``. Corpora
+tokenised once into memory-mapped shards (``lm-core prepare``) are :mod:`lm_core.data.shards`.
 """
 
 from lm_core.data.corpora import BUILTIN, CorpusError, chunk_text, holdout, load_corpus, split_of
@@ -14,12 +15,16 @@ from lm_core.data.packing import (
     pad_documents,
     plan_batches,
 )
+from lm_core.data.shards import ShardDocs, ShardError, is_shard_dir, write_shards
 from lm_core.data.tokenizers import (
     BPETokenizer,
     ByteTokenizer,
+    PretrainedTokenizer,
     TokenizerError,
     build_tokenizer,
     load_tokenizer,
+    resolve_tokenizer,
+    tokenizer_hash,
 )
 
 __all__ = [
@@ -28,19 +33,26 @@ __all__ = [
     "ByteTokenizer",
     "CorpusError",
     "PackedDataset",
+    "PretrainedTokenizer",
     "SFTDataModule",
+    "ShardDocs",
+    "ShardError",
     "TextDataModule",
     "TokenizerError",
     "build_tokenizer",
     "chunk_text",
     "collate_single",
     "holdout",
+    "is_shard_dir",
     "load_corpus",
     "load_tokenizer",
     "pack_documents",
     "pad_documents",
     "plan_batches",
+    "resolve_tokenizer",
     "split_of",
+    "tokenizer_hash",
+    "write_shards",
 ]
 
 

@@ -246,3 +246,24 @@ def is_builtin(spec: str | list[str]) -> bool:
     """True when ``spec`` names only built-in corpora (so it has fixed val/test splits)."""
     items = [spec] if isinstance(spec, str) else list(spec)
     return bool(items) and all(os.fspath(i) in BUILTIN for i in items)
+
+
+def train_val(train_spec, val_spec=None) -> tuple[list[str], list[str]]:
+    """(train, val) documents of a run: ``val_spec``'s, a built-in corpus's ``val`` split, or a
+    fixed 5 % of the training documents held out by a hash of their text (:func:`split_of`);
+    too few documents for that is a ValueError naming ``--data.val``."""
+    train = load_corpus(train_spec, "train")
+    if val_spec is not None:
+        return train, load_corpus(val_spec, "val")
+    if is_builtin(train_spec):
+        return train, load_corpus(train_spec, "val")
+    val = holdout(train, "val")
+    train = [d for d in train if split_of(d) != "val"]
+    if not val:
+        raise ValueError(
+            f"--data.val: {train_spec!r} gave {len(train)} document(s), too few to "
+            "hold out 5 % for validation; give a validation file with --data.val FILE "
+            "(a text file is one document, cut at blank lines into ~4 KB documents when "
+            "over 64 KB; a .jsonl file is one document per line)"
+        )
+    return train, val

@@ -7,15 +7,16 @@ Batches are the dicts of :mod:`lm_core.data.packing`: packed ``{"input_ids" [1, 
 from __future__ import annotations
 
 import random
-from typing import Literal
+from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lm_core.data.corpora import holdout, is_builtin, load_corpus, split_of
+from lm_core.data.corpora import load_corpus, train_val
 from lm_core.data.packing import PackedDataset, collate_single, pad_documents
-from lm_core.data.tokenizers import BPETokenizer, ByteTokenizer, build_tokenizer
+from lm_core.data.shards import ShardDocs, check_tokenizer, folder_tokenizer, is_shard_dir
+from lm_core.data.tokenizers import resolve_tokenizer
 
 
 class TextDataModule(L.LightningDataModule):
@@ -23,12 +24,18 @@ class TextDataModule(L.LightningDataModule):
 
     Args:
         train: training corpus: a built-in name (``shakespeare``, ``kjv``, ``stdlib``), a path or
-            glob (``.txt``, ``.jsonl``, ``path.jsonl:field``), or a list of them.
+            glob (``.txt``, ``.jsonl``, ``path.jsonl:field``), or a list of them; or a shard folder
+            written by ``lm-core prepare`` (:mod:`lm_core.data.shards`: memory-mapped, read
+            by each rank for its share of the batches; its ``val`` split validates unless
+            ``val`` is given, and its tokenizer is used).
         val: validation corpus in the same forms. None: the fixed ``val`` split of a built-in
             ``train``, or for files a fixed 5 % of the training documents held out by a hash of their
             text (:func:`lm_core.data.corpora.split_of`); the rest is trained on.
-        tokenizer: ``byte`` (259 ids) or ``bpe`` (byte-level BPE trained on the train corpus in
-            ``setup``).
+        tokenizer: ``byte`` (259 ids), ``bpe`` (byte-level BPE trained on the train corpus in
+            ``setup``), a tokenizer folder, or a pretrained HuggingFace ``tokenizer.json`` file
+            (such as LLaDA's). With a shard folder: default the folder's; another one is refused.
+        special_tokens: for a ``tokenizer.json`` file, ``{mask, eos, pad}`` token strings (default:
+            found by their usual names).
         bpe_vocab_size: total ids of the BPE tokenizer, specials included.
         token_budget: tokens per packed batch (packed), or the row length ``seq_len`` (padded).
         packed: pack documents with ``cu_seqlens`` (True) or pad one document per row (False).
@@ -47,7 +54,8 @@ class TextDataModule(L.LightningDataModule):
         self,
         train: str | list[str] = "shakespeare",
         val: str | list[str] | None = None,
-        tokenizer: Literal["byte", "bpe"] = "byte",
+        tokenizer: str = "byte",
+        special_tokens: dict[str, str] | None = None,
         bpe_vocab_size: int = 4096,
         token_budget: int = 2048,
         packed: bool = True,
@@ -60,13 +68,17 @@ class TextDataModule(L.LightningDataModule):
         max_doc_len: int | None = None,
     ) -> None:
         super().__init__()
-        if tokenizer not in ("byte", "bpe"):
-            raise ValueError(f"tokenizer: expected 'byte' or 'bpe', got {tokenizer!r}")
+        if tokenizer not in ("byte", "bpe") and not Path(tokenizer).exists():
+            raise ValueError(
+                "tokenizer: expected byte, bpe, a tokenizer folder or a tokenizer.json file, "
+                f"got {tokenizer!r} (no such path)"
+            )
         for name, v in (("token_budget", token_budget), ("batch_size", batch_size)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         self.train_spec, self.val_spec = train, val
         self.tokenizer_kind, self.bpe_vocab_size = tokenizer, bpe_vocab_size
+        self.special_tokens = special_tokens
         self.token_budget, self.packed, self.batch_size = token_budget, packed, batch_size
         self.split_share, self.seed, self.num_workers = split_share, seed, num_workers
         self.max_train_docs, self.max_chars, self.max_doc_len = (
@@ -74,30 +86,16 @@ class TextDataModule(L.LightningDataModule):
             max_chars,
             max_doc_len,
         )
-        self.tokenizer: ByteTokenizer | BPETokenizer | None = None
-        self.train_ids: list[list[int]] | None = None
-        self.val_ids: list[list[int]] | None = None
+        self.tokenizer = None
+        self.train_ids: list[list[int]] | ShardDocs | None = None
+        self.val_ids: list[list[int]] | ShardDocs | None = None
 
-    def set_tokenizer(self, tokenizer: ByteTokenizer | BPETokenizer) -> None:
+    def set_tokenizer(self, tokenizer) -> None:
         """Use a given tokenizer (e.g. from a checkpoint) instead of building one in setup."""
         self.tokenizer = tokenizer
 
     def _texts(self) -> tuple[list[str], list[str]]:
-        train = load_corpus(self.train_spec, "train")
-        if self.val_spec is not None:
-            val = load_corpus(self.val_spec, "val")
-        elif is_builtin(self.train_spec):
-            val = load_corpus(self.train_spec, "val")
-        else:
-            val = holdout(train, "val")
-            train = [d for d in train if split_of(d) != "val"]
-            if not val:
-                raise ValueError(
-                    f"--data.val: {self.train_spec!r} gave {len(train)} document(s), too few to "
-                    "hold out 5 % for validation; give a validation file with --data.val FILE "
-                    "(a text file is one document, cut at blank lines into ~4 KB documents when "
-                    "over 64 KB; a .jsonl file is one document per line)"
-                )
+        train, val = train_val(self.train_spec, self.val_spec)
         if self.max_train_docs is not None:
             train = train[: self.max_train_docs]
         return _cap_chars(train, self.max_chars), _cap_chars(val, self.max_chars)
@@ -106,14 +104,41 @@ class TextDataModule(L.LightningDataModule):
         """Load the corpora, build the tokenizer (unless given) and tokenize; runs once."""
         if self.train_ids is not None:
             return
+        if is_shard_dir(self.train_spec):
+            return self._setup_shards(self.train_spec)
         train, val = self._texts()
         if self.tokenizer is None:
-            self.tokenizer = build_tokenizer(self.tokenizer_kind, train, self.bpe_vocab_size)
+            self.tokenizer = resolve_tokenizer(
+                self.tokenizer_kind, train, self.bpe_vocab_size, self.special_tokens
+            )
         self.train_ids = self.tokenizer.encode_batch(train)
         self.val_ids = self.tokenizer.encode_batch(val)
 
-    def _loader(self, ids: list[list[int]], train: bool) -> DataLoader:
+    def _setup_shards(self, folder: str) -> None:
+        """A ``lm-core prepare`` folder: its tokenizer (or the given one, if it is the same)."""
+        if self.tokenizer is None and self.tokenizer_kind not in ("byte", "bpe"):
+            self.tokenizer = resolve_tokenizer(self.tokenizer_kind, None, None, self.special_tokens)
+        if self.tokenizer is None:
+            self.tokenizer = folder_tokenizer(folder)
+        check_tokenizer(folder, self.tokenizer)
+        self.train_ids = ShardDocs(folder, "train", self.max_train_docs)
+        if self.val_spec is None:
+            self.val_ids = ShardDocs(folder, "val")
+        elif is_shard_dir(self.val_spec):
+            check_tokenizer(self.val_spec, self.tokenizer)
+            self.val_ids = ShardDocs(self.val_spec, "val")
+        else:
+            val = _cap_chars(load_corpus(self.val_spec, "val"), self.max_chars)
+            self.val_ids = self.tokenizer.encode_batch(val)
+
+    def _pin(self) -> bool:
+        """Pinned host memory when the trainer runs on CUDA."""
+        trainer = getattr(self, "trainer", None)
+        return bool(trainer is not None and trainer.strategy.root_device.type == "cuda")
+
+    def _loader(self, ids, train: bool) -> DataLoader:
         tok = self.tokenizer
+        shards = isinstance(ids, ShardDocs)
         if self.packed:
             ds = PackedDataset(
                 ids,
@@ -123,12 +148,14 @@ class TextDataModule(L.LightningDataModule):
                 self.seed,
                 shuffle=train,
                 max_doc_len=self.max_doc_len,
+                by_rank=train and shards,
             )
             return DataLoader(
                 ds,
                 batch_size=None,
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
+                pin_memory=self._pin(),
             )
         if train:  # a fixed shuffle of documents; the DataLoader then shuffles batches per epoch
             ids = list(ids)
@@ -142,6 +169,7 @@ class TextDataModule(L.LightningDataModule):
             generator=gen,
             collate_fn=collate_single,
             num_workers=self.num_workers,
+            pin_memory=self._pin(),
         )
 
     def train_dataloader(self) -> DataLoader:

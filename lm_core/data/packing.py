@@ -201,7 +201,9 @@ class PackedDataset(IterableDataset):
     w, w + n_workers, ... of the same plan.
 
     Args:
-        docs_ids: token ids of each document without EOS (lists or 1-D tensors).
+        docs_ids: token ids of each document without EOS (lists or 1-D tensors), or a document
+            store with ``lengths`` and ``__getitem__`` (:class:`lm_core.data.shards.ShardDocs`:
+            memory-mapped; a document is read only when a batch holding it is built).
         token_budget: most tokens per batch.
         eos_id: id appended after every document.
         split_share: share of documents split in two (0 for validation).
@@ -209,6 +211,11 @@ class PackedDataset(IterableDataset):
         shuffle: permute documents each epoch (False keeps the input order: deterministic
             validation batches, identical every epoch).
         max_doc_len: longest segment (default ``token_budget``).
+        by_rank: under ``torch.distributed``, rank r of w yields batches r, r + w, ... of the
+            plan (cut to a multiple of w, so every rank has as many): each rank reads only its
+            share. The rank is read when the dataset is built (in the training process, not in
+            its DataLoader workers). ``splits_ranks`` says so to the resumable loader, which then takes every
+            batch it is given.
     """
 
     def __init__(
@@ -221,11 +228,17 @@ class PackedDataset(IterableDataset):
         *,
         shuffle: bool = True,
         max_doc_len: int | None = None,
+        by_rank: bool = False,
     ) -> None:
         super().__init__()
         _check_args(token_budget, max_doc_len, split_share)
-        self.docs = _as_tensors(docs_ids)
-        self.lengths = [d.numel() for d in self.docs]
+        if hasattr(docs_ids, "lengths"):  # a document store (memory-mapped shards)
+            self.docs, self.lengths = docs_ids, [int(n) for n in docs_ids.lengths]
+        else:
+            self.docs = _as_tensors(docs_ids)
+            self.lengths = [d.numel() for d in self.docs]
+        self.splits_ranks = by_rank
+        self.share = _rank_world() if by_rank else (0, 1)  # read here, not in worker processes
         self.token_budget, self.eos_id = token_budget, eos_id
         self.split_share, self.seed, self.shuffle = split_share, seed, shuffle
         self.max_doc_len = max_doc_len
@@ -259,8 +272,11 @@ class PackedDataset(IterableDataset):
         epoch = self._epoch if self._epoch is not None else self._next_epoch
         self._epoch, self._next_epoch = None, epoch + 1
         order, plan = self.plan(epoch)
-        docs = [self.docs[i] for i in order]
+        docs = _Ordered(self.docs, order)
         eos = torch.tensor([self.eos_id], dtype=torch.long)
+        if self.splits_ranks:
+            rank, world = self.share
+            plan = plan[: len(plan) // world * world][rank::world]
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
         for pieces in plan[wid::nw]:
@@ -269,6 +285,23 @@ class PackedDataset(IterableDataset):
     def num_batches(self, epoch: int = 0) -> int:
         """Batches in ``epoch`` (no ``__len__``: the count changes a little between epochs)."""
         return len(self.plan(epoch)[1])
+
+
+class _Ordered:
+    """``docs[order[i]]`` on demand (no copy of the corpus per epoch)."""
+
+    def __init__(self, docs, order: list[int]) -> None:
+        self.docs, self.order = docs, order
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.docs[self.order[i]]
+
+
+def _rank_world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def collate_single(batch: list[dict]) -> dict:

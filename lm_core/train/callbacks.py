@@ -52,6 +52,8 @@ class ResumableLoader:
             if hasattr(self.loader.dataset, "set_epoch"):
                 self.loader.dataset.set_epoch(epoch)
             rank, world = self.trainer.global_rank, max(self.trainer.world_size, 1)
+            if getattr(self.loader.dataset, "splits_ranks", False):  # it yields our share
+                rank, world = 0, 1
             for i, batch in enumerate(self.loader):  # rank r takes batches r, r + w, ...
                 if i >= skip * world and i % world == rank:
                     yield batch

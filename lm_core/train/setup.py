@@ -27,9 +27,10 @@ def resolve_model(
     if model.vocab_size is None:
         model = dataclasses.replace(model, vocab_size=tokenizer.vocab_size)
     elif model.vocab_size < tokenizer.vocab_size:
+        src = getattr(tokenizer, "source", "")
         raise ConfigError(
-            f"model.vocab_size: expected at least the tokenizer's {tokenizer.vocab_size} ids, "
-            f"got {model.vocab_size}"
+            f"model.vocab_size: expected at least the tokenizer's {tokenizer.vocab_size} ids"
+            f"{f' ({src})' if src else ''}, got {model.vocab_size}"
         )
     if token_budget is not None and token_budget > model.max_seq_len:
         raise ConfigError(
