@@ -85,6 +85,16 @@ def backtest_kwargs(protocol: Protocol) -> dict:
     return {"windows": protocol.n_test_windows}
 
 
+def protocol_order(items: list, origins: list, test: list) -> list[int]:
+    """Positions in a tsdiff backtest (windows ordered by ``items`` and ``origins``: tsdiff
+    sorts item ids) of the protocol's windows ``test`` (``window_splits``' ``(context, future)``
+    pairs, in the frame's item order): ``samples[protocol_order(...)]`` is in protocol order."""
+    where = {
+        (str(i), pd.Timestamp(o)): k for k, (i, o) in enumerate(zip(items, origins, strict=True))
+    }
+    return [where[(str(fut["item_id"].iloc[0]), fut["timestamp"].iloc[0])] for _, fut in test]
+
+
 def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
     """tsdiff with its defaults (see the module docstring)."""
     cols, covs = list(protocol.target_columns), list(protocol.known_covariates)
@@ -93,7 +103,7 @@ def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
         prediction_length=protocol.prediction_length, freq=protocol.freq,
         future_covariates=covs, seed=seed, progress=False, **kw,
     )  # fmt: skip
-    train, _ = window_splits(df, protocol)
+    train, test = window_splits(df, protocol)
     t0 = time.perf_counter()
     f.fit(train[["item_id", "timestamp", *cols, *covs]], target=cols)
     t1 = time.perf_counter()
@@ -101,7 +111,8 @@ def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
     bt = f.backtest(
         df[["item_id", "timestamp", *cols, *covs]], num_samples=N_PATHS, seed=seed, **wk
     )
-    return Forecast(samples=bt["samples"], fit_s=t1 - t0, predict_s=time.perf_counter() - t1)
+    samples = bt["samples"][protocol_order(bt["items"], bt["origins"], test)]
+    return Forecast(samples=samples, fit_s=t1 - t0, predict_s=time.perf_counter() - t1)
 
 
 def seasonal_naive(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:

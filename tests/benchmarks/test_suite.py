@@ -11,7 +11,8 @@ import pytest
 
 from benchmarks import suite
 from benchmarks.suite import Piece, merge, plan, read_pieces, run_piece, run_pieces, write_piece
-from tsdiff.data.protocol import Protocol
+from benchmarks.suite_models import protocol_order
+from tsdiff.data.protocol import Protocol, window_splits
 
 TOY = Protocol("toy", "D", 3, 6, 2, ("y",), n_test_windows=2)
 
@@ -154,3 +155,18 @@ def test_the_ensemble_fails_naming_a_failed_member(tmp_path, monkeypatch):
     rec = run_piece(Piece("toy", "stat_ensemble", 0), tmp_path, None, False)
     assert rec["status"] == "failed"
     assert rec["error"] == "member auto_arima failed: worker exit code -9: timed out after 240 s"
+
+
+def test_tsdiff_paths_are_put_in_the_protocols_window_order():
+    """tsdiff's backtest sorts item ids; the protocol keeps the frame's item order (M1's "T10"
+    comes before "T2" only in one of them): every window's paths must be matched by item and
+    origin, not by position."""
+    t = pd.date_range("2000", periods=6, freq="YS")
+    df = pd.concat(
+        [pd.DataFrame({"item_id": i, "timestamp": t, "y": np.arange(6.0)}) for i in ("b", "a")]
+    )
+    proto = Protocol("x", "YS", 2, 2, 1, ("y",), n_test_windows=2)
+    _, test = window_splits(df, proto)  # b's two windows, then a's
+    items = ["a", "a", "b", "b"]  # the backtest's order
+    origins = [t[2], t[4], t[2], t[4]]
+    assert protocol_order(items, origins, test) == [2, 3, 0, 1]
