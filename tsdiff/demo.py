@@ -5,8 +5,12 @@ time cap stops a slow machine earlier and says so) on hourly data before 2001-12
 ghi, dni, temp_air, relative_humidity, wind_speed), then backtests 28 daily windows
 (horizon 24 h, context 168 h, origins at midnight 2001-12-04 .. 2001-12-31) with 100 sample
 paths each, beside seasonal naive (24 h) and ETS(A,Ad,A) (statsmodels) on the same windows
-(:mod:`tsdiff.baselines`).
-Prints the metric table and writes a fan chart and a PIT histogram under ``demo_out/``.
+(:mod:`tsdiff.baselines`). Settings not given here (channel mode, context patching, sampler) are
+the library's defaults; relative humidity is bounded to [0, 100] and the other channels get the
+automatic domain (non-negative where the training data is), so no path leaves where the data
+lives. About 2 minutes on a 2-core CPU (fit with calibration and the final phase on all of the
+history, then sampling). Prints the metric table and writes a fan chart (dated x-axis) and a PIT
+histogram under ``demo_out/``.
 """
 
 from __future__ import annotations
