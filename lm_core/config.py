@@ -53,8 +53,10 @@ class ModelConfig:
     """Standard deviation of the normal initialisation of linear and embedding weights."""
     dropout: float = 0.0
     """Dropout on each attention and MLP output before its residual add (training only)."""
-    attn_backend: Literal["auto", "flash", "varlen", "sdpa"] = "auto"
-    """Attention kernel: auto picks flash-attn, then torch varlen (CUDA), then SDPA."""
+    attn_backend: Literal["auto", "flash", "varlen", "flex", "sdpa"] = "auto"
+    """Attention kernel: auto picks flash-attn, then torch varlen for unmasked or packed bf16
+    batches on CUDA, FlexAttention (a BlockMask) for other packed or block-causal batches on
+    CUDA, else SDPA with a dense mask (CPU). flex on CPU runs forward only (no training)."""
     block_causal: int = 0
     """0: bidirectional. N > 0: block-causal (BD3-LM, Fast-dLLM v2): attention is bidirectional
     within blocks of N positions and causal across them, so a generation KV cache is exact;
@@ -100,9 +102,9 @@ class ModelConfig:
             self.dropout,
         )
         _check(
-            self.attn_backend in ("auto", "flash", "varlen", "sdpa"),
+            self.attn_backend in ("auto", "flash", "varlen", "flex", "sdpa"),
             "model.attn_backend",
-            "one of auto, flash, varlen, sdpa",
+            "one of auto, flash, varlen, flex, sdpa",
             self.attn_backend,
         )
         _check(

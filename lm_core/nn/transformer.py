@@ -17,7 +17,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from lm_core.config import ModelConfig
-from lm_core.nn.attention import attention, block_causal_mask, document_ids
+from lm_core.nn.attention import AttentionPlan, attention, compute_dtype, plan_attention
+from lm_core.nn.flex import MaskSpec, block_causal_spec
+from lm_core.nn.masks import document_ids
 from lm_core.nn.head import vocab_cross_entropy
 from lm_core.nn.layers import RMSNorm, RotaryEmbedding, SwiGLU, TimeEmbedding
 
@@ -47,11 +49,11 @@ class Attention(nn.Module):
         cos: Tensor,
         sin: Tensor,
         *,
-        cu_seqlens: Tensor | None,
-        attn_mask: Tensor | None,
+        plan: AttentionPlan,
         kv_prefix: KV | None = None,
     ) -> tuple[Tensor, KV]:
-        """x: [B, T, d] -> ([B, T, d], (k, v) each [B, T, Hkv, D] with RoPE applied)."""
+        """x: [B, T, d] -> ([B, T, d], (k, v) each [B, T, Hkv, D] with RoPE applied); ``plan``
+        the batch's :func:`~lm_core.nn.attention.plan_attention`, shared by every layer."""
         B, T, _ = x.shape
         D = self.cfg.head_dim
         q = self.q_proj(x).view(B, T, self.cfg.n_heads, D)
@@ -63,15 +65,7 @@ class Attention(nn.Module):
         if kv_prefix is not None:
             k_all = torch.cat([kv_prefix[0].to(k.dtype), k], dim=1)
             v_all = torch.cat([kv_prefix[1].to(v.dtype), v], dim=1)
-        out = attention(
-            q,
-            k_all,
-            v_all,
-            causal=self.cfg.causal,
-            cu_seqlens=cu_seqlens,
-            attn_mask=attn_mask,
-            backend=self.cfg.attn_backend,
-        )
+        out = attention(q, k_all, v_all, plan=plan)
         return self.o_proj(out.reshape(B, T, -1)), (k, v)
 
 
@@ -86,15 +80,8 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
-    def forward(self, x, cos, sin, *, cu_seqlens, attn_mask, kv_prefix=None):
-        h, kv = self.attn(
-            self.attn_norm(x),
-            cos,
-            sin,
-            cu_seqlens=cu_seqlens,
-            attn_mask=attn_mask,
-            kv_prefix=kv_prefix,
-        )
+    def forward(self, x, cos, sin, *, plan, kv_prefix=None):
+        h, kv = self.attn(self.attn_norm(x), cos, sin, plan=plan, kv_prefix=kv_prefix)
         x = x + self.drop(h)
         x = x + self.drop(self.mlp(self.mlp_norm(x)))
         return x, kv
@@ -195,7 +182,7 @@ class Transformer(nn.Module):
         inputs_embeds: Tensor | None = None,
         positions: Tensor | None = None,
         cu_seqlens: Tensor | None = None,
-        attn_mask: Tensor | None = None,
+        attn_mask: Tensor | MaskSpec | None = None,
         t: Tensor | None = None,
         kv_prefix: list[KV] | None = None,
         return_hidden: bool = False,
@@ -212,9 +199,12 @@ class Transformer(nn.Module):
             positions: [B, T] integer RoPE positions; default 0..T-1 (reset per packed document).
             cu_seqlens: int32 [N + 1] packed-document boundaries (B must be 1); attention never
                 crosses documents.
-            attn_mask: bool [B, T, S] or [B, 1, T, S], True = may attend (S = prefix + T).
+            attn_mask: bool [B, T, S] or [B, 1, T, S], True = may attend (S = prefix + T), or
+                a :class:`~lm_core.nn.flex.MaskSpec` (FlexAttention on CUDA, dense elsewhere).
                 A block-causal model (``cfg.block_causal`` = N) given neither ``attn_mask`` nor
-                ``kv_prefix`` builds its mask once here: blocks are ``positions // N``.
+                ``kv_prefix`` builds its mask here: blocks are ``positions // N``. Masks, the
+                backend and the varlen lengths are planned once per forward
+                (:func:`~lm_core.nn.attention.plan_attention`), not in every layer.
             t: [B] noise level in [0, 1], required when ``time_conditioning`` is on.
             kv_prefix: per-layer cached (k, v) [B, P, Hkv, D] that every position may attend to
                 (e.g. an encoded context reused across sampling steps).
@@ -253,16 +243,16 @@ class Transformer(nn.Module):
             positions = self.default_positions(B, T, x.device, cu_seqlens)
         cos, sin = self.rope.cos_sin(positions)
         if self.cfg.block_causal and attn_mask is None and kv_prefix is None:
-            blocks = positions // self.cfg.block_causal
-            attn_mask = block_causal_mask(blocks, blocks)
+            attn_mask = block_causal_spec(positions // self.cfg.block_causal)
+        plan = plan_attention(
+            batch=B, q_len=T, kv_len=T + (0 if kv_prefix is None else kv_prefix[0][0].shape[1]),
+            device=x.device, dtype=compute_dtype(x), causal=self.cfg.causal,
+            cu_seqlens=cu_seqlens, attn_mask=attn_mask, backend=self.cfg.attn_backend,
+        )  # fmt: skip
         kvs = []
         recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            kw = dict(
-                cu_seqlens=cu_seqlens,
-                attn_mask=attn_mask,
-                kv_prefix=None if kv_prefix is None else kv_prefix[i],
-            )
+            kw = dict(plan=plan, kv_prefix=None if kv_prefix is None else kv_prefix[i])
             if recompute:
                 x, kv = checkpoint(block, x, cos, sin, use_reentrant=False, **kw)
             else:

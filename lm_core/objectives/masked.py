@@ -7,9 +7,10 @@ Time convention: see :mod:`lm_core.corruption`.
 
 A block-causal model (``model.cfg.block_causal`` = N > 0) is trained as BD3-LM trains it: the
 noisy and the clean sequence go in side by side, ``[x_t, x_0]`` [B, 2T], with the
-:func:`~lm_core.nn.attention.dual_stream_mask` (blocks of N positions per document), so a noisy
+:func:`~lm_core.nn.masks.dual_stream_mask` (blocks of N positions per document), so a noisy
 block is denoised given the clean blocks before it, which is what it sees when sampling; the
-mask is built once per batch and the loss is read off the noisy half.
+mask is built once per batch (a FlexAttention BlockMask on CUDA,
+:func:`~lm_core.nn.flex.dual_stream_spec`) and the loss is read off the noisy half.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from torch import Tensor
 
 from lm_core.config import ObjectiveConfig
 from lm_core.corruption import mask_probability, mask_tokens, sample_t
-from lm_core.nn.attention import document_ids, dual_stream_mask
+from lm_core.nn.flex import dual_stream_spec
+from lm_core.nn.masks import document_ids
 from lm_core.nn.transformer import Transformer
 
 
@@ -128,7 +130,7 @@ def block_causal_logits(model, x_t, x_0, cu_seqlens, attn_mask) -> Tensor:
     if cu_seqlens is not None:
         docs = document_ids(cu_seqlens.to(x_0.device), T)[None].expand(B, T)
     valid = None if attn_mask is None else attn_mask.reshape(B, -1)[:, -T:].bool()
-    mask = dual_stream_mask(positions // model.cfg.block_causal, docs, valid)
+    mask = dual_stream_spec(positions // model.cfg.block_causal, docs, valid)
     both = model.tok_emb(torch.cat([x_t, x_0], dim=1))  # 2T cells, positions within T
     return model(
         inputs_embeds=both, positions=torch.cat([positions, positions], dim=1), attn_mask=mask
