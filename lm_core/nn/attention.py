@@ -161,9 +161,7 @@ def plan_attention(
         else:
             cu = cu_seqlens.to(device=device, dtype=torch.int32)
             max_len = int((cu[1:] - cu[:-1]).max())  # the one host sync, once per batch
-        return AttentionPlan(
-            chosen, causal, cu=cu, max_len=max_len, cu_seqlens=cu, attn_mask=dense
-        )
+        return AttentionPlan(chosen, causal, cu=cu, max_len=max_len, cu_seqlens=cu, attn_mask=dense)
     if chosen == "flex":
         cu = None if cu_seqlens is None else cu_seqlens.to(device)
         mod = and_mods(
@@ -177,7 +175,9 @@ def plan_attention(
             rows = dense.shape[0]
         if mod is None:
             mod = causal_mod(0) if causal else (lambda b, h, q, kv: q >= 0)
-        return AttentionPlan("flex", causal, block_mask=block_mask(mod, rows, q_len, kv_len, device))
+        return AttentionPlan(
+            "flex", causal, block_mask=block_mask(mod, rows, q_len, kv_len, device)
+        )
     if spec is not None:
         dense = spec.dense()[:, None] if dense is None else dense & spec.dense()[:, None]
     mask, is_causal = _dense_mask(q_len, kv_len, device, causal, cu_seqlens, dense)

@@ -14,6 +14,7 @@ without autograd, so the CPU path is for inference and tests; training on CPU us
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -142,10 +143,13 @@ def flex(q: Tensor, k: Tensor, v: Tensor, mask) -> Tensor:
     """FlexAttention: q [B, T, H, D], k/v [B, S, Hkv, D], ``mask`` a BlockMask -> [B, T, H, D].
     Compiled (fused) on CUDA; eager (unfused, forward only) elsewhere."""
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    fn = flex_attention
+    gqa = k.shape[2] != q.shape[2]
     if q.is_cuda:
         if "cuda" not in _compiled:
             _compiled["cuda"] = torch.compile(flex_attention, dynamic=False)
-        fn = _compiled["cuda"]
-    out = fn(qt, kt, vt, block_mask=mask, enable_gqa=k.shape[2] != q.shape[2])
+        out = _compiled["cuda"](qt, kt, vt, block_mask=mask, enable_gqa=gqa)
+    else:
+        with warnings.catch_warnings():  # unfused off CUDA is the point here: no compiler needed
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+            out = flex_attention(qt, kt, vt, block_mask=mask, enable_gqa=gqa)
     return out.transpose(1, 2)

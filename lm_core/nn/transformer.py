@@ -19,9 +19,9 @@ from torch.utils.checkpoint import checkpoint
 from lm_core.config import ModelConfig
 from lm_core.nn.attention import AttentionPlan, attention, compute_dtype, plan_attention
 from lm_core.nn.flex import MaskSpec, block_causal_spec
-from lm_core.nn.masks import document_ids
 from lm_core.nn.head import vocab_cross_entropy
 from lm_core.nn.layers import RMSNorm, RotaryEmbedding, SwiGLU, TimeEmbedding
+from lm_core.nn.masks import document_ids
 
 KV = tuple[Tensor, Tensor]
 
