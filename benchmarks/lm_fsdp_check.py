@@ -2,7 +2,7 @@
 whose checkpoint ``lm-core generate`` reloads. Needs one CUDA GPU (about 5 minutes on an H100).
 
     python -m benchmarks.lm_fsdp_check                 # all parts
-    python -m benchmarks.lm_fsdp_check --parts mfu     # mfu, memory, fit (comma-separated)
+    python -m benchmarks.lm_fsdp_check --parts mfu     # mfu, memory, fit, flex (comma-separated)
 
 Protocol.
 
@@ -18,6 +18,12 @@ Protocol.
   single rank, bf16; the count takes every position masked, here about half are).
 - ``fit``: ``lm-core fit`` on tiny-masked with ``trainer.strategy fsdp``, one GPU, bf16-mixed,
   activation checkpointing, 20 steps; then ``lm-core generate`` on its ``final/``.
+- ``flex``: a ~110M masked-diffusion LM (d_model 768, 12 layers, 12 heads, vocab 32768) on one
+  packed row of 4096 tokens holding 16 documents of random lengths (seed 0), bf16 autocast,
+  fused AdamW: seconds per training step with ``attn_backend`` sdpa (dense [1, 1, T, T] mask),
+  flex (BlockMask, compiled kernel) and auto (varlen/flash); then the block-causal model
+  (``block_causal`` 16, BD3-LM's dual stream, 2T = 8192 cells) with sdpa and flex. 3 warm-up
+  steps (flex compiles there), then ``--steps`` timed steps.
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ SHAPE = ModelConfig(
 T = 4096
 
 
-def _module(compile_: bool, ckpt: bool) -> DiffusionLM:
+def _module(compile_: bool, ckpt: bool, shape: ModelConfig = SHAPE) -> DiffusionLM:
     module = DiffusionLM(
-        SHAPE, ObjectiveConfig(), OptimConfig(), max_steps=1000, mask_id=SHAPE.vocab_size - 1,
+        shape, ObjectiveConfig(), OptimConfig(), max_steps=1000, mask_id=shape.vocab_size - 1,
         scale=ScaleOptions(compile=compile_, activation_checkpointing=ckpt),
     )  # fmt: skip
     module.configure_model()
@@ -184,9 +190,49 @@ def part_fit() -> list[dict]:
     return [row]
 
 
+def _packed_batch(n_docs: int = 16):
+    """One row of T tokens packing ``n_docs`` documents of random lengths (seed 0)."""
+    g = torch.Generator().manual_seed(0)
+    cuts = torch.randperm(T - 1, generator=g)[: n_docs - 1].add(1).sort().values
+    cu = torch.cat([torch.tensor([0]), cuts, torch.tensor([T])]).to(torch.int32)
+    ids = torch.randint(0, SHAPE.vocab_size - 1, (1, T), generator=g)
+    return {"input_ids": ids.cuda(), "cu_seqlens": cu.cuda()}
+
+
+def part_flex(steps: int) -> list[dict]:
+    rows, batch = [], _packed_batch()
+    shape = dict(vocab_size=32768, d_model=768, n_layers=12, n_heads=12, max_seq_len=T)
+    settings = [(0, "sdpa"), (0, "flex"), (0, "auto"), (16, "sdpa"), (16, "flex")]
+    base = None
+    for block, backend in settings:
+        torch.manual_seed(0)
+        cfg = ModelConfig(**shape, block_causal=block, attn_backend=backend)
+        module = _module(False, ckpt=False, shape=cfg)
+        _steps(module, module.net, batch, 3, True)
+        torch.cuda.reset_peak_memory_stats()
+        dt, _ = _steps(module, module.net, batch, steps, True)
+        base = dt if backend == "sdpa" else base
+        rows.append(
+            {
+                "part": "flex",
+                "setting": ("block-causal 16 " if block else "packed ") + backend,
+                "params_M": round(module.net.num_parameters() / 1e6, 1),
+                "step_ms": round(dt * 1e3, 1),
+                "speedup_vs_sdpa": round(base / dt, 2),
+                "peak_GiB": round(torch.cuda.max_memory_allocated() / GIB, 2),
+            }
+        )
+        print(rows[-1], flush=True)
+        del module
+        torch.cuda.empty_cache()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = base_parser("GPU check of sharded training: MFU, memory count, FSDP fit + reload.")
-    ap.add_argument("--parts", default="mfu,memory,fit", help="comma-separated: mfu,memory,fit")
+    ap.add_argument(
+        "--parts", default="mfu,memory,fit,flex", help="comma-separated: mfu,memory,fit,flex"
+    )
     ap.add_argument("--steps", type=int, default=10, help="timed steps per MFU setting")
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -196,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
     rows: list[dict] = []
     for name, fn in (("mfu", lambda: part_mfu(a.steps)), ("memory", part_memory),
-                     ("fit", part_fit)):  # fmt: skip
+                     ("fit", part_fit), ("flex", lambda: part_flex(a.steps))):  # fmt: skip
         if name in parts:
             rows += fn()
     cols = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("part", "setting"), k))
