@@ -199,3 +199,19 @@ def test_layers_do_not_sync_with_the_host_the_plan_does_once(monkeypatch):
         assert calls == [(int, 9)] * n_layers  # every layer got the plan's Python int
     assert per_depth[1] >= 1  # the plan's one read of max_len is counted
     assert per_depth[4] == per_depth[1]
+
+
+def test_a_named_varlen_kernel_hands_masked_or_prefixed_batches_to_sdpa(monkeypatch):
+    """varlen/flash cannot take a mask or a key/value prefix: such a batch goes to SDPA with its
+    mask (it is not dropped); an unmasked bf16 packed batch stays on the kernel."""
+    monkeypatch.setattr(attention_mod, "available_backends", lambda d: ["varlen", "sdpa"])
+    valid = torch.tensor([[True, True, False]])[:, None, None, :]
+    kw = dict(batch=1, device="cpu", dtype=torch.bfloat16, backend="varlen")
+    masked = plan_attention(q_len=3, kv_len=3, attn_mask=valid, **kw)
+    assert masked.backend == "sdpa" and torch.equal(masked.mask, valid)
+    prefixed = plan_attention(q_len=2, kv_len=5, causal=True, **kw)
+    assert prefixed.backend == "sdpa"
+    assert torch.equal(prefixed.mask, torch.ones(2, 5, dtype=torch.bool).tril(3))  # end-aligned
+    cu = torch.tensor([0, 2, 3], dtype=torch.int32)
+    packed = plan_attention(q_len=3, kv_len=3, cu_seqlens=cu, **kw)
+    assert (packed.backend, packed.max_len) == ("varlen", 2)
