@@ -191,7 +191,10 @@ def summarize(variant: str, out_dir: Path) -> int:
     seeds = [int(g["seed"].iloc[0]) for g in runs]
     mine["energy_ratio"] = mine["energy"] / mine["energy_oracle"]
     keys = list(runs[0][["horizon", "paths"]].itertuples(index=False, name=None))
-    extra = [m for m in mine.columns if m.startswith(("bias_", "effect_cov90", "effect_err_"))]
+    extra = [
+        m for m in mine.columns
+        if m.startswith(("bias_", "effect_cov90", "effect_err_ens")) and not m.endswith("_sd")
+    ]  # fmt: skip
     metrics = ("crps_ratio", "energy_ratio", "effect_err", "cov90", *extra)
     rows = []
     for h, n in keys:
