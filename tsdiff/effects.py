@@ -33,15 +33,25 @@ __all__ = ["effect_intervals", "fit_ensemble", "rollout_ensemble"]
 
 
 def fit_ensemble(
-    config: ForecasterConfig, df: pd.DataFrame, k: int = 5, *, seeds=None, **fit_kw
+    config: ForecasterConfig,
+    df: pd.DataFrame,
+    k: int = 5,
+    *,
+    seeds=None,
+    bootstrap: bool = False,
+    **fit_kw,
 ) -> list:
-    """K forecasters fitted on ``df`` from ``config``, differing only in their seed.
+    """K forecasters fitted on ``df`` from ``config``, differing in their seed (and data).
 
     Args:
         config: the settings of every member; member i gets ``seed = config.seed + i`` (or
             ``seeds[i]``).
         df: the training frame (long; as for ``Forecaster.fit``).
         k: number of members (at least 2; the interval needs a spread).
+        bootstrap: also train every member on its own bootstrap resample of the series (items
+            drawn with replacement, with the member's seed; a repeated item is renamed
+            ``ITEM~bJ``), so the members' spread also holds the sampling of the items (needs at
+            least 2 items).
         **fit_kw: passed to every ``Forecaster.fit`` (``target``, ``item_id``, ...).
 
     Returns:
@@ -50,7 +60,30 @@ def fit_ensemble(
     seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(k)]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"k/seeds: expected at least 2 distinct seeds, got {seeds}")
-    return [Forecaster(dataclasses.replace(config, seed=s)).fit(df, **fit_kw) for s in seeds]
+    data = [resample_items(df, s, fit_kw.get("item_id", "item_id")) if bootstrap else df
+            for s in seeds]  # fmt: skip
+    return [
+        Forecaster(dataclasses.replace(config, seed=s)).fit(d, **fit_kw)
+        for s, d in zip(seeds, data, strict=True)
+    ]
+
+
+def resample_items(df: pd.DataFrame, seed: int, item_id: str = "item_id") -> pd.DataFrame:
+    """A bootstrap resample of the items of long frame ``df``: as many items, drawn with
+    replacement (``seed``); the j-th repeat of an item is renamed ``ITEM~bJ``."""
+    if item_id not in df:
+        raise DataError(f"bootstrap: df has no item column {item_id!r}")
+    items = df[item_id].astype(str)
+    names = sorted(items.unique())
+    if len(names) < 2:
+        raise DataError(f"bootstrap: needs at least 2 items in column {item_id!r}, got {names}")
+    draw = np.random.default_rng(seed).choice(len(names), len(names), replace=True)
+    parts, seen = [], {}
+    for i in draw:
+        j = seen[i] = seen.get(i, -1) + 1
+        name = names[i] if j == 0 else f"{names[i]}~b{j}"
+        parts.append(df[items == names[i]].assign(**{item_id: name}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def rollout_ensemble(

@@ -8,7 +8,7 @@ import pytest
 
 from tsdiff import ForecasterConfig
 from tsdiff.data.frames import DataError
-from tsdiff.effects import effect_intervals, fit_ensemble, rollout_ensemble
+from tsdiff.effects import effect_intervals, fit_ensemble, resample_items, rollout_ensemble
 from tsdiff.simulators import make_dataset, plan_frame
 
 CONFIG = ForecasterConfig(
@@ -105,3 +105,17 @@ def test_rollout_ensemble_gives_k_effect_estimates_and_both_intervals(ensemble):
     assert row.effect == pytest.approx(np.mean(e["members_effect"][1]), abs=1e-6)
     with pytest.raises(DataError, match="at least 2 fitted members"):
         rollout_ensemble(members[:1], hist, plans)
+
+
+def test_bootstrap_members_train_on_resampled_items():
+    df, _ = make_dataset(n_buildings=4, n_hours=24, seed=0)
+    a, b = resample_items(df, 0), resample_items(df, 0)
+    pd.testing.assert_frame_equal(a, b)  # the member's seed fixes its resample
+    assert len(a) == len(df) and a.item_id.nunique() == 4
+    base = a.item_id.str.split("~").str[0]
+    assert set(base) <= set(df.item_id) and base.nunique() < 4  # with replacement: repeats
+    for name, g in a.groupby("item_id"):
+        orig = df[df.item_id == name.split("~")[0]].reset_index(drop=True)
+        np.testing.assert_array_equal(g.indoor.to_numpy(), orig.indoor.to_numpy())
+    with pytest.raises(DataError, match="at least 2 items"):
+        resample_items(df[df.item_id == "building_00"], 0)
