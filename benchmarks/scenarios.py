@@ -11,9 +11,13 @@ H = 24, L = 72, ``covariate_scaling="global"`` and ``scale_features=True`` (the 
 recommended for rollouts; ``--covariate-scaling context --no-scale-features`` gives the
 per-window scaling of the forecasting benchmarks), 3000 steps, then ``calibration="spread"``
 (``--calibration``: a centre-preserving spread factor fitted on validation windows, which leaves
-the plan means and so the effects as the model estimated them). Held-out histories: 3 origins per
-building in the last 13 days. Plans: ``off`` (u = 0), ``half`` (u = 0.5) and ``evening`` (u = 1
-from 16:00 to 22:00, else 0.2). For each history and plan, rollouts with common random numbers
+the plan means and so the effects as the model estimated them), fitted on the windows of the
+training frame where the recorded heating was held longest (``--calibration-windows held``,
+tsdiff.rollout_calibration; ``policy``: fit()'s own validation windows). Held-out histories: 3
+origins per building in the last 13 days. Plans: ``off`` (u = 0), ``half`` (u = 0.5), ``full``
+(u = 1), each held constant over the whole rollout (the 1x block: held 24 h, the 2x block: 48 h;
+the training policy held a level 2-8 h), and ``evening`` (a schedule: u = 1 from 16:00 to 22:00,
+else 0.2). For each history and plan, rollouts with common random numbers
 across plans against 1000 simulator futures: 200 paths over 4x the horizon (``--paths``) and, for
 the goals, 1000 paths over the first horizon (``--effect-paths``: with 200 paths the Monte-Carlo
 error of the path mean adds about half a point to the effect error, so 200-path runs of one
@@ -24,7 +28,16 @@ model scatter around the 10 % goal):
 - energy score of the whole path against simulator draws, and the oracle's;
 - effect error: sum |estimated - true| / sum |true| of the difference of means plan - off, per
   step (the true means are exact for these linear dynamics); goal <= 10 %;
-- cov90: share of simulator futures inside the rollout's central 90 % interval; goal 0.85-0.95.
+- cov90: share of simulator futures inside the rollout's central 90 % interval; goal 0.85-0.95;
+- bias_PLAN: signed bias of the plan's mean path, sum (estimated - true mean) over the steps and
+  histories, over the mean sum |true effect| of the plans against ``off``; goal within +-3 %;
+- effect_cov90_model (1x and 2x rows): share of (history, plan != off) cases whose 90 % model
+  interval of the effect (difference of horizon means against ``off``) covers the true effect,
+  from an ensemble of ``--members`` K models trained with seeds seed + 1000 i (tsdiff.effects:
+  K trainings, one rollout of 2x the horizon with ``--interval-paths`` paths per member);
+  ``effect_cov90_mc`` the same for the Monte-Carlo interval of the pooled paths, and
+  ``effect_err_ens`` the ensemble mean's effect error; goal 0.85-0.95. ``--bootstrap``: members
+  1..K-1 also train on a bootstrap resample of the buildings (the second mechanism).
 
 The long-horizon curve repeats the CRPS ratio at 1x, 2x and 4x the trained horizon (blocks
 appended). Writes its rows into benchmarks/results/scenarios.csv under (``--variant``, seed),
@@ -39,6 +52,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +60,12 @@ import pandas as pd
 
 from benchmarks.common import base_parser, finish, print_header, save_png, setup_torch
 from tsdiff import Forecaster
+from tsdiff.effects import effect_intervals, resample_items, rollout_ensemble
 from tsdiff.scenarios import rollout
 from tsdiff.simulators import make_dataset, plan_frame
+from tsdiff.support import ExtrapolationWarning
 
-PLANS = ("off", "half", "evening")
+PLANS = ("off", "half", "full", "evening")
 
 
 def plan_actions(name: str, steps: pd.DatetimeIndex) -> np.ndarray:
@@ -57,6 +73,8 @@ def plan_actions(name: str, steps: pd.DatetimeIndex) -> np.ndarray:
         return np.zeros(len(steps))
     if name == "half":
         return np.full(len(steps), 0.5)
+    if name == "full":
+        return np.ones(len(steps))
     hour = steps.hour.to_numpy()
     # row t carries the action of hour t - 1 (see simulators.make_dataset)
     return np.where((hour >= 17) & (hour <= 23), 1.0, 0.2)
@@ -90,6 +108,7 @@ def score_block(acc: dict, x: np.ndarray, truth: dict, exact: dict, sl: slice) -
         acc["es_oracle"].append(energy_vs_draws(ys[200:400], ys[:200]))
         lo, hi = np.quantile(xs, [0.05, 0.95], axis=0)
         acc["cov"].append(((ys >= lo) & (ys <= hi)).mean())
+        acc[f"bias_{p}"].append((xs.mean(0) - exact[p][sl]).sum())
         if p != "off":
             est = xs.mean(0) - x[0][:, sl].mean(0)
             true = exact[p][sl] - exact["off"][sl]
@@ -97,18 +116,57 @@ def score_block(acc: dict, x: np.ndarray, truth: dict, exact: dict, sl: slice) -
             acc["true"].append(np.abs(true).sum())
 
 
-GOALS = {"effect_err": (0.0, 0.10), "cov90": (0.85, 0.95)}
-"""Goal ranges, judged at 1x on the effect rollout (the first row of a run)."""
+def score_intervals(acc: dict, x: np.ndarray, members: np.ndarray, exact: dict, sl: slice):
+    """Add one history's effect-interval coverage over the steps ``sl``: x [A, K * S, steps]
+    pooled ensemble paths of the PLANS (members [K * S]), exact[plan] [steps] true means."""
+    e = effect_intervals(x[:, :, sl].mean(-1), 0, members)
+    for a, p in enumerate(PLANS[1:], start=1):
+        true = float(np.mean(exact[p][sl] - exact["off"][sl]))
+        acc["icov"].append(e["low_model"][a] <= true <= e["high_model"][a])
+        acc["icov_mc"].append(e["low"][a] <= true <= e["high"][a])
+        acc["ens_err"].append(abs(e["effect"][a] - true))
+        acc["ens_true"].append(abs(true))
+
+
+def new_acc() -> dict:
+    keys = ["crps", "oracle", "es", "es_oracle", "cov", "err", "true", "icov", "icov_mc"]
+    return {k: [] for k in [*keys, "ens_err", "ens_true", *(f"bias_{p}" for p in PLANS)]}
+
+
+GOALS = {"effect_err": (0.0, 0.10), "cov90": (0.85, 0.95), "effect_cov90_model": (0.85, 0.95)}
+"""Goal ranges, judged at 1x (the effect rollout, the first row of a run; the model interval's
+coverage on the 1x row of the ensemble); bias_PLAN: within +-BIAS_GOAL."""
+
+BIAS_GOAL = 0.03
 
 
 def goal_notes(row: dict, what: str) -> list[str]:
-    """PASS / MISS lines for the goals of one 1x row."""
+    """PASS / MISS lines for the goals of one 1x row (goals whose column it lacks: skipped)."""
     out = []
+    for p in PLANS:
+        b = row.get(f"bias_{p}")
+        if b is not None and np.isfinite(b):
+            ok = abs(b) <= BIAS_GOAL
+            out.append(f"goal |bias_{p}| <= {BIAS_GOAL} ({what}): {'PASS' if ok else 'MISS'} "
+                       f"({b:+.3f})")  # fmt: skip
     for key, (lo, hi) in GOALS.items():
+        if key not in row or not np.isfinite(row[key]):
+            continue
         ok = lo <= row[key] <= hi
         out.append(f"goal {key} in [{lo}, {hi}] at 1x ({what}): {'PASS' if ok else 'MISS'} "
                    f"({row[key]:.3f})")  # fmt: skip
     return out
+
+
+def first_row(frame: pd.DataFrame) -> dict:
+    """The goals' row of a run: its first (1x) row, with the ensemble's interval coverage of
+    the 1x row of the long rollout when the first has none."""
+    row = frame.iloc[0].to_dict()
+    if "effect_cov90_model" in frame and not np.isfinite(row.get("effect_cov90_model", np.nan)):
+        one = frame[frame.horizon.astype(str).str.startswith("1x")]["effect_cov90_model"].dropna()
+        if len(one):
+            row["effect_cov90_model"] = float(one.iloc[0])
+    return row
 
 
 def summarize(variant: str, out_dir: Path) -> int:
@@ -134,7 +192,11 @@ def summarize(variant: str, out_dir: Path) -> int:
     seeds = [int(g["seed"].iloc[0]) for g in runs]
     mine["energy_ratio"] = mine["energy"] / mine["energy_oracle"]
     keys = list(runs[0][["horizon", "paths"]].itertuples(index=False, name=None))
-    metrics = ("crps_ratio", "energy_ratio", "effect_err", "cov90")
+    extra = [
+        m for m in mine.columns
+        if m.startswith(("bias_", "effect_cov90", "effect_err_ens")) and not m.endswith("_sd")
+    ]  # fmt: skip
+    metrics = ("crps_ratio", "energy_ratio", "effect_err", "cov90", *extra)
     rows = []
     for h, n in keys:
         grp = mine[(mine.horizon == h) & (mine.paths == n)]
@@ -150,14 +212,45 @@ def summarize(variant: str, out_dir: Path) -> int:
         f"{[float(g['temperature'].iloc[0]) for g in runs]}; spreads {spreads}"
     ]
     for seed, frame in zip(seeds, runs, strict=True):
-        notes += [f"seed {seed}: " + n for n in goal_notes(frame.iloc[0].to_dict(), "this seed")]
-    notes += goal_notes(rows[0], f"mean over {len(runs)} seeds, {rows[0]['paths']} paths")
+        notes += [f"seed {seed}: " + n for n in goal_notes(first_row(frame), "this seed")]
+    notes += goal_notes(first_row(pd.DataFrame(rows)), f"mean over {len(runs)} seeds")
     meta = {
         "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
         "sources": f"variant {variant}, seeds {' '.join(map(str, seeds))}",
     }
     finish("scenarios", rows, list(rows[0]), out_dir, meta, notes, key=("variant", "seed"))
     return 0
+
+
+def load_or_fit(args, train: pd.DataFrame, steps: int, i: int) -> Forecaster:
+    """Ensemble member ``i`` (seed ``args.seed + 1000 i``; member 0: ``args.seed``), loaded from
+    ``--ckpt`` (member i > 0: ``CKPT_m{i}``) when saved there, else trained (and saved there),
+    then calibrated on the ``--calibration-windows``."""
+    path = None
+    if args.ckpt:
+        path = args.ckpt if i == 0 else args.ckpt.with_name(f"{args.ckpt.name}_m{i}")
+    if path is not None and (path / "config.json").is_file():
+        f = Forecaster.load(path)
+        print(f"loaded {path} (trained {f.history.get('steps')} steps)")
+        if f.config.calibration != args.calibration and args.calibration_windows == "policy":
+            f.recalibrate(train, args.calibration)  # on the windows fit() held out
+    else:
+        f = Forecaster(
+            prediction_length=24, context_length=72, freq="h", patch_size=8, d_model=96,
+            n_layers=3, batch_size=64, max_steps=steps, lr=2e-3,
+            future_covariates=["heating", "t_out"],
+            accelerator="gpu" if args.device == "cuda" else "cpu", progress=False,
+            seed=args.seed + 1000 * i, scale_features=args.scale_features,
+            covariate_scaling=args.covariate_scaling, dropout=args.dropout,
+            calibration=args.calibration,
+        )  # fmt: skip
+        data = resample_items(train, f.config.seed) if args.bootstrap and i else train
+        f.fit(data, target="indoor")
+        if path is not None:
+            f.save(path)
+    if args.calibration_windows == "held":
+        f.recalibrate_rollouts(train, calibration=args.calibration)
+    return f
 
 
 def main(argv=None) -> int:
@@ -204,6 +297,28 @@ def main(argv=None) -> int:
         "a loaded checkpoint calibrated otherwise is recalibrated on the same windows",
     )
     ap.add_argument(
+        "--calibration-windows",
+        default="held",
+        choices=["held", "policy"],
+        help="where the calibration is fitted: windows of the training frame where heating was "
+        "held longest (tsdiff.rollout_calibration) or fit()'s validation windows",
+    )
+    ap.add_argument(
+        "--members",
+        type=int,
+        default=3,
+        help="ensemble size K for the effect intervals (model 0 is the one scored above; 1: none)",
+    )
+    ap.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="members 1..K-1 also train on a bootstrap resample of the buildings "
+        "(tsdiff.effects.resample_items); member 0, the scored model, on all",
+    )
+    ap.add_argument(
+        "--interval-paths", type=int, default=200, help="paths per member for the effect intervals"
+    )
+    ap.add_argument(
         "--ckpt",
         type=Path,
         default=None,
@@ -245,23 +360,10 @@ def main(argv=None) -> int:
     df, building = make_dataset(n_buildings=n_b, n_hours=24 * days, seed=args.seed)
     start = df.timestamp.min()
     train = df[df.timestamp < start + pd.Timedelta(days=train_days)]
-    f = Forecaster(
-        prediction_length=H, context_length=L, freq="h", patch_size=8, d_model=96, n_layers=3,
-        batch_size=64, max_steps=steps, lr=2e-3, future_covariates=["heating", "t_out"],
-        accelerator="gpu" if args.device == "cuda" else "cpu", progress=False, seed=args.seed,
-        scale_features=args.scale_features, covariate_scaling=args.covariate_scaling,
-        dropout=args.dropout, calibration=args.calibration,
-    )  # fmt: skip
+    K = 2 if args.quick and args.members > 1 else args.members
     t0 = time.perf_counter()
-    if args.ckpt and (args.ckpt / "config.json").is_file():
-        f = Forecaster.load(args.ckpt)
-        print(f"loaded {args.ckpt} (trained {f.history.get('steps')} steps)")
-        if f.config.calibration != args.calibration:  # on the windows fit() held out
-            f.recalibrate(train, args.calibration)
-    else:
-        f.fit(train, target="indoor")
-        if args.ckpt:
-            f.save(args.ckpt)
+    members = [load_or_fit(args, train, steps, i) for i in range(K)]
+    f = members[0]
     fit_s = time.perf_counter() - t0
     if args.temperature is not None:
         f.temperature = args.temperature
@@ -273,11 +375,8 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(123)
     keys = ([(1, E)] if E else []) + [(k, S) for k in horizons]
-    per_h = {
-        key: {"crps": [], "oracle": [], "es": [], "es_oracle": [], "cov": [], "err": [], "true": []}
-        for key in keys
-    }
-    t_roll = 0.0
+    per_h = {key: new_acc() for key in keys}
+    t_roll = t_ens = 0.0
     for item, g in df.groupby("item_id"):
         g = g.reset_index(drop=True)
         for _ in range(3):
@@ -296,7 +395,10 @@ def main(argv=None) -> int:
                 for p in PLANS
             }
             t1 = time.perf_counter()
-            sc = rollout(f, hist, plans, horizon=max(horizons) * H, num_samples=S, seed=args.seed)
+            with warnings.catch_warnings():  # held 24-96 h: beyond the policy's holds, on purpose
+                warnings.simplefilter("ignore", ExtrapolationWarning)
+                sc = rollout(f, hist, plans, horizon=max(horizons) * H, num_samples=S,
+                             seed=args.seed)  # fmt: skip
             t_roll += time.perf_counter() - t1
             x = sc.samples[item][..., 0]  # [A, S, 4H]
             truth = {
@@ -309,9 +411,22 @@ def main(argv=None) -> int:
             if E:  # the effect at 1x with many paths: a separate rollout of the first block
                 t1 = time.perf_counter()
                 first = {p: fr.iloc[:H] for p, fr in plans.items()}
-                sc = rollout(f, hist, first, horizon=H, num_samples=E, seed=args.seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExtrapolationWarning)
+                    sc = rollout(f, hist, first, horizon=H, num_samples=E, seed=args.seed)
                 t_roll += time.perf_counter() - t1
                 score_block(per_h[(1, E)], sc.samples[item][..., 0], truth, exact, slice(0, H))
+            if K > 1:  # the ensemble's effect intervals over the first two blocks
+                t1 = time.perf_counter()
+                two = {p: fr.iloc[: 2 * H] for p, fr in plans.items()}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExtrapolationWarning)
+                    se = rollout_ensemble(members, hist, two, horizon=2 * H,
+                                          num_samples=args.interval_paths, seed=args.seed)  # fmt: skip
+                t_ens += time.perf_counter() - t1
+                for k in (1, 2):
+                    sl = slice((k - 1) * H, k * H)
+                    score_intervals(per_h[(k, S)], se.samples[item][..., 0], se.members, exact, sl)
     rows = []
     for k, n_paths in keys:
         a = per_h[(k, n_paths)]
@@ -324,12 +439,24 @@ def main(argv=None) -> int:
             "energy": float(np.mean(a["es"])), "energy_oracle": float(np.mean(a["es_oracle"])),
             "effect_err": float(np.sum(a["err"]) / np.sum(a["true"])),
             "cov90": float(np.mean(a["cov"])),
+            **{f"bias_{p}": float(np.sum(a[f"bias_{p}"]) / (np.sum(a["true"]) / (len(PLANS) - 1)))
+               for p in PLANS},
+            "effect_cov90_model": float(np.mean(a["icov"])) if a["icov"] else float("nan"),
+            "effect_cov90_mc": float(np.mean(a["icov_mc"])) if a["icov"] else float("nan"),
+            "effect_err_ens": float(np.sum(a["ens_err"]) / np.sum(a["ens_true"]))
+            if a["icov"] else float("nan"),
         })  # fmt: skip
-    first = rows[0]
+    first = first_row(pd.DataFrame(rows))
     notes = goal_notes(first, f"{first['paths']} paths, seed {args.seed}") + [
-        f"fit {fit_s:.0f} s; rollouts {t_roll:.0f} s for {n_b * 3} histories x {len(PLANS)} plans "
-        f"x ({S} paths over {max(horizons)}x" + (f" + {E} paths over 1x)" if E else ")"),
-    ]
+        f"fit {fit_s:.0f} s ({K} members); rollouts {t_roll:.0f} s for {n_b * 3} histories x "
+        f"{len(PLANS)} plans x ({S} paths over {max(horizons)}x"
+        + (f" + {E} paths over 1x)" if E else ")")
+        + (f"; ensemble rollouts {t_ens:.0f} s ({K} x {args.interval_paths} paths over 2x)"
+           if K > 1 else ""),
+        "spreads " + ", ".join(f"{m.spread:g}" for m in members) + "; calibration windows "
+        f"{args.calibration_windows}: "
+        + str(f.history.get("rollout_calibration", "fit()'s validation windows")),
+    ]  # fmt: skip
     try:
         import matplotlib  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
@@ -349,7 +476,8 @@ def main(argv=None) -> int:
         pass
     meta.update(
         train_steps=steps, fit_seconds=round(fit_s, 1), temperature=f.temperature,
-        spread=f.spread, calibration=f.config.calibration, effect_paths=E,
+        spread=f.spread, calibration=f.config.calibration, effect_paths=E, members=K,
+        calibration_windows=args.calibration_windows, interval_paths=args.interval_paths,
     )  # fmt: skip
     rows = [{"variant": args.variant, **r} for r in rows]
     finish("scenarios", rows, list(rows[0]), args.out, meta, notes, key=("variant", "seed"))

@@ -38,6 +38,7 @@ from tsdiff.features import Calendar
 from tsdiff.fitting import Budget, fit_phases
 from tsdiff.forecast import Forecast
 from tsdiff.model import NumericDenoiser
+from tsdiff.rollout_calibration import recalibrate_rollouts
 from tsdiff.sampling import SampleStats, sample_paths
 from tsdiff.store import Checkpoint, load_checkpoint, save_checkpoint
 from tsdiff.support import covariate_support
@@ -193,6 +194,8 @@ class Forecaster:
         self.config = dataclasses.replace(self.config, calibrate=True)
         self.calibrate(val)
         return self
+
+    recalibrate_rollouts = recalibrate_rollouts  # windows where actions were held (its module)
 
     def calibrate(
         self, windows: list[dict], grid=None, deadline: float | None = None

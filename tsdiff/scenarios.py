@@ -33,6 +33,60 @@ from tsdiff.data.frames import DataError, Series
 from tsdiff.data.windows import make_window
 from tsdiff.support import check_plans
 
+Z90 = 1.6449
+"""Normal 0.95 quantile: the half-width factor of a central 90 % interval."""
+
+T90 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812)
+"""Student-t 0.95 quantiles for 1..10 degrees of freedom (beyond: the normal's)."""
+
+
+def effect_intervals(per_path: np.ndarray, reference: int, members=None) -> dict[str, np.ndarray]:
+    """Effects of every plan against plan ``reference`` with 90 % intervals.
+
+    Args:
+        per_path: [A, N] one number per plan and path (e.g. the path's horizon mean), paths paired
+            across plans (common random numbers).
+        reference: index of the reference plan.
+        members: [N] the member of every path (:func:`rollout_ensemble`), or None (one model).
+
+    Returns:
+        dict of [A] arrays: ``effect`` (mean paired difference), ``low``/``high`` (Monte-Carlo:
+        effect -+ 1.645 se, se the standard error of the pooled mean difference) and, with
+        ``members``, ``members_effect`` [A, K] and ``low_model``/``high_model``:
+        effect -+ sqrt((t tau)^2 + (1.645 se)^2), where tau^2 = max(B - W, 0) is the variance of
+        the members' effects beyond their Monte-Carlo noise (B: variance of the K member effects;
+        W: mean of their squared standard errors; law of total variance) and t the Student-t
+        0.95 quantile with K - 1 degrees of freedom. The model interval is never narrower than
+        the Monte-Carlo one and shares its centre.
+    """
+    d = per_path - per_path[reference]  # [A, N]
+    n = d.shape[1]
+    effect = d.mean(1)
+    se = _se(d)
+    out = {"effect": effect, "low": effect - Z90 * se, "high": effect + Z90 * se}
+    if members is None:
+        return out
+    members = np.asarray(members)
+    if members.shape != (n,):
+        raise ValueError(f"members: expected shape ({n},), got {members.shape}")
+    ks = np.unique(members)
+    if len(ks) < 2:
+        raise ValueError("members: expected paths of at least 2 members")
+    per_member = np.stack([d[:, members == k].mean(1) for k in ks], axis=1)  # [A, K]
+    se_k = np.stack([_se(d[:, members == k]) for k in ks], axis=1)  # [A, K]
+    between = per_member.var(1, ddof=1)
+    tau2 = np.maximum(between - (se_k**2).mean(1), 0.0)
+    t = T90[len(ks) - 2] if len(ks) - 1 <= len(T90) else Z90
+    half = np.sqrt(t * t * tau2 + (Z90 * se) ** 2)
+    out.update(members_effect=per_member, low_model=effect - half, high_model=effect + half)
+    return out
+
+
+def _se(d: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over axis 1 of d [A, n] (0 for a single path)."""
+    n = d.shape[1]
+    return d.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(d))
+
 
 @dataclass
 class Scenarios:
@@ -45,6 +99,8 @@ class Scenarios:
     nfe: int = 0
     extrapolated: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     """Plan -> why it lies outside the training data's support (tsdiff.support); empty if inside."""
+    members: np.ndarray | None = None
+    """[S] the ensemble member of every path (tsdiff.effects.rollout_ensemble); None: one model."""
 
     def _get(self, item: str | None) -> np.ndarray:
         if item is None:
@@ -89,12 +145,20 @@ class Scenarios:
         """One row per plan: mean over the horizon, 10/50/90 % quantiles of the horizon mean,
         and the effect (difference of horizon means) against ``reference`` with its interval.
 
+        ``effect_low``/``effect_high`` hold the Monte-Carlo error of the paired path means
+        only. Rollouts of an ensemble (:func:`tsdiff.effects.rollout_ensemble`) add
+        ``effect_low_model``/``effect_high_model``: the 90 % interval that also holds the spread
+        of the members' effects, the model's own uncertainty (:func:`effect_intervals`).
+
         ``extrapolated`` is True for a plan (or, with a reference, a plan or the reference)
         outside what the training data showed (:attr:`extrapolated` says why): its effect is the
-        model's extrapolation, and the interval, which holds the Monte-Carlo error of the paired
-        path means only, says nothing about that."""
+        model's extrapolation, which even the model interval of one architecture and one data
+        set may not cover."""
         x = self._get(item)[..., 0]  # [A, S, H], first channel
         per_path = x.mean(-1)  # [A, S]
+        eff = None
+        if reference is not None:
+            eff = effect_intervals(per_path, self.plans.index(reference), self.members)
         rows = []
         for a, name in enumerate(self.plans):
             row = {
@@ -108,14 +172,12 @@ class Scenarios:
                     or (reference is not None and self.extrapolated.get(reference))
                 ),
             }
-            if reference is not None:
-                d = per_path[a] - per_path[self.plans.index(reference)]
-                se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
-                row.update(
-                    effect=d.mean(),
-                    effect_low=d.mean() - 1.6449 * se,
-                    effect_high=d.mean() + 1.6449 * se,
-                )
+            if eff is not None:
+                row.update(effect=eff["effect"][a], effect_low=eff["low"][a],
+                           effect_high=eff["high"][a])  # fmt: skip
+                if "low_model" in eff:
+                    row.update(effect_low_model=eff["low_model"][a],
+                               effect_high_model=eff["high_model"][a])  # fmt: skip
             rows.append(row)
         return pd.DataFrame(rows)
 
