@@ -98,9 +98,10 @@ class TSDiffModule(L.LightningModule):
         self.log("val_loss", loss, prog_bar=True, batch_size=batch["ctx"].shape[0], sync_dist=True)
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
+        decay, no_decay = [], []  # frozen parameters (a base under LoRA adapters) stay out
         for name, p in self.model.named_parameters():
-            (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
+            if p.requires_grad:
+                (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
         opt = torch.optim.AdamW(
             [
                 {"params": decay, "weight_decay": self.hparams.weight_decay},
