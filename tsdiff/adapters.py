@@ -243,10 +243,3 @@ def read_adapter(path: str | Path) -> tuple[dict[str, Tensor], dict]:
     if not isinstance(settings, dict) or set(settings) != {*_SETTING_KEYS}:
         raise ValueError(f"{path}: adapter settings must have the keys {list(_SETTING_KEYS)}")
     return state, settings
-
-
-__all__ = [
-    "LORA_TARGETS", "MISSING_PEFT", "add_lora", "adapter_parameters", "adapter_state_dict",
-    "has_lora", "load_adapter", "lora_settings", "merge_lora", "read_adapter",
-    "save_adapter", "target_pattern", "trainable_parameters",
-]  # fmt: skip
