@@ -20,6 +20,7 @@ FINAL_PHASES = ("continue", "refit", "none")
 CHANNEL_MODES = ("joint", "independent")
 MODES = ("masked", "flow")
 COVARIATE_SCALINGS = ("context", "global")
+FINETUNES = ("lora", "full")
 
 
 def _positive_ints(obj, names: tuple[str, ...], auto: bool = False) -> None:
@@ -113,9 +114,23 @@ class ModelSection:
     """Attention heads."""
     dropout: float = 0.0
     """Residual dropout in the denoiser during training (a regulariser for small data)."""
+    init: str | None = None
+    """None: train a fresh denoiser. ``"base"``: start from the pretrained base shipped in the
+    package (tsdiff.pretrained; a folder: a base written by ``python -m tsdiff.pretrain``): the
+    model then has the base's shape (context, patch, width, layers, heads, bins) and forecasts
+    channels independently; the user's calendar, covariates and lags are new inputs that start
+    at zero."""
+    finetune: str = "lora"
+    """With ``init``: ``lora`` trains LoRA adapters on the Transformer's projections (peft) and
+    the new input layers, the base frozen (a saved forecaster holds only those); ``full`` trains
+    every weight."""
+    lora_rank: int = 8
+    """Rank of the LoRA adapters (``finetune="lora"``)."""
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("patch_size", "d_model", "n_layers"), auto=True)
+        _positive_ints(self, ("lora_rank",))
+        _one_of(self, "finetune", FINETUNES)
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
         if self.channels is not None and self.channels not in CHANNEL_MODES:

@@ -169,7 +169,8 @@ def hard_paths(
         z [w, S * branch, H, C] in context-scaled units (bin centres) and the sampler's stats.
     """
     cfg = model.cfg
-    H, C = cfg.prediction_length, cfg.n_channels
+    C = cfg.n_channels
+    H = rows.static.shape[1] // C  # the batch's horizon (tsdiff.model.horizon_static)
     steps, bl = resolve_schedule(H, C, steps, block_length)
     counts = commit_counts(bl, steps // (H * C // bl), schedule)
     if order == "prob":  # value-dependent order: draw every hidden cell, commit the likeliest draws

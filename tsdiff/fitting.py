@@ -38,10 +38,12 @@ import lightning as L
 import numpy as np
 import torch
 
+from tsdiff.adapters import add_lora
 from tsdiff.config import ForecasterConfig
 from tsdiff.data.frames import Series
 from tsdiff.defaults import describe, resolve
 from tsdiff.features import Calendar, history_span, seasonal_lags
+from tsdiff.pretrained import Base, finetune_config, init_from_base, load_base
 from tsdiff.train import build_module, fit_module, holdout, model_config, train_loader
 
 CONTINUE_FRACTION = 0.2  # final-phase steps per first-phase step (continue)
@@ -99,6 +101,17 @@ def time_sampler(f, windows: list[dict], n: int = 16, probe: int = 2, paths: int
     return (time.monotonic() - t0) * (len(windows) / k) * (n / paths)
 
 
+def start_from_base(model, base: Base, config: ForecasterConfig) -> dict:
+    """Copy the base's weights into a fresh ``model`` (:func:`tsdiff.pretrained.init_from_base`)
+    and, with ``finetune="lora"``, wrap its projections in LoRA adapters with the base frozen,
+    the new inputs trainable (:func:`tsdiff.adapters.add_lora`). Returns what ``history["init"]``
+    records."""
+    new = init_from_base(model, base)
+    if config.finetune == "lora":
+        add_lora(model, rank=config.lora_rank, train_also=tuple(new))
+    return base.describe() | {"finetune": config.finetune, "new_inputs": new}
+
+
 def lengths(series: list[Series]) -> list[int]:
     return [len(s) for s in series]
 
@@ -118,6 +131,9 @@ def fit_phases(
     inputs and seasonal lags chosen for this data: :mod:`tsdiff.features`), ``f.temperature``,
     ``f.spread``, and returns the history. Checkpoints (``checkpoint_dir`` / ``resume``) are the first
     phase's; calibration and the final phase are deterministic given it."""
+    base = load_base(None if f.config.init == "base" else f.config.init) if f.config.init else None
+    if base is not None:  # the base's shape, channels independent (tsdiff.pretrained)
+        f.config = finetune_config(f.config, base)
     f.config, decided = resolve(f.config, describe(series, f.config))
     c: ForecasterConfig = f.config
     calendar = Calendar.choose(c.freq, history_span([s.index for s in series], c.freq), c.holidays)
@@ -132,6 +148,8 @@ def fit_phases(
     cards = [len(f.categories[col]) for col in f.columns.static_cat]
     mcfg = model_config(c, series, cards, calendar, lags, f.columns.targets)
     module = build_module(c, mcfg)
+    if base is not None:
+        f.history = {"init": start_from_base(module.model, base, c)}
     f.model = module.model.to(f.device).eval()
     f.temperature, f.spread = 1.0, 1.0
 
@@ -160,7 +178,7 @@ def fit_phases(
     ]
     t_first = clock.lap("first") - t_first
     f.model = module.model.to(f.device).eval()
-    f.history = history
+    f.history = f.history | history if base is not None else history
     f.history["defaults"] = decided
     if val:  # calibration leaves the final phase its share of the first phase's time
         deadline = budget.deadline(SHARES[final] * t_first + margin(budget.total))
@@ -182,6 +200,8 @@ def fit_phases(
     else:  # refit: a fresh model, the first phase's recipe and step count
         L.seed_everything(c.seed, workers=True, verbose=False)
         module = build_module(dataclasses.replace(c, max_steps=steps), mcfg)
+        if base is not None:
+            start_from_base(module.model, base, c)
     left = budget.left() - margin(budget.total)
     cfg = dataclasses.replace(
         c, max_steps=steps, seed=c.seed + (final == "continue"),

@@ -64,7 +64,8 @@ def flow_paths(
         z [w, S, H, C] in context-scaled units and the sampler's stats.
     """
     cfg = model.cfg
-    H, C, S = cfg.prediction_length, cfg.n_channels, rows.num_samples
+    C, S = cfg.n_channels, rows.num_samples
+    H = rows.static.shape[1] // C  # the batch's horizon (tsdiff.model.horizon_static)
     steps = steps or max(1, math.ceil(H / 4))
     st, kv, pos = rows.static, rows.kvs, rows.positions
     n = st.shape[0]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsdiff.backtest import backtest
 from tsdiff.calibration import calibrate, widen
 from tsdiff.conditioning import extend, future_block
 from tsdiff.config import CALIBRATIONS, CHANNEL_MODES, ForecasterConfig
@@ -38,6 +39,7 @@ from tsdiff.features import Calendar
 from tsdiff.fitting import Budget, fit_phases
 from tsdiff.forecast import Forecast
 from tsdiff.model import NumericDenoiser
+from tsdiff.pretrained.zero_shot import bind_frame, zero_shot
 from tsdiff.rollout_calibration import recalibrate_rollouts
 from tsdiff.sampling import SampleStats, sample_paths
 from tsdiff.store import Checkpoint, load_checkpoint, save_checkpoint
@@ -65,6 +67,32 @@ class Forecaster:
         self.history: dict = {}
         self.timings: dict[str, float] = {}  # seconds per phase of the last fit (not saved)
         self.categories: dict[str, list[str]] = {}
+        self.roles: tuple | None = None  # zero-shot: (target, item_id, timestamp) of any frame
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        prediction_length: int,
+        freq: str,
+        *,
+        path: str | Path | None = None,
+        target: str | list[str] | None = None,
+        item_id: str = "item_id",
+        timestamp: str = "timestamp",
+        **settings,
+    ) -> Forecaster:
+        """Zero-shot: the pretrained base shipped in the package (or the base in folder
+        ``path``) as a forecaster of horizon ``prediction_length``, with no fit.
+
+            >>> f = Forecaster.from_pretrained(prediction_length=24, freq="h")
+            >>> fc = f.predict(df)   # any long frame: item_id, timestamp, targets  # doctest: +SKIP
+
+        ``predict`` / ``backtest`` read the column roles (``target``: default every column but
+        the id and time) and each target's domain from the frame they are given; channels are
+        forecast one by one. ``settings``: sampler settings (``steps``, ``order``...). Covariates
+        need a fine-tune (``Forecaster(..., init="base").fit(df)``); see tsdiff.pretrained."""
+        return zero_shot(cls, prediction_length, freq, path, (target, item_id, timestamp),
+                         settings)  # fmt: skip
 
     @classmethod
     def from_model(
@@ -92,6 +120,8 @@ class Forecaster:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def _series(self, df: pd.DataFrame, min_length: int = 1) -> list[Series]:
+        if self.roles is not None:  # zero-shot: column roles and domain come from each frame
+            bind_frame(self, df, *self.roles)
         return frame_to_series(
             df, self.columns, self.config.freq, min_length=min_length,
             categories=self.categories, calendar=self.calendar,
@@ -321,58 +351,7 @@ class Forecaster:
             return "bf16" if str(self.config.precision).startswith("bf16") else "32"
         return p
 
-    def backtest(
-        self,
-        df: pd.DataFrame,
-        windows: int = 1,
-        num_samples: int = 100,
-        *,
-        origins: list | None = None,
-        seed: int = 0,
-        **sampler,
-    ) -> dict:
-        """Rolling-origin backtest.
-
-        The test windows are either the last ``windows`` non-overlapping horizons of every item,
-        or, with ``origins`` (timestamps of the first forecast step, shared by all items), one
-        window per item and origin (windows may overlap, e.g. daily origins of a 48-step horizon).
-        Only data before each origin is seen; the model should have been fitted on data before the
-        first origin.
-
-        Returns {"samples": [N, S, H, C], "y": [N, H, C], "observed": bool [N, H, C],
-        "insample": list of [T_i, C] arrays (history before each origin), "items", "origins",
-        "nfe" (per path), "seconds" (sampling wall-clock)}; N = items x windows, item-major.
-        """
-        self._check_fitted()
-        H, Lc = self.config.prediction_length, self.config.context_length
-        ws, insample, items, starts = [], [], [], []
-        for s in self._series(df):
-            if origins is None:
-                ends = [len(s) - k * H for k in range(windows, 0, -1)]
-            else:
-                ends = [int(s.index.get_indexer([pd.Timestamp(o)])[0]) for o in origins]
-            for end in ends:
-                if end < 1 or end + H > len(s):
-                    raise DataError(
-                        f"item {s.item_id!r}: a backtest window of {H} steps at position {end} "
-                        f"does not fit its {len(s)} steps (or its origin is not in the data)"
-                    )
-                ws.append(make_window(s, end, Lc, H, self.config.freq, self.lags))
-                insample.append(s.target[:end])
-                items.append(s.item_id)
-                starts.append(s.index[end])
-        samples, stats = self.sample(ws, num_samples, seed, **sampler)
-        batch = collate(ws)
-        return {
-            "samples": samples,
-            "y": batch["fut"].numpy(),
-            "observed": batch["fut_obs"].numpy(),
-            "insample": insample,
-            "items": items,
-            "origins": starts,
-            "nfe": stats.nfe,
-            "seconds": stats.seconds,
-        }
+    backtest = backtest  # rolling-origin windows of a frame (its module)
 
     # ------------------------------------------------------------------ persistence
     def save(

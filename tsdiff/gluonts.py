@@ -61,6 +61,7 @@ from tsdiff.data.frames import DataError, Series
 from tsdiff.data.windows import collate, make_window, split_channels
 from tsdiff.features import parse_freq
 from tsdiff.forecaster import Forecaster
+from tsdiff.pretrained.zero_shot import bind_values
 from tsdiff.train import (
     TSDiffModule,
     build_module,
@@ -116,7 +117,18 @@ class TSDiffPredictor(Predictor):
             cardinality=o["cardinality"],
             horizon=self.prediction_length,
             default_id=str(i),
+            calendar=self.forecaster.calendar,
         )
+
+    @classmethod
+    def from_pretrained(
+        cls, prediction_length: int, freq: str, *, path=None, target_dim: int = 1, **options
+    ) -> TSDiffPredictor:
+        """Zero-shot: a predictor on the pretrained base (:meth:`tsdiff.Forecaster.
+        from_pretrained`; no training), for entries with a ``target`` only (covariate fields
+        are not read). Each batch's target domain is taken from its entries' values."""
+        f = Forecaster.from_pretrained(prediction_length, freq, path=path)
+        return cls(f, target_dim=target_dim, **options)
 
     def predict(
         self,
@@ -139,10 +151,15 @@ class TSDiffPredictor(Predictor):
             yield from self._forecasts(batch, S, seed + b, sampler)
 
     def _forecasts(self, batch, S: int, seed: int, sampler: dict) -> Iterator[SampleForecast]:
-        c = self.forecaster.config
+        f, c = self.forecaster, self.forecaster.config
+        if f.roles is not None:  # zero-shot: targets and their domain from this batch
+            bind_values(f, [str(k) for k in range(self.options["target_dim"])],
+                        np.concatenate([s.target for _, s in batch]))  # fmt: skip
         windows = [
-            make_window(s, len(s), c.context_length, c.prediction_length, c.freq) for _, s in batch
-        ]
+            make_window(s, len(s), c.context_length, c.prediction_length, c.freq, f.lags,
+                        f.calendar)
+            for _, s in batch
+        ]  # fmt: skip
         samples, stats = self.forecaster.sample(windows, S, seed, **sampler)  # [B, S, H, C]
         for (entry, s), paths in zip(batch, samples, strict=True):
             start = entry["start"]

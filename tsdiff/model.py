@@ -22,10 +22,13 @@ from tsdiff.encoding import BinEncoder, context_scale, standardize, target_scale
 from tsdiff.model_config import TSModelConfig
 
 
-def windows_per_call(cfg: TSModelConfig, num_samples: int, max_tokens: int) -> int:
+def windows_per_call(
+    cfg: TSModelConfig, num_samples: int, max_tokens: int, H: int | None = None
+) -> int:
     """Windows sampled together so that rows (windows x paths) x tokens per row <= max_tokens
-    (at least one window)."""
-    tokens = (cfg.n_patches + cfg.prediction_length) * cfg.n_channels
+    (at least one window); H: the horizon (default the config's)."""
+    H = cfg.prediction_length if H is None else H
+    tokens = (cfg.n_patches + H) * cfg.n_channels
     return max(1, max_tokens // (tokens * num_samples))
 
 
@@ -181,8 +184,10 @@ class NumericDenoiser(nn.Module):
 
     # ----------------------------------------------------------------- horizon
     def horizon_static(self, s: dict) -> Tensor:
-        """Token-independent part of horizon embeddings: [B, H * C, d] (channel + step features)."""
-        H, C = self.cfg.prediction_length, self.cfg.n_channels
+        """Token-independent part of horizon embeddings: [B, H * C, d] (channel + step features);
+        H is the batch's (``tf_fut`` [B, H, F]): the weights do not depend on the horizon, so one
+        model serves any H (a pretrained base, tsdiff.pretrained)."""
+        H, C = s["tf_fut"].shape[1], self.cfg.n_channels
         emb = self.channel_emb.weight[:C].repeat(H, 1)[None]  # [1, H*C, d]
         B = s["tf_fut"].shape[0]
         emb = emb.expand(B, -1, -1)
@@ -207,8 +212,10 @@ class NumericDenoiser(nn.Module):
             out = out + emb(s["static_cat"][:, j])
         return out
 
-    def horizon_positions(self, B: int, device) -> Tensor:
-        H, C, L = self.cfg.prediction_length, self.cfg.n_channels, self.cfg.context_length
+    def horizon_positions(self, B: int, device, H: int | None = None) -> Tensor:
+        """[B, H * C] RoPE positions of the horizon cells (L + h); H default: the config's."""
+        H = self.cfg.prediction_length if H is None else H
+        C, L = self.cfg.n_channels, self.cfg.context_length
         return (L + torch.arange(H, device=device)).repeat_interleave(C)[None].expand(B, -1)
 
     def horizon_logits(
@@ -241,7 +248,8 @@ class NumericDenoiser(nn.Module):
         kvs = self.encode_context(s)
         static = self.horizon_static(s)
         B = static.shape[0]
-        return Horizon(self, s, kvs, static, self.horizon_positions(B, static.device))
+        H = static.shape[1] // self.cfg.n_channels
+        return Horizon(self, s, kvs, static, self.horizon_positions(B, static.device, H))
 
     def target_tokens(self, s: dict) -> tuple[Tensor, Tensor]:
         """Horizon bin ids [B, H*C] (MASK where unobserved) and observed mask [B, H*C]."""
@@ -290,7 +298,8 @@ class Horizon:
     def chunks(self, num_samples: int, max_tokens: int):
         """Yield (b0, b1, :class:`PathRows`) for windows b0:b1, as many per call as keep
         rows x tokens within ``max_tokens`` (:func:`windows_per_call`)."""
-        per_chunk = windows_per_call(self.model.cfg, num_samples, max_tokens)
+        H = self.static.shape[1] // self.model.cfg.n_channels
+        per_chunk = windows_per_call(self.model.cfg, num_samples, max_tokens, H)
         for b0 in range(0, self.windows, per_chunk):
             b1 = min(self.windows, b0 + per_chunk)
             kv1 = [(k[b0:b1], v[b0:b1]) for k, v in self.kvs]
@@ -304,7 +313,7 @@ class Horizon:
                     static1=st1,
                     kvs=self.model.repeat_kv(kv1, num_samples),
                     static=st,
-                    positions=self.model.horizon_positions((b1 - b0) * num_samples, st.device),
+                    positions=self.positions[b0:b1].repeat_interleave(num_samples, 0),
                     num_samples=num_samples,
                 ),
             )

@@ -152,7 +152,8 @@ def soft_paths(
         z [w, S, H, C] in context-scaled units (bin centres) and the sampler's stats.
     """
     cfg = model.cfg
-    H, C, S = cfg.prediction_length, cfg.n_channels, rows.num_samples
+    C, S = cfg.n_channels, rows.num_samples
+    H = rows.static.shape[1] // C  # the batch's horizon (tsdiff.model.horizon_static)
     steps, bl = resolve_schedule(H, C, steps, block_length)
     ids, stats = soft_denoise(
         model, rows.static, rows.kvs, rows.positions, steps=steps, block_length=bl, order=order,

@@ -26,13 +26,18 @@ from safetensors.torch import load_file, save_file
 
 from lm_core.checkpoint import CheckpointError, check_shapes, read_json_object, safe_member
 from lm_core.outputs import OutputError, atomic_write_dir, one_line, output_lock, reason
+from tsdiff.adapters import add_lora, adapter_state_dict, has_lora, load_adapter, lora_settings
 from tsdiff.config import ForecasterConfig, sampler_of_old_checkpoint
 from tsdiff.data.frames import Columns
 from tsdiff.model import NumericDenoiser, TSModelConfig
+from tsdiff.pretrained import init_from_base, load_base
 
 FORMAT = "tsdiff"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+ADAPTER_FILE = "adapter.safetensors"
+"""A forecaster fine-tuned with LoRA from a base keeps only its adapter (tsdiff.adapters) and the
+base's name and digest; loading rebuilds it on the base (:func:`adapted_model`)."""
 
 
 class MissingCheckpointError(CheckpointError, FileNotFoundError):
@@ -78,15 +83,21 @@ def save_checkpoint(
         "history": ck.history,
         "categories": ck.categories,
     }
-    state = {k: v.detach().contiguous().cpu() for k, v in ck.model.state_dict().items()}
+    weights_file = WEIGHTS_FILE
+    if has_lora(ck.model):  # the adapter only; the base is named by its digest
+        weights_file = ADAPTER_FILE
+        meta["adapter"] = lora_settings(ck.model) | {"base": ck.history.get("init", {})}
+        state = {k: v.contiguous().cpu() for k, v in adapter_state_dict(ck.model).items()}
+    else:
+        state = {k: v.detach().contiguous().cpu() for k, v in ck.model.state_dict().items()}
     extra = dict(files or {})
     for name in extra:
         safe_member(path, name, f"{path}: extra file")
-        if name in (CONFIG_FILE, WEIGHTS_FILE):
+        if name in (CONFIG_FILE, WEIGHTS_FILE, ADAPTER_FILE):
             raise ValueError(f"{path}: extra file {name!r} would replace the checkpoint's own")
 
     def write(tmp: Path) -> None:
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        save_file(state, str(tmp / weights_file))
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
         for name, text in extra.items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -137,6 +148,30 @@ def _read_state(weights: Path, model: NumericDenoiser) -> dict[str, torch.Tensor
     return state
 
 
+def adapted_model(mcfg: TSModelConfig, adapter: dict, weights: Path) -> NumericDenoiser:
+    """The denoiser of a LoRA-fine-tuned forecaster: the base it names (the packaged one, or its
+    folder), checked by digest, its weights copied in (tsdiff.pretrained.init_from_base), the
+    LoRA layout of ``adapter`` added and the adapter file ``weights`` loaded."""
+    init = adapter.get("base") or {}
+    base = load_base(init.get("path"))
+    if init.get("sha256") and init["sha256"] != base.sha256:
+        raise CheckpointError(
+            f"{weights}: this adapter was trained on base {init.get('base')!r} with digest "
+            f"{init['sha256'][:12]}..., but the base found has {base.sha256[:12]}..."
+        )
+    model = NumericDenoiser(mcfg)
+    init_from_base(model, base)
+    settings = {k: adapter[k] for k in ("rank", "alpha", "dropout", "targets", "train_also")}
+    try:
+        add_lora(model, **settings)
+        load_adapter(model, load_file(str(weights)))
+    except OSError as e:
+        raise CheckpointError(f"{weights}: cannot be read ({reason(e)})") from None
+    except (SafetensorError, ValueError, RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{weights}: corrupt adapter ({one_line(e)})") from None
+    return model
+
+
 def _section(meta: dict, key: str, where: Path) -> dict:
     value = meta.get(key)
     if not isinstance(value, dict):
@@ -161,6 +196,8 @@ def load_checkpoint(path: str | Path, device: torch.device | None = None) -> Che
     :class:`CheckpointError` (one line naming the file and the problem) for everything else."""
     path = Path(path)
     cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not weights.is_file() and (path / ADAPTER_FILE).is_file():
+        weights = path / ADAPTER_FILE
     if not cfg_file.is_file() or not weights.is_file():
         raise MissingCheckpointError(
             f"{path}: not a tsdiff checkpoint (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
@@ -180,9 +217,12 @@ def load_checkpoint(path: str | Path, device: torch.device | None = None) -> Che
             shaped = NumericDenoiser(mcfg)
     except (ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{cfg_file}: corrupt tsdiff config ({one_line(e)})") from None
-    state = _read_state(weights, shaped)
-    model = NumericDenoiser(mcfg)
-    model.load_state_dict(state)
+    if "adapter" in meta:
+        model = adapted_model(mcfg, _section(meta, "adapter", cfg_file), weights)
+    else:
+        state = _read_state(weights, shaped)
+        model = NumericDenoiser(mcfg)
+        model.load_state_dict(state)
     history, categories = meta.get("history", {}), meta.get("categories", {})
     if not isinstance(history, dict) or not isinstance(categories, dict):
         raise CheckpointError(f"{cfg_file}: fields 'history' and 'categories' must be objects")

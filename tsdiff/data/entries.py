@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.data.frames import MAX_ABS, Columns, DataError, Series
-from tsdiff.features import time_features
+from tsdiff.features import Calendar, time_features
 
 
 def _matrix(entry: dict, key: str, rows: int, min_len: int, item: str) -> np.ndarray:
@@ -47,8 +47,10 @@ def entry_to_series(
     cardinality: list[int] | tuple[int, ...] = (),
     horizon: int = 0,
     default_id: str = "0",
+    calendar: Calendar | None = None,
 ) -> Series:
     """One GluonTS entry -> :class:`Series`; ``horizon > 0`` also reads future covariates / calendar.
+    ``calendar``: the model's calendar inputs (default: the frequency's legacy features).
 
     Raises DataError (naming the item and field) for wrong shapes, non-numeric or infinite values,
     an empty or all-NaN target.
@@ -89,7 +91,7 @@ def entry_to_series(
         item_id=item,
         index=full[:T],
         target=target.T.copy(),
-        time_feat=time_features(full, freq),
+        time_feat=calendar.features(full) if calendar else time_features(full, freq),
         past_cov=_matrix(entry, "past_feat_dynamic_real", num_past_feat_dynamic_real, T, item),
         future_cov=_matrix(entry, "feat_dynamic_real", num_feat_dynamic_real, T + horizon, item),
         static_real=static,
