@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from lm_core.checkpoint import CheckpointError, check_shapes, read_json_object, safe_member
 from lm_core.outputs import OutputError, atomic_write_dir, one_line, output_lock, reason
-from tsdiff.adapters import add_lora, adapter_state_dict, has_lora, load_adapter, lora_settings
+from tsdiff.adapters import adapter_state_dict, add_lora, has_lora, load_adapter, lora_settings
 from tsdiff.config import ForecasterConfig, sampler_of_old_checkpoint
 from tsdiff.data.frames import Columns
 from tsdiff.model import NumericDenoiser, TSModelConfig

@@ -21,8 +21,8 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.datasets import DatasetUnavailable, load
 from benchmarks.data.registry import SET_INFO, SUITE
+from benchmarks.datasets import DatasetUnavailable, load
 from lm_core.outputs import atomic_write_file, atomic_write_text
 from tsdiff.data.protocol import window_splits
 
