@@ -2,6 +2,12 @@
 
     tsdiff forecast --ckpt runs/tsdiff-tmy3 --data embedded:tmy3 --output forecast.csv \
         [--num-samples 100] [--quantiles 0.1,0.5,0.9] [--samples-output paths.parquet]
+    tsdiff forecast --model base --prediction-length 24 --freq h --data FILE --output fc.csv \
+        [--target y] [--item-id id --timestamp date]
+
+``--model base`` forecasts zero-shot with the pretrained base shipped in the package (or
+``--model DIR``, a base written by ``python -m tsdiff.pretrain``): no checkpoint, no training;
+targets are every column but the id and time unless ``--target`` names them.
 
 ``--output`` gets one row per (item, future timestamp) with ``<target>_mean`` and
 ``<target>_q<level>`` columns; ``--samples-output`` every path (item_id, sample, timestamp, one
@@ -28,15 +34,26 @@ from tsdiff.commands.io import (
     write_frame,
 )
 from tsdiff.forecast import Forecast
+from tsdiff.forecaster import Forecaster
+from tsdiff.pretrained.zero_shot import bind_frame
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tsdiff forecast", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--ckpt",
-        required=True,
-        help="checkpoint directory (tsdiff fit --out, or a serialized GluonTS predictor)",
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--ckpt", help="checkpoint directory (tsdiff fit --out, or a serialized GluonTS predictor)"
     )
+    which.add_argument(
+        "--model",
+        help="'base': zero-shot with the packaged pretrained base (or a base folder); needs "
+        "--prediction-length and --freq",
+    )
+    p.add_argument("--prediction-length", type=int, default=None, help="horizon (with --model)")
+    p.add_argument("--freq", default=None, help="pandas frequency of the data (with --model)")
+    p.add_argument("--target", default=None, help="target column(s), comma-separated (--model)")
+    p.add_argument("--item-id", default="item_id", help="item id column (with --model)")
+    p.add_argument("--timestamp", default="timestamp", help="timestamp column (with --model)")
     p.add_argument(
         "--data",
         required=True,
@@ -109,6 +126,23 @@ def predict_chunked(
     )
 
 
+def zero_shot_forecaster(a: argparse.Namespace) -> Forecaster:
+    """``--model base|DIR`` with ``--prediction-length`` and ``--freq``: a zero-shot forecaster
+    (:meth:`tsdiff.Forecaster.from_pretrained`); a missing flag is one line naming it."""
+    for flag, value in (("--prediction-length", a.prediction_length), ("--freq", a.freq)):
+        if value is None:
+            raise ValueError(f"{flag}: required with --model (the base has no horizon of its own)")
+    if a.prediction_length < 1:
+        raise ValueError(
+            f"--prediction-length: expected a positive integer, got {a.prediction_length}"
+        )
+    target = a.target.split(",") if a.target else None
+    return Forecaster.from_pretrained(
+        a.prediction_length, a.freq, path=None if a.model == "base" else a.model, target=target,
+        item_id=a.item_id, timestamp=a.timestamp,
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     quantiles = parse_quantiles(a.quantiles)
@@ -116,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for out in (a.output, a.samples_output):
         if out is not None:
             check_writable_file(check_output(out))  # before any sampling
-    f = load_forecaster(a.ckpt)
+    f = load_forecaster(a.ckpt) if a.ckpt else zero_shot_forecaster(a)
     df = read_frame(a.data)
+    if f.roles is not None:  # zero-shot: the column roles come from this frame
+        bind_frame(f, df, *f.roles)
     future = read_frame(a.future) if a.future else None
     fc = predict_chunked(f, df, a.num_samples, a.seed, a.batch_items, a.progress, future)
     out = write_frame(fc.to_dataframe(quantiles), a.output)
@@ -129,4 +165,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["build_parser", "main", "parse_quantiles", "predict_chunked"]
+__all__ = ["build_parser", "main", "parse_quantiles", "predict_chunked", "zero_shot_forecaster"]
