@@ -1,0 +1,1 @@
+"""Pretraining a tsdiff base on a corpus of real and synthetic series."""
