@@ -20,6 +20,7 @@ orders of magnitude. :data:`GENERATORS` maps each name to its function.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -92,6 +93,15 @@ def _evaluate(spec: KernelSpec, lags: np.ndarray, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"kernel_synth: unknown kernel {name!r}; known: {', '.join(KERNEL_NAMES)}")
 
 
+@lru_cache(maxsize=4)
+def _lag_index(m: int) -> np.ndarray:
+    """``|i - j|`` [m, m] (read-only, cached): expands a lag vector to a Toeplitz matrix."""
+    idx = np.arange(m, dtype=np.intp)
+    out = np.abs(idx[:, None] - idx[None, :])
+    out.flags.writeable = False
+    return out
+
+
 def _combine(a: np.ndarray, b: np.ndarray, op: str, toeplitz: np.ndarray) -> np.ndarray:
     """``a op b`` where each is a lag vector (stationary) or a full matrix; vector op vector stays
     a vector, anything else is expanded to a matrix through the lag index ``toeplitz`` [m, m]."""
@@ -104,10 +114,12 @@ def _sample_gp(rng: np.random.Generator, cov: np.ndarray) -> np.ndarray:
     """One draw from N(0, cov) [m]: Cholesky with growing jitter, else a clipped eigen basis."""
     z = rng.standard_normal(cov.shape[0])
     ref = max(float(np.mean(np.diag(cov))), 1e-12)
-    eye = np.eye(cov.shape[0])
+    jittered = cov.copy()
+    diag = np.einsum("ii->i", jittered)  # a writable view of the diagonal
     for jitter in _JITTERS:
+        diag[:] = np.diag(cov) + jitter * ref
         try:
-            chol = np.linalg.cholesky(cov + jitter * ref * eye)
+            chol = np.linalg.cholesky(jittered)
         except np.linalg.LinAlgError:
             continue
         draw = chol @ z
@@ -145,8 +157,7 @@ def kernel_synth(
     x = np.linspace(0.0, length - 1.0, m)
     step = x[1] - x[0] if m > 1 else 1.0
     lags = np.arange(m, dtype=np.float64) * step
-    idx = np.arange(m)
-    toeplitz = np.abs(idx[:, None] - idx[None, :])
+    toeplitz = _lag_index(m)
     cov = _evaluate(specs[0], lags, x)
     for spec, op in zip(specs[1:], ops, strict=True):
         cov = _combine(cov, _evaluate(spec, lags, x), op, toeplitz)

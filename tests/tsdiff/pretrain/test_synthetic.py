@@ -103,6 +103,12 @@ def test_kernel_synth_draws_from_the_bank_are_finite_even_when_degenerate():
     assert np.ptp(flat) < 0.1 * np.abs(flat).mean() + 0.05  # a constant kernel draws a level
 
 
+def test_gp_sampling_falls_back_to_an_eigen_basis_when_cholesky_fails():
+    cov = np.diag([1.0, 1.0, -1.0])  # indefinite: no jitter of the schedule makes it PD
+    draw = S._sample_gp(np.random.default_rng(0), cov)
+    assert np.isfinite(draw).all() and draw[2] == 0.0  # the negative direction is clipped away
+
+
 def test_kernel_synth_rejects_an_unknown_kernel_naming_the_bank():
     with pytest.raises(ValueError, match="unknown kernel 'matern'.*periodic"):
         S.kernel_synth(np.random.default_rng(0), 50, kernels=[("matern", {})])
