@@ -346,9 +346,11 @@ def random_affine(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
     """``y`` [T] at a random level: times 10**U(-2, 5); a series that is not all positive is also
     shifted by N(0, 3) of its standard deviation first. A positive series stays positive."""
     scale = 10 ** rng.uniform(-2.0, 5.0)
+    if not np.isfinite(y).any():
+        return y.copy()  # an all-missing mixup window: nothing to scale
     if np.nanmin(y) > 0:
         return y * scale
-    spread = float(np.nanstd(y)) if np.isfinite(y).any() else 0.0
+    spread = float(np.nanstd(y))
     return (y + rng.normal(0.0, 3.0) * (spread + 1e-12)) * scale
 
 
