@@ -1,0 +1,361 @@
+"""tsdiff as a model of the ``fev`` evaluation package (fev-bench, GIFT-Eval and the like).
+
+    >>> tasks = load_tasks("tasks.yaml")                          # doctest: +SKIP
+    >>> summary = evaluate_task(tasks[0], "base")                 # doctest: +SKIP
+    >>> summary["test_error"], summary["WQL"]                     # doctest: +SKIP
+
+A task file is fev's benchmark YAML: ``tasks:``, a list of :class:`fev.Task` fields
+(``dataset_path``, ``dataset_config``, ``horizon``, ``num_windows``, ``seasonality``,
+``eval_metric``, ``quantile_levels``, ``target``, ``known_dynamic_columns`` ...). A local
+``dataset_path`` (a ``.parquet`` / ``.arrow`` file in fev's format, one row per series with the
+time-varying columns as sequences, or a long table) is read relative to the YAML's folder; a hub
+``dataset_config`` is read from ``$FEV_DATASETS_PREFIX/<config>/*.parquet`` when that is set, else
+from the Hugging Face cache (``HF_DATASETS_OFFLINE=1`` keeps it offline).
+
+For every evaluation window fev hands over the past (targets and covariates up to the cutoff) and
+the known future covariates; they become tsdiff long frames (:func:`window_frames`), the
+forecaster samples paths ``[N, S, H, C]`` and :func:`to_predictions` turns them into fev's
+per-target ``datasets.Dataset`` of ``"predictions"`` (the median, or mean) and one column per
+quantile level. ``task.evaluation_summary`` scores them.
+
+Models (``model``): ``"base"`` the packaged pretrained forecaster, zero-shot
+(``Forecaster.from_pretrained``); ``"scratch"`` a forecaster trained per task on the first
+window's past (no later window's future is in it) within ``budget_s``; ``"finetune"`` the same
+fit started from the base (``fit(df, init="base")``); any other value is a folder written by
+``Forecaster.save`` / ``tsdiff fit``. ``factory`` replaces that choice (tests, other setups).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import fev
+import numpy as np
+import pandas as pd
+import yaml
+from fev.adapters import PandasAdapter
+
+from lm_core.outputs import one_line
+from tsdiff.forecast import Forecast
+from tsdiff.forecaster import Forecaster
+
+MODELS = ("base", "scratch", "finetune")
+POINTS = ("median", "mean")
+ITEM, TIME = "item_id", "timestamp"
+
+
+@dataclass
+class Fitted:
+    """A forecaster ready for one task, and how it came to be (for fev's summary)."""
+
+    forecaster: object
+    trained_on_this_dataset: bool
+    training_time_s: float = 0.0
+
+
+Factory = Callable[[fev.Task, pd.DataFrame], Fitted]
+
+
+def load_tasks(path: str | Path) -> list[fev.Task]:
+    """The :class:`fev.Task` list of a fev benchmark YAML (``tasks: [{...}, ...]``).
+
+    Relative local ``dataset_path`` values are taken from the YAML's folder. A missing file, bad
+    YAML or a task fev rejects: one ValueError / FileNotFoundError line naming file and task."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"tasks: no such file {str(p)!r}")
+    try:
+        config = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"tasks: {str(p)!r} is not valid YAML ({one_line(e)})") from None
+    entries = config.get("tasks") if isinstance(config, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"tasks: {str(p)!r}: expected a non-empty list under the key 'tasks'")
+    tasks = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"tasks: {str(p)!r}: tasks[{i}]: expected a mapping of Task fields")
+        entry = dict(entry)
+        local = entry.get("dataset_config") is None and "dataset_path" in entry
+        if local and not Path(str(entry["dataset_path"])).is_absolute():
+            entry["dataset_path"] = str(p.parent / str(entry["dataset_path"]))
+        try:
+            tasks.append(fev.Task(**entry))
+        except (ValueError, TypeError, AssertionError) as e:
+            raise ValueError(f"tasks: {str(p)!r}: tasks[{i}]: {_short(e)}") from None
+    return tasks
+
+
+def _short(e: BaseException) -> str:
+    """One line of an fev / pydantic error (pydantic's first error: field and message)."""
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "Task"
+        return f"{where}: {first.get('msg', one_line(e))}"
+    return one_line(e) if str(e) else "invalid task (fev assertion failed)"
+
+
+def task_name(task: fev.Task) -> str:
+    return str(task.task_name or task.dataset_config or task.dataset_path)
+
+
+def load_task_data(task: fev.Task, num_proc: int = 1) -> None:
+    """Load (and cache in the task) its data set; fev's load failures in one ValueError line."""
+    if task.dataset_config is None and "://" not in task.dataset_path:
+        if not Path(task.dataset_path).is_file():
+            raise FileNotFoundError(
+                f"task {task_name(task)!r}: dataset_path: no such file {task.dataset_path!r}"
+            )
+    try:
+        task.load_full_dataset(num_proc=num_proc)
+    except (RuntimeError, ValueError, OSError) as e:
+        hint = ""
+        if task.dataset_config is not None:
+            hint = (
+                "; offline it is read from $FEV_DATASETS_PREFIX/<dataset_config>/*.parquet "
+                "or the Hugging Face cache"
+            )
+        cause = e.__context__ if isinstance(e, RuntimeError) and e.__context__ else e
+        raise ValueError(
+            f"task {task_name(task)!r}: cannot load its data ({one_line(cause)}){hint}"
+        ) from None
+
+
+def _numeric(df: pd.DataFrame, names: list[str]) -> list[str]:
+    return [c for c in names if c in df.columns and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def window_frames(
+    window: fev.EvaluationWindow,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """fev's input of one window as tsdiff long frames.
+
+    Returns ``(past, future, ids)``: ``past`` one row per (item, step) up to the cutoff with
+    ``item_id``, ``timestamp``, the targets and the dynamic covariates; ``future`` the H rows
+    per item after it with the known covariates; ``ids`` the item order fev scores in."""
+    past_ds, future_ds = window.get_input_data()
+    ids = [str(i) for i in past_ds[window.id_column]]
+    past, future, _static = PandasAdapter.convert_input_data(
+        past_ds,
+        future_ds,
+        target_columns=window.target_columns,
+        id_column=window.id_column,
+        timestamp_column=window.timestamp_column,
+        static_columns=window.static_columns,
+    )  # static columns are not used (yet)
+    rename = {window.id_column: ITEM, window.timestamp_column: TIME}
+    past, future = past.rename(columns=rename), future.rename(columns=rename)
+    past[ITEM] = past[ITEM].astype(str)
+    future[ITEM] = future[ITEM].astype(str)
+    return past, future, ids
+
+
+def _model_columns(f, task: fev.Task) -> tuple[list[str], list[str], list[str]]:
+    """(targets the forecaster reads in the frame, its past covariates, its future covariates)."""
+    cfg = getattr(f, "config", None)
+    past_cov = list(getattr(cfg, "past_covariates", []) or [])
+    fut_cov = list(getattr(cfg, "future_covariates", []) or [])
+    cols = getattr(f, "columns", None)
+    model_targets = list(getattr(cols, "targets", []) or [])
+    task_targets = task.target_columns
+    if not model_targets or sorted(model_targets) == sorted(task_targets):
+        return task_targets, past_cov, fut_cov
+    if len(model_targets) == len(task_targets) == 1:
+        return model_targets, past_cov, fut_cov
+    raise ValueError(
+        f"task {task_name(task)!r}: the model forecasts {model_targets}, the task asks for "
+        f"{task_targets} (a model for {len(task_targets)} target channel(s) is needed)"
+    )
+
+
+def predict_window(
+    f, task: fev.Task, past: pd.DataFrame, future: pd.DataFrame, num_samples: int, seed: int
+) -> tuple[Forecast, list[str]]:
+    """Sample the forecaster on one window; returns the forecast and its target names in
+    task order (renamed where a one-target model calls its target otherwise)."""
+    model_targets, past_cov, fut_cov = _model_columns(f, task)
+    task_targets = task.target_columns
+    rename = dict(zip(task_targets, model_targets, strict=True))
+    past = past.rename(columns=rename)
+    needed = past_cov + fut_cov
+    missing = [c for c in needed if c not in past.columns]
+    if missing:
+        raise ValueError(
+            f"task {task_name(task)!r}: the model needs covariate column(s) {missing}; the task "
+            f"gives {task.dynamic_columns} (known_dynamic_columns / past_dynamic_columns)"
+        )
+    frame = past[[ITEM, TIME, *model_targets, *needed]]
+    kwargs = {"num_samples": num_samples, "seed": seed}
+    if fut_cov:
+        missing = [c for c in fut_cov if c not in future.columns]
+        if missing:
+            raise ValueError(
+                f"task {task_name(task)!r}: covariate(s) {missing} are not known over the "
+                "horizon (list them in the task's known_dynamic_columns)"
+            )
+        kwargs["future"] = future[[ITEM, TIME, *fut_cov]]
+    fc = f.predict(frame, **kwargs)
+    order = [list(fc.targets).index(rename[t]) for t in task_targets]
+    fc = Forecast(fc.samples[..., order], fc.item_ids, fc.starts, fc.freq, task_targets, fc.nfe)
+    return fc, task_targets
+
+
+def to_predictions(
+    fc: Forecast, task: fev.Task, ids: list[str], point: str = "median"
+) -> datasets.DatasetDict:
+    """fev's predictions of one window from sample paths ``fc.samples`` [N, S, H, C].
+
+    One ``datasets.Dataset`` per target column (rows in fev's item order ``ids``) with
+    ``"predictions"`` (the paths' median or mean, [H] per row) and ``str(q)`` for each of the
+    task's quantile levels (sample quantiles, so ordered in q). Float64, finite."""
+    if point not in POINTS:
+        raise ValueError(f"point: expected one of {list(POINTS)}, got {point!r}")
+    H = task.horizon
+    if fc.samples.ndim != 4 or fc.samples.shape[2] != H:
+        raise ValueError(
+            f"task {task_name(task)!r}: forecast paths of shape {fc.samples.shape}, "
+            f"expected [items, samples, {H}, channels]"
+        )
+    pos = {str(item): i for i, item in enumerate(fc.item_ids)}
+    lost = [i for i in ids if i not in pos]
+    if lost:
+        raise ValueError(f"task {task_name(task)!r}: no forecast for item(s) {lost[:5]}")
+    samples = np.asarray(fc.samples, dtype=np.float64)[[pos[i] for i in ids]]  # [N, S, H, C]
+    if not np.isfinite(samples).all():
+        raise ValueError(f"task {task_name(task)!r}: the forecast has NaN or infinite values")
+    centre = np.median(samples, axis=1) if point == "median" else samples.mean(axis=1)
+    levels = list(task.quantile_levels)
+    qs = np.quantile(samples, levels, axis=1) if levels else np.zeros((0, *centre.shape))
+    out = {}
+    for c, name in enumerate(task.target_columns):
+        cols = {"predictions": centre[:, :, c]}
+        cols.update({str(q): qs[k, :, :, c] for k, q in enumerate(levels)})
+        feats = datasets.Features(
+            {k: datasets.Sequence(datasets.Value("float64"), length=H) for k in cols}
+        )
+        out[name] = datasets.Dataset.from_dict({k: v.tolist() for k, v in cols.items()}, feats)
+    return datasets.DatasetDict(out)
+
+
+def scratch_frame(past: pd.DataFrame, task: fev.Task) -> pd.DataFrame:
+    """The training frame of a per-task fit: items with more than H steps (tsdiff's minimum)."""
+    sizes = past.groupby(ITEM)[TIME].transform("size")
+    frame = past[sizes > task.horizon]
+    if frame.empty:
+        raise ValueError(
+            f"task {task_name(task)!r}: no series has more than horizon={task.horizon} steps "
+            "before the first cutoff; a per-task fit needs longer series (use --model base)"
+        )
+    return frame
+
+
+def default_factory(
+    model: str, budget_s: float = 60.0, options: dict | None = None, seed: int = 0
+) -> Factory:
+    """The forecaster of ``model`` (see the module doc) for each task: ``(task, past) -> Fitted``.
+
+    ``past``: the first window's past frame (:func:`window_frames`). ``options``: more
+    :class:`Forecaster` settings for ``scratch`` / ``finetune`` (``d_model``, ``n_layers`` ...)."""
+    options = dict(options or {})
+    if model not in MODELS and not Path(model).is_dir():
+        raise ValueError(
+            f"model: expected one of {list(MODELS)} or a saved forecaster folder, got {model!r}"
+        )
+
+    def make(task: fev.Task, past: pd.DataFrame) -> Fitted:
+        H, freq = task.horizon, task.freq
+        if model == "base":
+            if not hasattr(Forecaster, "from_pretrained"):
+                raise ValueError("model 'base': this tsdiff has no pretrained base yet")
+            return Fitted(Forecaster.from_pretrained(prediction_length=H, freq=freq), False)
+        if model not in MODELS:
+            return Fitted(Forecaster.load(model), False)
+        start = time.monotonic()
+        settings = {
+            "prediction_length": H,
+            "freq": freq,
+            "max_time_s": budget_s,
+            "seed": seed,
+            "future_covariates": _numeric(past, task.known_dynamic_columns),
+            "past_covariates": _numeric(past, task.past_dynamic_columns),
+            **options,
+        }
+        f = Forecaster(**settings)
+        frame = scratch_frame(past, task)
+        cols = [ITEM, TIME, *task.target_columns]
+        cols += settings["past_covariates"] + settings["future_covariates"]
+        fit_kwargs = {"target": task.target_columns}
+        if model == "finetune":
+            fit_kwargs["init"] = "base"
+        try:
+            f.fit(frame[cols], **fit_kwargs)
+        except TypeError as e:
+            if "init" not in fit_kwargs:
+                raise
+            raise ValueError(
+                f"model 'finetune': Forecaster.fit does not take init='base' here ({one_line(e)})"
+            ) from None
+        return Fitted(f, True, time.monotonic() - start)
+
+    return make
+
+
+def evaluate_task(
+    task: fev.Task,
+    model: str = "base",
+    *,
+    factory: Factory | None = None,
+    num_samples: int = 100,
+    point: str = "median",
+    seed: int = 0,
+    budget_s: float = 60.0,
+    options: dict | None = None,
+    model_name: str | None = None,
+    num_proc: int = 1,
+) -> dict:
+    """fev's evaluation summary of ``model`` on every window of ``task`` (a dict: ``test_error``
+    in the task's eval_metric, each extra metric, times, the task's fields)."""
+    make = factory or default_factory(model, budget_s, options, seed)
+    load_task_data(task, num_proc)
+    frames = [window_frames(w) for w in task.iter_windows(num_proc=num_proc)]
+    fitted = make(task, frames[0][0])
+    start = time.monotonic()
+    predictions = []
+    for k, (past, future, ids) in enumerate(frames):
+        fc, _ = predict_window(fitted.forecaster, task, past, future, num_samples, seed + k)
+        predictions.append(to_predictions(fc, task, ids, point))
+    inference = time.monotonic() - start
+    name = model_name or f"tsdiff-{model if model in MODELS else Path(model).name}"
+    try:
+        return task.evaluation_summary(
+            predictions,
+            model_name=name,
+            training_time_s=fitted.training_time_s,
+            inference_time_s=inference,
+            trained_on_this_dataset=fitted.trained_on_this_dataset,
+            extra_info={"num_samples": num_samples, "point_forecast": point},
+        )
+    except (ValueError, AssertionError) as e:
+        raise ValueError(
+            f"task {task_name(task)!r}: fev rejected the predictions ({_short(e)})"
+        ) from None
+
+
+__all__ = [
+    "MODELS",
+    "Fitted",
+    "default_factory",
+    "evaluate_task",
+    "load_task_data",
+    "load_tasks",
+    "predict_window",
+    "scratch_frame",
+    "task_name",
+    "to_predictions",
+    "window_frames",
+]
