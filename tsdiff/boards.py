@@ -80,13 +80,19 @@ def load_tasks(path: str | Path) -> list[fev.Task]:
         if not isinstance(entry, dict):
             raise ValueError(f"tasks: {str(p)!r}: tasks[{i}]: expected a mapping of Task fields")
         entry = dict(entry)
-        local = entry.get("dataset_config") is None and "dataset_path" in entry
-        if local and not Path(str(entry["dataset_path"])).is_absolute():
-            entry["dataset_path"] = str(p.parent / str(entry["dataset_path"]))
+        written = entry.get("dataset_path")
+        local = entry.get("dataset_config") is None and isinstance(written, str)
+        relative = local and "://" not in written and not Path(written).is_absolute()
+        if relative:
+            entry.setdefault("task_name", "/".join(Path(written).parts[-3:-1]) or None)
+            entry["dataset_path"] = str(p.parent / written)
         try:
-            tasks.append(fev.Task(**entry))
+            task = fev.Task(**entry)
         except (ValueError, TypeError, AssertionError) as e:
             raise ValueError(f"tasks: {str(p)!r}: tasks[{i}]: {_short(e)}") from None
+        if relative:  # the summaries name the path as written, so runs elsewhere compare
+            task._written_dataset_path = written
+        tasks.append(task)
     return tasks
 
 
@@ -112,7 +118,7 @@ def load_task_data(task: fev.Task, num_proc: int = 1) -> None:
                 f"task {task_name(task)!r}: dataset_path: no such file {task.dataset_path!r}"
             )
     try:
-        task.load_full_dataset(num_proc=num_proc)
+        task.load_full_dataset(num_proc=_procs(num_proc))
     except (RuntimeError, ValueError, OSError) as e:
         hint = ""
         if task.dataset_config is not None:
@@ -124,6 +130,12 @@ def load_task_data(task: fev.Task, num_proc: int = 1) -> None:
         raise ValueError(
             f"task {task_name(task)!r}: cannot load its data ({one_line(cause)}){hint}"
         ) from None
+
+
+def _procs(num_proc: int) -> int:
+    """fev's ``num_proc`` for ``datasets.map``: 0 keeps the work in this process (datasets 4
+    starts a pool even for 1)."""
+    return num_proc if num_proc > 1 else 0
 
 
 def _numeric(df: pd.DataFrame, names: list[str]) -> list[str]:
@@ -255,12 +267,18 @@ def scratch_frame(past: pd.DataFrame, task: fev.Task) -> pd.DataFrame:
 
 
 def default_factory(
-    model: str, budget_s: float = 60.0, options: dict | None = None, seed: int = 0
+    model: str,
+    budget_s: float = 60.0,
+    options: dict | None = None,
+    seed: int = 0,
+    folder_trained_on_tasks: bool = False,
 ) -> Factory:
     """The forecaster of ``model`` (see the module doc) for each task: ``(task, past) -> Fitted``.
 
     ``past``: the first window's past frame (:func:`window_frames`). ``options``: more
-    :class:`Forecaster` settings for ``scratch`` / ``finetune`` (``d_model``, ``n_layers`` ...)."""
+    :class:`Forecaster` settings for ``scratch`` / ``finetune`` (``d_model``, ``n_layers`` ...).
+    ``folder_trained_on_tasks``: what fev's summaries say of a saved folder's model (whether it
+    saw these data sets; fev's leaderboard flags such rows)."""
     options = dict(options or {})
     if model not in MODELS and not Path(model).is_dir():
         raise ValueError(
@@ -274,7 +292,7 @@ def default_factory(
                 raise ValueError("model 'base': this tsdiff has no pretrained base yet")
             return Fitted(Forecaster.from_pretrained(prediction_length=H, freq=freq), False)
         if model not in MODELS:
-            return Fitted(Forecaster.load(model), False)
+            return Fitted(Forecaster.load(model), folder_trained_on_tasks)
         start = time.monotonic()
         settings = {
             "prediction_length": H,
@@ -322,7 +340,7 @@ def evaluate_task(
     in the task's eval_metric, each extra metric, times, the task's fields)."""
     make = factory or default_factory(model, budget_s, options, seed)
     load_task_data(task, num_proc)
-    frames = [window_frames(w) for w in task.iter_windows(num_proc=num_proc)]
+    frames = [window_frames(w) for w in task.iter_windows(num_proc=_procs(num_proc))]
     fitted = make(task, frames[0][0])
     start = time.monotonic()
     predictions = []
@@ -332,7 +350,7 @@ def evaluate_task(
     inference = time.monotonic() - start
     name = model_name or f"tsdiff-{model if model in MODELS else Path(model).name}"
     try:
-        return task.evaluation_summary(
+        summary = task.evaluation_summary(
             predictions,
             model_name=name,
             training_time_s=fitted.training_time_s,
@@ -344,6 +362,8 @@ def evaluate_task(
         raise ValueError(
             f"task {task_name(task)!r}: fev rejected the predictions ({_short(e)})"
         ) from None
+    summary["dataset_path"] = getattr(task, "_written_dataset_path", task.dataset_path)
+    return summary
 
 
 __all__ = [

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a Forecaster setting for scratch / finetune, e.g. --set d_model=64 (repeatable)",
     )
+    p.add_argument(
+        "--trained-on-tasks",
+        action="store_true",
+        help="a saved folder's model saw these data sets (fev's summaries say so)",
+    )
     p.add_argument("--model-name", default=None, help="name in the summaries (default tsdiff-<m>)")
     p.add_argument(
         "--num-proc", type=int, default=1, help="processes fev uses to load data (default 1)"
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.num_proc < 1:
         raise ValueError(f"--num-proc: expected a positive integer, got {a.num_proc}")
     options = parse_settings(a.set)
-    factory = default_factory(a.model, a.budget_s, options, a.seed)  # checks --model
+    factory = default_factory(a.model, a.budget_s, options, a.seed, a.trained_on_tasks)
     out = check_writable_file(check_output(a.output))
     tasks = load_tasks(a.tasks)
     rows = []
