@@ -7,6 +7,7 @@ datasets libraries are set offline and sockets refuse to connect while these tes
 import inspect
 import logging
 import socket
+import sys
 import warnings
 
 import datasets
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+import tsdiff
 from tsdiff import boards
 from tsdiff.boards import Fitted, evaluate_task, to_predictions, window_frames
 from tsdiff.cli import main
@@ -311,3 +313,13 @@ def test_board_bad_input_is_one_line(data_dir, tmp_path, capsys, argv, message):
     assert err.startswith("tsdiff board: error:") and "\n" not in err
     assert message in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_board_without_fev_installed_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "fev", None)  # import fev now raises ImportError
+    monkeypatch.delitem(sys.modules, "tsdiff.boards")
+    monkeypatch.delattr(tsdiff, "boards")
+    argv = ["board", "--tasks", "t.yaml", "--output", str(tmp_path / "r.csv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pip install 'tsdiff[fev]'" in err

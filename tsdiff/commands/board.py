@@ -23,9 +23,23 @@ from dataclasses import fields
 import pandas as pd
 import yaml
 
-from tsdiff.boards import MODELS, POINTS, default_factory, evaluate_task, load_tasks, task_name
 from tsdiff.commands.io import check_counts, check_output, check_writable_file, write_frame
 from tsdiff.config import ForecasterConfig
+
+MODELS = "base, scratch, finetune"  # tsdiff.boards.MODELS, named here so --help needs no fev
+
+
+def load_boards():
+    """:mod:`tsdiff.boards`, which needs the optional ``fev`` package: one line when it is absent."""
+    try:
+        from tsdiff import boards  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    except ImportError as e:
+        missing = getattr(e, "name", None) or "fev"
+        raise ValueError(
+            f"the fev package is needed (missing module {missing!r}); install tsdiff's 'fev' "
+            "extra: pip install 'tsdiff[fev]'"
+        ) from None
+    return boards
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="base",
-        help=f"one of {', '.join(MODELS)} or a saved forecaster folder (default base)",
+        help=f"one of {MODELS} or a saved forecaster folder (default base)",
     )
     p.add_argument("--output", required=True, help="one summary row per task (.csv or .parquet)")
     p.add_argument(
@@ -42,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--point",
-        choices=POINTS,
+        choices=("median", "mean"),
         default="median",
         help="point forecast fev scores as 'predictions' (default median)",
     )
@@ -98,13 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.num_proc < 1:
         raise ValueError(f"--num-proc: expected a positive integer, got {a.num_proc}")
     options = parse_settings(a.set)
-    factory = default_factory(a.model, a.budget_s, options, a.seed, a.trained_on_tasks)
+    boards = load_boards()
+    factory = boards.default_factory(a.model, a.budget_s, options, a.seed, a.trained_on_tasks)
     out = check_writable_file(check_output(a.output))
-    tasks = load_tasks(a.tasks)
+    tasks = boards.load_tasks(a.tasks)
     rows = []
     for k, task in enumerate(tasks):
         start = time.monotonic()
-        summary = evaluate_task(
+        summary = boards.evaluate_task(
             task,
             a.model,
             factory=factory,
@@ -119,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         metric = summary["eval_metric"]
         metric = metric["name"] if isinstance(metric, dict) else metric
         print(
-            f"[{k + 1}/{len(tasks)}] {task_name(task)}: {metric} {summary['test_error']:.4f} "
+            f"[{k + 1}/{len(tasks)}] {boards.task_name(task)}: {metric} {summary['test_error']:.4f} "
             f"({task.num_windows} window(s), {time.monotonic() - start:.1f} s)",
             flush=True,
         )
@@ -127,4 +142,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["build_parser", "main", "parse_settings"]
+__all__ = ["build_parser", "load_boards", "main", "parse_settings"]
