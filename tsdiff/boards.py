@@ -23,6 +23,8 @@ Models (``model``): ``"base"`` the packaged pretrained forecaster, zero-shot
 window's past (no later window's future is in it) within ``budget_s``; ``"finetune"`` the same
 fit started from the base (``fit(df, init="base")``); any other value is a folder written by
 ``Forecaster.save`` / ``tsdiff fit``. ``factory`` replaces that choice (tests, other setups).
+Known dynamic columns are future covariates, past dynamic columns past covariates (numeric ones;
+a saved model reads those it was trained with); static columns are not used.
 """
 
 from __future__ import annotations
@@ -32,20 +34,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 import fev
-import numpy as np
 import pandas as pd
 import yaml
-from fev.adapters import PandasAdapter
 
 from lm_core.outputs import one_line
-from tsdiff.forecast import Forecast
+from tsdiff.board_windows import (
+    ITEM,
+    TIME,
+    merge_univariate,
+    predict_window,
+    task_name,
+    to_predictions,
+    to_univariate,
+    window_frames,
+)
 from tsdiff.forecaster import Forecaster
 
 MODELS = ("base", "scratch", "finetune")
-POINTS = ("median", "mean")
-ITEM, TIME = "item_id", "timestamp"
 
 
 @dataclass
@@ -57,7 +63,7 @@ class Fitted:
     training_time_s: float = 0.0
 
 
-Factory = Callable[[fev.Task, pd.DataFrame], Fitted]
+Factory = Callable[[fev.Task, pd.DataFrame, list[str]], Fitted]
 
 
 def load_tasks(path: str | Path) -> list[fev.Task]:
@@ -106,10 +112,6 @@ def _short(e: BaseException) -> str:
     return one_line(e) if str(e) else "invalid task (fev assertion failed)"
 
 
-def task_name(task: fev.Task) -> str:
-    return str(task.task_name or task.dataset_config or task.dataset_path)
-
-
 def load_task_data(task: fev.Task, num_proc: int = 1) -> None:
     """Load (and cache in the task) its data set; fev's load failures in one ValueError line."""
     if task.dataset_config is None and "://" not in task.dataset_path:
@@ -142,118 +144,6 @@ def _numeric(df: pd.DataFrame, names: list[str]) -> list[str]:
     return [c for c in names if c in df.columns and pd.api.types.is_numeric_dtype(df[c])]
 
 
-def window_frames(
-    window: fev.EvaluationWindow,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """fev's input of one window as tsdiff long frames.
-
-    Returns ``(past, future, ids)``: ``past`` one row per (item, step) up to the cutoff with
-    ``item_id``, ``timestamp``, the targets and the dynamic covariates; ``future`` the H rows
-    per item after it with the known covariates; ``ids`` the item order fev scores in."""
-    past_ds, future_ds = window.get_input_data()
-    ids = [str(i) for i in past_ds[window.id_column]]
-    past, future, _static = PandasAdapter.convert_input_data(
-        past_ds,
-        future_ds,
-        target_columns=window.target_columns,
-        id_column=window.id_column,
-        timestamp_column=window.timestamp_column,
-        static_columns=window.static_columns,
-    )  # static columns are not used (yet)
-    rename = {window.id_column: ITEM, window.timestamp_column: TIME}
-    past, future = past.rename(columns=rename), future.rename(columns=rename)
-    past[ITEM] = past[ITEM].astype(str)
-    future[ITEM] = future[ITEM].astype(str)
-    return past, future, ids
-
-
-def _model_columns(f, task: fev.Task) -> tuple[list[str], list[str], list[str]]:
-    """(targets the forecaster reads in the frame, its past covariates, its future covariates)."""
-    cfg = getattr(f, "config", None)
-    past_cov = list(getattr(cfg, "past_covariates", []) or [])
-    fut_cov = list(getattr(cfg, "future_covariates", []) or [])
-    cols = getattr(f, "columns", None)
-    model_targets = list(getattr(cols, "targets", []) or [])
-    task_targets = task.target_columns
-    if not model_targets or sorted(model_targets) == sorted(task_targets):
-        return task_targets, past_cov, fut_cov
-    if len(model_targets) == len(task_targets) == 1:
-        return model_targets, past_cov, fut_cov
-    raise ValueError(
-        f"task {task_name(task)!r}: the model forecasts {model_targets}, the task asks for "
-        f"{task_targets} (a model for {len(task_targets)} target channel(s) is needed)"
-    )
-
-
-def predict_window(
-    f, task: fev.Task, past: pd.DataFrame, future: pd.DataFrame, num_samples: int, seed: int
-) -> tuple[Forecast, list[str]]:
-    """Sample the forecaster on one window; returns the forecast and its target names in
-    task order (renamed where a one-target model calls its target otherwise)."""
-    model_targets, past_cov, fut_cov = _model_columns(f, task)
-    task_targets = task.target_columns
-    rename = dict(zip(task_targets, model_targets, strict=True))
-    past = past.rename(columns=rename)
-    needed = past_cov + fut_cov
-    missing = [c for c in needed if c not in past.columns]
-    if missing:
-        raise ValueError(
-            f"task {task_name(task)!r}: the model needs covariate column(s) {missing}; the task "
-            f"gives {task.dynamic_columns} (known_dynamic_columns / past_dynamic_columns)"
-        )
-    frame = past[[ITEM, TIME, *model_targets, *needed]]
-    kwargs = {"num_samples": num_samples, "seed": seed}
-    if fut_cov:
-        missing = [c for c in fut_cov if c not in future.columns]
-        if missing:
-            raise ValueError(
-                f"task {task_name(task)!r}: covariate(s) {missing} are not known over the "
-                "horizon (list them in the task's known_dynamic_columns)"
-            )
-        kwargs["future"] = future[[ITEM, TIME, *fut_cov]]
-    fc = f.predict(frame, **kwargs)
-    order = [list(fc.targets).index(rename[t]) for t in task_targets]
-    fc = Forecast(fc.samples[..., order], fc.item_ids, fc.starts, fc.freq, task_targets, fc.nfe)
-    return fc, task_targets
-
-
-def to_predictions(
-    fc: Forecast, task: fev.Task, ids: list[str], point: str = "median"
-) -> datasets.DatasetDict:
-    """fev's predictions of one window from sample paths ``fc.samples`` [N, S, H, C].
-
-    One ``datasets.Dataset`` per target column (rows in fev's item order ``ids``) with
-    ``"predictions"`` (the paths' median or mean, [H] per row) and ``str(q)`` for each of the
-    task's quantile levels (sample quantiles, so ordered in q). Float64, finite."""
-    if point not in POINTS:
-        raise ValueError(f"point: expected one of {list(POINTS)}, got {point!r}")
-    H = task.horizon
-    if fc.samples.ndim != 4 or fc.samples.shape[2] != H:
-        raise ValueError(
-            f"task {task_name(task)!r}: forecast paths of shape {fc.samples.shape}, "
-            f"expected [items, samples, {H}, channels]"
-        )
-    pos = {str(item): i for i, item in enumerate(fc.item_ids)}
-    lost = [i for i in ids if i not in pos]
-    if lost:
-        raise ValueError(f"task {task_name(task)!r}: no forecast for item(s) {lost[:5]}")
-    samples = np.asarray(fc.samples, dtype=np.float64)[[pos[i] for i in ids]]  # [N, S, H, C]
-    if not np.isfinite(samples).all():
-        raise ValueError(f"task {task_name(task)!r}: the forecast has NaN or infinite values")
-    centre = np.median(samples, axis=1) if point == "median" else samples.mean(axis=1)
-    levels = list(task.quantile_levels)
-    qs = np.quantile(samples, levels, axis=1) if levels else np.zeros((0, *centre.shape))
-    out = {}
-    for c, name in enumerate(task.target_columns):
-        cols = {"predictions": centre[:, :, c]}
-        cols.update({str(q): qs[k, :, :, c] for k, q in enumerate(levels)})
-        feats = datasets.Features(
-            {k: datasets.Sequence(datasets.Value("float64"), length=H) for k in cols}
-        )
-        out[name] = datasets.Dataset.from_dict({k: v.tolist() for k, v in cols.items()}, feats)
-    return datasets.DatasetDict(out)
-
-
 def scratch_frame(past: pd.DataFrame, task: fev.Task) -> pd.DataFrame:
     """The training frame of a per-task fit: items with more than H steps (tsdiff's minimum)."""
     sizes = past.groupby(ITEM)[TIME].transform("size")
@@ -273,9 +163,11 @@ def default_factory(
     seed: int = 0,
     folder_trained_on_tasks: bool = False,
 ) -> Factory:
-    """The forecaster of ``model`` (see the module doc) for each task: ``(task, past) -> Fitted``.
+    """The forecaster of ``model`` (see the module doc) for each task:
+    ``(task, past, targets) -> Fitted``.
 
-    ``past``: the first window's past frame (:func:`window_frames`). ``options``: more
+    ``past``: the first window's past frame (:func:`window_frames`; :func:`to_univariate`'s
+    with ``univariate``), ``targets`` its target columns. ``options``: more
     :class:`Forecaster` settings for ``scratch`` / ``finetune`` (``d_model``, ``n_layers`` ...).
     ``folder_trained_on_tasks``: what fev's summaries say of a saved folder's model (whether it
     saw these data sets; fev's leaderboard flags such rows)."""
@@ -285,7 +177,7 @@ def default_factory(
             f"model: expected one of {list(MODELS)} or a saved forecaster folder, got {model!r}"
         )
 
-    def make(task: fev.Task, past: pd.DataFrame) -> Fitted:
+    def make(task: fev.Task, past: pd.DataFrame, targets: list[str]) -> Fitted:
         H, freq = task.horizon, task.freq
         if model == "base":
             if not hasattr(Forecaster, "from_pretrained"):
@@ -305,9 +197,9 @@ def default_factory(
         }
         f = Forecaster(**settings)
         frame = scratch_frame(past, task)
-        cols = [ITEM, TIME, *task.target_columns]
+        cols = [ITEM, TIME, *targets]
         cols += settings["past_covariates"] + settings["future_covariates"]
-        fit_kwargs = {"target": task.target_columns}
+        fit_kwargs = {"target": list(targets)}
         if model == "finetune":
             fit_kwargs["init"] = "base"
         try:
@@ -335,17 +227,30 @@ def evaluate_task(
     options: dict | None = None,
     model_name: str | None = None,
     num_proc: int = 1,
+    univariate: bool = False,
 ) -> dict:
     """fev's evaluation summary of ``model`` on every window of ``task`` (a dict: ``test_error``
-    in the task's eval_metric, each extra metric, times, the task's fields)."""
+    in the task's eval_metric, each extra metric, times, the task's fields).
+
+    ``univariate``: forecast every target of the task as its own series (one-target model);
+    the default forecasts the task's targets jointly, as channels of one series."""
     make = factory or default_factory(model, budget_s, options, seed)
     load_task_data(task, num_proc)
-    frames = [window_frames(w) for w in task.iter_windows(num_proc=_procs(num_proc))]
-    fitted = make(task, frames[0][0])
+    frames = []
+    for window in task.iter_windows(num_proc=_procs(num_proc)):
+        past, future, ids = window_frames(window)
+        targets = task.target_columns
+        if univariate:
+            past, future, name = to_univariate(past, future, targets)
+            targets = [name]
+        frames.append((past, future, ids, targets))
+    fitted = make(task, frames[0][0], frames[0][3])
     start = time.monotonic()
     predictions = []
-    for k, (past, future, ids) in enumerate(frames):
-        fc, _ = predict_window(fitted.forecaster, task, past, future, num_samples, seed + k)
+    for k, (past, future, ids, targets) in enumerate(frames):
+        fc = predict_window(fitted.forecaster, task, past, future, num_samples, seed + k, targets)
+        if univariate:
+            fc = merge_univariate(fc, ids, task.target_columns)
         predictions.append(to_predictions(fc, task, ids, point))
     inference = time.monotonic() - start
     name = model_name or f"tsdiff-{model if model in MODELS else Path(model).name}"
@@ -356,7 +261,11 @@ def evaluate_task(
             training_time_s=fitted.training_time_s,
             inference_time_s=inference,
             trained_on_this_dataset=fitted.trained_on_this_dataset,
-            extra_info={"num_samples": num_samples, "point_forecast": point},
+            extra_info={
+                "num_samples": num_samples,
+                "point_forecast": point,
+                "univariate": univariate,
+            },
         )
     except (ValueError, AssertionError) as e:
         raise ValueError(
@@ -373,9 +282,5 @@ __all__ = [
     "evaluate_task",
     "load_task_data",
     "load_tasks",
-    "predict_window",
     "scratch_frame",
-    "task_name",
-    "to_predictions",
-    "window_frames",
 ]

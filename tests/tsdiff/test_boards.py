@@ -19,7 +19,14 @@ import torch
 
 import tsdiff
 from tsdiff import boards
-from tsdiff.boards import Fitted, evaluate_task, to_predictions, window_frames
+from tsdiff.board_windows import (
+    SEP,
+    merge_univariate,
+    to_predictions,
+    to_univariate,
+    window_frames,
+)
+from tsdiff.boards import Fitted, evaluate_task
 from tsdiff.cli import main
 from tsdiff.fev import main as fev_main
 from tsdiff.forecast import Forecast
@@ -99,7 +106,8 @@ def write_yaml(folder, tasks):
 
 class Ramp:
     """A stand-in forecaster: item ``s<k>`` gets paths ``100 k + sample`` at every step, for
-    each target channel, listed in reverse item order (the adapter must put fev's back)."""
+    each target channel (10 more for an item id ending in ``other``: a univariate split one),
+    listed in reverse item order (the adapter must put fev's back)."""
 
     config = None
     columns = None
@@ -110,7 +118,7 @@ class Ramp:
     def predict(self, df, num_samples=100, *, seed=0, future=None):
         self.calls.append((df, future))
         items = sorted(df["item_id"].unique(), reverse=True)
-        base = np.array([100.0 * int(i[1:]) for i in items])
+        base = np.array([100.0 * int(i[1]) + 10.0 * i.endswith("other") for i in items])
         paths = base[:, None, None, None] + np.arange(self.samples)[None, :, None, None]
         paths = np.broadcast_to(paths, (len(items), self.samples, H, len(self.targets)))
         starts = [df[df.item_id == i].timestamp.max() + pd.Timedelta("1D") for i in items]
@@ -164,11 +172,41 @@ def test_non_finite_paths_or_a_lost_item_are_one_line_errors(data_dir):
 def test_multivariate_task_gets_one_dataset_per_target(data_dir):
     task = task_of(data_dir, target=["target", "other"], eval_metric="MASE")
     ramp = Ramp(targets=["target", "other"])
-    summary = evaluate_task(task, factory=lambda t, past: Fitted(ramp, False), num_samples=11)
+    summary = evaluate_task(
+        task, factory=lambda t, past, targets: Fitted(ramp, False), num_samples=11
+    )
     df, future = ramp.calls[0]
     assert set(df.columns) == {"item_id", "timestamp", "other", "target"} and future is None
     assert summary["num_forecasts"] == 2 * 3 * 2  # windows x items x targets
     assert np.isfinite(summary["test_error"]) and summary["trained_on_this_dataset"] is False
+
+
+def test_univariate_splits_targets_into_items_and_merges_them_back(data_dir):
+    task = task_of(data_dir, target=["target", "other"], known_dynamic_columns=["promo"])
+    past, future, ids = window_frames(next(iter(task.iter_windows(num_proc=0))))
+    upast, ufuture, name = to_univariate(past, future, task.target_columns)
+    assert name == "target" and set(upast.columns) == {"item_id", "timestamp", "target", "promo"}
+    assert upast.item_id.nunique() == 6 and ufuture.item_id.nunique() == 6
+    one = upast[upast.item_id == "s1" + SEP + "other"]
+    np.testing.assert_array_equal(one.target, past[past.item_id == "s1"].other)
+    fc = merge_univariate(Ramp().predict(upast), ids, ["other", "target"])
+    assert fc.samples.shape == (3, 11, H, 2) and fc.item_ids == ids
+    np.testing.assert_allclose(fc.samples[:, 0, 0, :], [[10, 0], [110, 100], [210, 200]])
+
+
+def test_univariate_task_run_with_a_one_target_model(data_dir, fitted_folder):
+    task = task_of(data_dir, target=["target", "other"], known_dynamic_columns=["promo"])
+    ramp = Ramp()
+    summary = evaluate_task(
+        task, factory=lambda t, past, targets: Fitted(ramp, False), univariate=True
+    )
+    assert summary["num_forecasts"] == 2 * 3 * 2 and summary["univariate"] is True
+    assert ramp.calls[0][0].item_id.nunique() == 6
+    with pytest.raises(ValueError, match="or forecast each target alone: --univariate"):
+        evaluate_task(task, str(fitted_folder), num_samples=4)  # one channel, two targets
+    assert np.isfinite(
+        evaluate_task(task, str(fitted_folder), num_samples=4, univariate=True)["test_error"]
+    )
 
 
 # ------------------------------------------------------------------ real tsdiff forecasters
@@ -192,9 +230,9 @@ def test_scratch_fits_per_task_with_the_known_covariate_and_scores(data_dir):
     task = task_of(data_dir, known_dynamic_columns=["promo"], extra_metrics=["MASE"])
     seen = {}
 
-    def factory(task, past):
+    def factory(task, past, targets):
         fitted = boards.default_factory("scratch", budget_s=30, options={**TINY, "batch_size": 8})
-        out = fitted(task, past)
+        out = fitted(task, past, targets)
         seen["f"] = out.forecaster
         return out
 
@@ -243,11 +281,11 @@ def test_finetune_passes_init_base_to_fit(data_dir, monkeypatch):
     past, _, _ = window_frames(next(iter(task.iter_windows(num_proc=0))))
     if "init" not in inspect.signature(Forecaster.fit).parameters:
         with pytest.raises(ValueError, match="init='base'"):
-            make(task, past)
+            make(task, past, ["target"])
         pytest.skip("Forecaster.fit(df, init='base') is not on this branch yet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = make(task, past)
+        fitted = make(task, past, ["target"])
     assert fitted.trained_on_this_dataset
     assert np.isfinite(fitted.forecaster.predict(past, num_samples=4).samples).all()
 

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Forecaster setting for scratch / finetune, e.g. --set d_model=64 (repeatable)",
     )
     p.add_argument(
+        "--univariate",
+        action="store_true",
+        help="forecast each target of a multivariate task as its own series",
+    )
+    p.add_argument(
         "--trained-on-tasks",
         action="store_true",
         help="a saved folder's model saw these data sets (fev's summaries say so)",
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=a.seed,
             model_name=a.model_name,
             num_proc=a.num_proc,
+            univariate=a.univariate,
         )
         rows.append(summary)
         write_frame(pd.DataFrame(rows), out)
