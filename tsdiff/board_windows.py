@@ -10,6 +10,8 @@ target of a multivariate task as its own series (for a model of fewer channels).
 
 from __future__ import annotations
 
+import inspect
+
 import datasets
 import fev
 import numpy as np
@@ -105,6 +107,15 @@ def _model_columns(
     )
 
 
+def _accepts(fn, name: str) -> bool:
+    """Whether callable ``fn`` takes keyword ``name`` (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def predict_window(
     f,
     task: fev.Task,
@@ -129,7 +140,9 @@ def predict_window(
             f"gives {task.dynamic_columns} (known_dynamic_columns / past_dynamic_columns)"
         )
     frame = past[[ITEM, TIME, *model_targets, *needed]]
-    kwargs = {"num_samples": num_samples, "seed": seed}
+    kwargs = {"num_samples": num_samples}
+    if _accepts(f.predict, "seed"):  # a zero-shot predict may sample without a seed argument
+        kwargs["seed"] = seed
     if fut_cov:
         missing = [c for c in fut_cov if c not in future.columns]
         if missing:

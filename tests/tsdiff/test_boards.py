@@ -209,6 +209,24 @@ def test_univariate_task_run_with_a_one_target_model(data_dir, fitted_folder):
     )
 
 
+def test_hub_configs_are_read_from_a_local_mirror_offline(data_dir, monkeypatch, tmp_path):
+    """fev-bench tasks name hub configs (``autogluon/fev_datasets``, ``dataset_config``);
+    with ``FEV_DATASETS_PREFIX`` fev reads ``<prefix>/<config>/*.parquet`` instead."""
+
+    def run(config):
+        task = fev.Task(
+            dataset_path="autogluon/fev_datasets", dataset_config=config, **TASK_FIELDS,
+            quantile_levels=[0.1, 0.5, 0.9],
+        )  # fmt: skip
+        return evaluate_task(task, factory=lambda t, past, targets: Fitted(Ramp(), False))
+
+    monkeypatch.setenv("FEV_DATASETS_PREFIX", str(data_dir))
+    summary = run("promo")
+    assert summary["dataset_config"] == "promo" and np.isfinite(summary["test_error"])
+    with pytest.raises(ValueError, match=r"task 'absent': cannot load its data .*PREFIX"):
+        run("absent")
+
+
 # ------------------------------------------------------------------ real tsdiff forecasters
 @pytest.fixture(scope="module")
 def fitted_folder(data_dir, tmp_path_factory):
@@ -342,7 +360,8 @@ def test_board_bad_input_is_one_line(data_dir, tmp_path, capsys, argv, message):
     write_yaml(tmp_path, [{"dataset_path": "x/data.parquet", "horizon": 3}]).rename(
         tmp_path / "gone.yaml"
     )
-    good = write_yaml(data_dir, [{"dataset_path": "plain/data.parquet", **TASK_FIELDS}])
+    good = {"dataset_path": "plain/data.parquet", **TASK_FIELDS, "quantile_levels": "[0.5]"}
+    good = write_yaml(data_dir, [good])
     args = {"--tasks": str(good), "--model": "base", "--output": str(tmp_path / "r.csv")}
     args.update(dict(zip(argv[::2], [v.format(tmp=tmp_path) for v in argv[1::2]], strict=True)))
     flat = [x for kv in args.items() for x in kv]
