@@ -4,6 +4,7 @@
     tsdiff forecast --ckpt DIR --data FILE --output forecast.csv [--num-samples 100]
     tsdiff evaluate --ckpt DIR --data FILE --windows 7 [--json m.json] [--plots DIR]
     tsdiff rollout --ckpt DIR --history FILE --plans FILE --horizon 96 --output FILE [--plots DIR]
+    tsdiff board --tasks tasks.yaml --model base --output results.csv   (fev tasks; tsdiff.fev)
 
 Errors in the user's data, flags, checkpoints or output places print one line, ``tsdiff <cmd>:
 error: ...``, and exit with status 2 (no traceback): ``DataError`` / ``ValueError``,
@@ -24,6 +25,7 @@ COMMANDS = {
     "forecast": "sample paths for the steps after each item's end; write mean and quantiles",
     "evaluate": "rolling-origin backtest: metric table beside seasonal naive, JSON, PNGs",
     "rollout": "futures under each candidate action plan (common random numbers), table + figure",
+    "board": "score tsdiff on fev tasks (fev-bench, GIFT-Eval): fev's summary per task",
 }
 
 
