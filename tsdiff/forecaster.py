@@ -172,8 +172,12 @@ class Forecaster:
         checkpoint_dir: str | Path | None = None,
         resume: str | Path | None = None,
         checkpoint_every: int = 100,
+        init: str | None = None,
     ) -> Forecaster:
         """Train on every window of ``df`` (a long frame; see tsdiff.data.frames).
+
+        ``init``: ``"base"`` (or a base folder) starts from the pretrained base, as the
+        config's ``init`` (which it sets; tsdiff.pretrained): fine-tuning, ``finetune`` says how.
 
         ``checkpoint_dir``: write Lightning's ``last.ckpt`` there every ``checkpoint_every``
         steps (atomically; the one before kept as ``last-prev.ckpt``). ``resume``: ``"auto"``
@@ -185,6 +189,9 @@ class Forecaster:
         decisions in ``history["defaults"]`` and in the config); training, calibration and the
         final phase on the full history run within ``max_time_s`` (:mod:`tsdiff.fitting`)."""
         budget = Budget(self.config.max_time_s, time.monotonic())
+        if init is not None:
+            self.config = dataclasses.replace(self.config, init=init)
+        self.roles = None  # a fit binds the columns once, from its training frame
         self.columns = self._columns(df, target, item_id, timestamp)
         self.categories = category_vocab(df, self.columns.static_cat)
         self.model = None  # a refit chooses its calendar and lags afresh from this history

@@ -4,7 +4,6 @@ Nothing is downloaded: the data is a parquet file under tmp_path, the Hugging Fa
 datasets libraries are set offline and sockets refuse to connect while these tests run.
 """
 
-import inspect
 import logging
 import socket
 import sys
@@ -291,20 +290,18 @@ def test_base_comes_from_from_pretrained_with_the_tasks_horizon_and_freq(
     assert np.isfinite(summary["test_error"])
 
 
-def test_finetune_passes_init_base_to_fit(data_dir, monkeypatch):
-    """``finetune`` is the scratch fit with ``init="base"``: run it where fit takes ``init``;
-    until then (the base lands on main), the user gets one line saying fit does not take it."""
+def test_finetune_passes_init_base_to_fit(data_dir, packaged_tiny_base):
+    """``finetune`` is the scratch fit with ``init="base"`` (the base's shape, so only the
+    training settings are given)."""
     task = task_of(data_dir, "plain")
-    make = boards.default_factory("finetune", budget_s=30, options={**TINY, "batch_size": 8})
+    options = {"max_steps": 10, "calibrate": False, "batch_size": 8}
+    make = boards.default_factory("finetune", budget_s=30, options=options)
     past, _, _ = window_frames(next(iter(task.iter_windows(num_proc=0))))
-    if "init" not in inspect.signature(Forecaster.fit).parameters:
-        with pytest.raises(ValueError, match="init='base'"):
-            make(task, past, ["target"])
-        pytest.skip("Forecaster.fit(df, init='base') is not on this branch yet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = make(task, past, ["target"])
     assert fitted.trained_on_this_dataset
+    assert fitted.forecaster.history["init"]["finetune"] == "lora"
     assert np.isfinite(fitted.forecaster.predict(past, num_samples=4).samples).all()
 
 

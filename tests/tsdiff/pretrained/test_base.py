@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lm_core.checkpoint import CheckpointError
-from tests.tsdiff.pretrained.conftest import tiny_base
+from tests.tsdiff.conftest import tiny_base
 from tests.tsdiff.tiny import sine_frame
 from tsdiff.data.frames import Columns, DataError, frame_to_series
 from tsdiff.data.windows import collate, make_window, split_channels

@@ -1,9 +1,11 @@
 """A tiny base (random weights, a non-zero head so that its outputs depend on its inputs) for
-the tests of tsdiff.pretrained: what the packaged base is, at a size that runs in milliseconds."""
+the tests of tsdiff.pretrained and its users: what the packaged base is, at a size that runs in
+milliseconds. ``packaged_tiny_base`` makes it the package's base for one test."""
 
 import pytest
 import torch
 
+import tsdiff.pretrained
 from tsdiff.model import NumericDenoiser
 from tsdiff.model_config import TSModelConfig
 from tsdiff.pretrained import Base, save_base
@@ -25,3 +27,10 @@ def base_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("base") / "base"
     save_base(path, tiny_base())
     return path
+
+
+@pytest.fixture
+def packaged_tiny_base(base_dir, monkeypatch):
+    """The tiny base stands in for the packaged one (``init="base"``, ``from_pretrained()``)."""
+    monkeypatch.setattr(tsdiff.pretrained, "BASE_DIR", base_dir)
+    return base_dir
