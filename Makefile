@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo demo-lm test test-learning lint format bench bench-quick clean
+.PHONY: demo demo-lm pretrain test test-learning lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench,eval]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench,eval,lora,fev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 demo-lm: $(STAMP)
 	$(BIN)/python -m lm_core.demo
+
+# The pretrained tsdiff base (tsdiff/pretrained/base): the suite's pretraining sets, then the recipe.
+pretrain: $(STAMP)
+	$(BIN)/python -m benchmarks.data.pretrain_split
+	$(BIN)/python -m tsdiff.pretrain --config configs/ts/pretrain.yaml --resume auto
 
 test: $(STAMP)
 	$(BIN)/ruff check lm_core tsdiff tests benchmarks
