@@ -216,6 +216,7 @@ class SamplerSection:
     def __post_init__(self) -> None:
         _one_of(self, "order", ORDERS)
         _one_of(self, "schedule", SCHEDULES)
+        _positive_ints(self, ("steps", "block_length"), auto=True)
         if not isinstance(self.branch, int) or self.branch < 1:
             raise ValueError(f"branch: expected a positive integer, got {self.branch!r}")
         if self.inference_precision not in (None, "32", "bf16"):

@@ -1,4 +1,5 @@
-"""Every YAML under configs/ts parses through `tsdiff fit`'s parser into a ForecasterConfig."""
+"""Every YAML under configs/ts parses through `tsdiff fit`'s parser into a ForecasterConfig,
+except the pretraining recipe's, which parses through `python -m tsdiff.pretrain`'s."""
 
 from pathlib import Path
 
@@ -6,8 +7,18 @@ import pytest
 
 from tsdiff.commands.fit import parse
 from tsdiff.forecaster import ForecasterConfig
+from tsdiff.pretrain.__main__ import parse as parse_pretrain
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "ts").glob("*.yaml"))
+FOLDER = Path(__file__).resolve().parents[2] / "configs" / "ts"
+PRETRAIN = FOLDER / "pretrain.yaml"
+CONFIGS = sorted(p for p in FOLDER.glob("*.yaml") if p != PRETRAIN)
+
+
+def test_the_pretraining_recipe_parses_with_the_documented_shape():
+    cfg, resume = parse_pretrain(["--config", str(PRETRAIN)])
+    assert resume is None and cfg.export == "tsdiff/pretrained/base"
+    assert (cfg.model.context_length, cfg.model.patch_size) == (512, 16)
+    assert max(cfg.corpus.horizons) == 64 and cfg.corpus.real == [".data/pretrain/real"]
 
 
 def test_configs_exist():
