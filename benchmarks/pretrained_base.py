@@ -172,6 +172,8 @@ def set_rows(records: list[dict]) -> list[dict]:
         for k in STATS:
             vals = [float(r[k]) for r in ok if r.get(k) is not None]
             row[k] = float(np.mean(vals)) if vals else math.nan
+            if k == "threads" and len(set(vals)) == 1:
+                row[k] = int(vals[0])
             if k in SM.METRICS and len(recs) > 1:
                 row[f"{k}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
         failed = [r for r in recs if r.get("status") != "ok"]
