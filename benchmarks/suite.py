@@ -163,7 +163,8 @@ def run_piece(piece: Piece, work: Path, budget_s: float | None, quick: bool) -> 
     _, y = windows_to_arrays(ws, proto)
     histories = [yy[:p] for yy, _, p in windows(df, proto)]
     lower = domain_lower_bounds(train[list(proto.target_columns)].to_numpy(np.float64))
-    record: dict = {"n_windows": len(ws), "quick": quick, "budget_s": budget_s}
+    record: dict = {"n_windows": len(ws), "n_channels": len(proto.target_columns), "quick": quick,
+                    "budget_s": budget_s}  # fmt: skip
     try:
         fc = run(
             piece.model, df, proto, piece.seed, budget_s, quick, ForecastCache(work, piece.set)
@@ -195,8 +196,10 @@ def _child(piece: Piece, args) -> subprocess.CompletedProcess:
         )
 
 
-def run_pieces(pieces: list[Piece], args) -> None:
-    """Run the unfinished pieces one by one, each in a subprocess."""
+def run_pieces(pieces: list, args, child=None) -> None:
+    """Run the unfinished pieces one by one, each in a subprocess (``child(piece, args)``, a
+    CompletedProcess: default this module's worker; another benchmark passes its own)."""
+    child = child or _child
     skipped_sets: set[str] = set()
     for piece in pieces:
         path = Path(args.work) / piece.filename
@@ -208,7 +211,7 @@ def run_pieces(pieces: list[Piece], args) -> None:
                 print(f"  done already: {piece.filename} ({old.get('status')})", flush=True)
                 continue
         t0 = time.perf_counter()
-        proc = _child(piece, args)
+        proc = child(piece, args)
         wall = time.perf_counter() - t0
         if proc.returncode == EXIT_UNAVAILABLE:
             print(f"skipped data set {piece.set}: {proc.stdout.strip().splitlines()[-1]}")

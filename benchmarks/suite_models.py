@@ -7,6 +7,16 @@ item's first test origin, forecasts every window of ``window_splits`` (same orde
 - ``tsdiff``: ``Forecaster(prediction_length=H, freq=F)`` plus the data's column roles (its
   known covariates as ``future_covariates``, ``target=`` its target columns), the seed, and
   ``max_time_s=budget_s`` only when a budget is given; ``backtest`` with 100 paths.
+- ``tsdiff_zeroshot``: the pretrained base (:mod:`tsdiff.pretrained`),
+  ``Forecaster.from_pretrained(prediction_length=H, freq=F, path=base)``, no training (fit 0 s):
+  ``backtest`` with 100 paths on the frame's target columns only (the base reads no covariate);
+  each target's domain is read from the training rows, as a fit would (not from the backtest
+  frame, which holds the scored future).
+- ``tsdiff_ft``: as ``tsdiff`` but fine-tuned from the base: ``Forecaster(..., init=base)``
+  (its default LoRA adapters), ``max_time_s=budget_s`` when a budget is given.
+
+  The base of both: the folder in the environment variable ``TSDIFF_BASE`` (the suite's pieces
+  run in subprocesses that inherit it), else :data:`BASE` (None: the base packaged in tsdiff).
 - ``seasonal_naive``: the last season before the origin, repeated (one point forecast: all
   paths equal).
 - ``auto_ets``, ``auto_arima``, ``auto_theta`` (statsforecast defaults, ``season_length`` of the
@@ -31,6 +41,7 @@ the nearest value at the ends), never the scored future.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 
@@ -41,6 +52,7 @@ from benchmarks import peers
 from benchmarks.suite_metrics import LEVELS, N_PATHS, Forecast
 from tsdiff.data.protocol import Protocol, origin_positions, window_splits
 from tsdiff.forecaster import Forecaster
+from tsdiff.pretrained.zero_shot import bind_frame
 
 STAT_SEASONS, STAT_MIN, STAT_MAX = 20, 200, 1000  # statsforecast context: see stat_context
 QUICK_STAT_CONTEXT = 300  # --quick: a smoke run, not the protocol
@@ -54,6 +66,8 @@ def stat_context(season: int) -> int:
 
 
 GLUONTS_BUDGET_S = 300.0
+BASE: str | None = None  # the base of tsdiff_zeroshot / tsdiff_ft when TSDIFF_BASE is unset
+BASE_ENV = "TSDIFF_BASE"
 STAT_LEVELS = tuple(range(10, 100, 10))  # central intervals -> quantiles 0.05 ... 0.95
 FRACAST_HORIZON = 48
 
@@ -95,14 +109,15 @@ def protocol_order(items: list, origins: list, test: list) -> list[int]:
     return [where[(str(fut["item_id"].iloc[0]), fut["timestamp"].iloc[0])] for _, fut in test]
 
 
-def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
-    """tsdiff with its defaults (see the module docstring)."""
+def base_folder() -> str | None:
+    """The base of the pretrained runners: ``$TSDIFF_BASE``, else :data:`BASE` (None: the
+    packaged one)."""
+    return os.environ.get(BASE_ENV) or BASE
+
+
+def _fit_backtest(f: Forecaster, df, protocol, seed: int) -> Forecast:
+    """Fit ``f`` on the training rows, backtest every protocol window (protocol order)."""
     cols, covs = list(protocol.target_columns), list(protocol.known_covariates)
-    kw = {"max_time_s": float(budget_s)} if budget_s else {}
-    f = Forecaster(
-        prediction_length=protocol.prediction_length, freq=protocol.freq,
-        future_covariates=covs, seed=seed, progress=False, **kw,
-    )  # fmt: skip
     train, test = window_splits(df, protocol)
     t0 = time.perf_counter()
     f.fit(train[["item_id", "timestamp", *cols, *covs]], target=cols)
@@ -113,6 +128,48 @@ def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
     )
     samples = bt["samples"][protocol_order(bt["items"], bt["origins"], test)]
     return Forecast(samples=samples, fit_s=t1 - t0, predict_s=time.perf_counter() - t1)
+
+
+def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
+    """tsdiff with its defaults (see the module docstring)."""
+    kw = {"max_time_s": float(budget_s)} if budget_s else {}
+    f = Forecaster(
+        prediction_length=protocol.prediction_length, freq=protocol.freq,
+        future_covariates=list(protocol.known_covariates), seed=seed, progress=False, **kw,
+    )  # fmt: skip
+    return _fit_backtest(f, df, protocol, seed)
+
+
+def tsdiff_ft(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
+    """tsdiff fine-tuned from the pretrained base (see the module docstring)."""
+    kw = {"max_time_s": float(budget_s)} if budget_s else {}
+    f = Forecaster(
+        prediction_length=protocol.prediction_length, freq=protocol.freq,
+        init=base_folder() or "base", future_covariates=list(protocol.known_covariates),
+        seed=seed, progress=False, **kw,
+    )  # fmt: skip
+    return _fit_backtest(f, df, protocol, seed)
+
+
+def tsdiff_zeroshot(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
+    """The pretrained base zero-shot (see the module docstring): no fit, ``fit_s`` 0."""
+    cols = list(protocol.target_columns)
+    f = Forecaster.from_pretrained(
+        prediction_length=protocol.prediction_length,
+        freq=protocol.freq,
+        path=base_folder(),
+        target=cols,
+    )
+    train, test = window_splits(df, protocol)
+    bind_frame(f, train[["item_id", "timestamp", *cols]], *f.roles)  # domain from training rows
+    f.roles = None  # keep it: the backtest frame below holds the scored future
+    t0 = time.perf_counter()
+    bt = f.backtest(
+        df[["item_id", "timestamp", *cols]], num_samples=N_PATHS, seed=seed,
+        **backtest_kwargs(protocol),
+    )  # fmt: skip
+    samples = bt["samples"][protocol_order(bt["items"], bt["origins"], test)]
+    return Forecast(samples=samples, fit_s=0.0, predict_s=time.perf_counter() - t0)
 
 
 def seasonal_naive(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
@@ -242,8 +299,8 @@ def fracast(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
 
 
 MODELS = ("tsdiff", "seasonal_naive", "auto_ets", "auto_arima", "auto_theta", "stat_ensemble",
-          "deepar", "patchtst", "fracast")  # fmt: skip
-SEEDED = ("tsdiff", "deepar", "patchtst")  # trained deep models: several seeds
+          "deepar", "patchtst", "fracast", "tsdiff_zeroshot", "tsdiff_ft")  # fmt: skip
+SEEDED = ("tsdiff", "deepar", "patchtst", "tsdiff_ft")  # trained deep models: several seeds
 STAT_MEMBERS = ("auto_ets", "auto_arima", "auto_theta")
 
 
@@ -268,7 +325,8 @@ def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None)
         return stat_ensemble(members)
     if name in ("deepar", "patchtst"):
         return gluonts_model(name, df, protocol, seed, budget_s, quick)
-    runners = {"tsdiff": tsdiff, "seasonal_naive": seasonal_naive, "fracast": fracast}
+    runners = {"tsdiff": tsdiff, "seasonal_naive": seasonal_naive, "fracast": fracast,
+               "tsdiff_zeroshot": tsdiff_zeroshot, "tsdiff_ft": tsdiff_ft}  # fmt: skip
     if name not in runners:
         raise ValueError(f"--models: unknown model {name!r}; expected some of {list(MODELS)}")
     return runners[name](df, protocol, seed, budget_s, quick)
