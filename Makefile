@@ -21,7 +21,7 @@ demo-lm: $(STAMP)
 
 # The pretrained tsdiff base (tsdiff/pretrained/base): the suite's pretraining sets, then the recipe.
 pretrain: $(STAMP)
-	$(BIN)/python -m benchmarks.data.pretrain_split
+	$(BIN)/python -m benchmarks.pretrain_split
 	$(BIN)/python -m tsdiff.pretrain --config configs/ts/pretrain.yaml --resume auto
 
 test: $(STAMP)

@@ -6,7 +6,7 @@ from scratch at the same budgets, against seasonal naive and fracast.
     python -m benchmarks.pretrained_base --sets gasoline --models tsdiff_zeroshot,seasonal_naive
     python -m benchmarks.pretrained_base --merge            # only merge the finished pieces
 
-Sets: :data:`benchmarks.data.pretrain_split.HELD_OUT` (``--sets``). Models
+Sets: :data:`benchmarks.pretrain_split.HELD_OUT` (``--sets``). Models
 (:mod:`benchmarks.suite_models`): ``seasonal_naive``, ``fracast`` (zero-shot), ``tsdiff_zeroshot``
 (the base, no training), and at every budget B of ``--budgets`` (default 60, 300 s) and every
 seed of ``--seeds`` (default 0): ``tsdiff_ft`` (fine-tuned from the base, LoRA) and ``tsdiff``
@@ -51,7 +51,7 @@ from benchmarks.common import (
     quiet,
     write_csv,
 )
-from benchmarks.data.pretrain_split import HELD_OUT
+from benchmarks.pretrain_split import HELD_OUT
 from benchmarks.suite import (
     EXIT_UNAVAILABLE,
     UNAVAILABLE,

@@ -10,8 +10,8 @@ item's first test origin, forecasts every window of ``window_splits`` (same orde
 - ``tsdiff_zeroshot``: the pretrained base (:mod:`tsdiff.pretrained`),
   ``Forecaster.from_pretrained(prediction_length=H, freq=F, path=base)``, no training (fit 0 s):
   ``backtest`` with 100 paths on the frame's target columns only (the base reads no covariate);
-  each target's domain is read from the training rows, as a fit would (not from the backtest
-  frame, which holds the scored future).
+  each target's domain is read from the history before the test windows, as a fit would
+  (``Forecaster.backtest`` does so for a zero-shot forecaster, never from the scored future).
 - ``tsdiff_ft``: as ``tsdiff`` but fine-tuned from the base: ``Forecaster(..., init=base)``
   (its default LoRA adapters), ``max_time_s=budget_s`` when a budget is given.
 
@@ -52,7 +52,6 @@ from benchmarks import peers
 from benchmarks.suite_metrics import LEVELS, N_PATHS, Forecast
 from tsdiff.data.protocol import Protocol, origin_positions, window_splits
 from tsdiff.forecaster import Forecaster
-from tsdiff.pretrained.zero_shot import bind_frame
 
 STAT_SEASONS, STAT_MIN, STAT_MAX = 20, 200, 1000  # statsforecast context: see stat_context
 QUICK_STAT_CONTEXT = 300  # --quick: a smoke run, not the protocol
@@ -160,10 +159,8 @@ def tsdiff_zeroshot(df, protocol, seed=0, budget_s=None, quick=False) -> Forecas
         path=base_folder(),
         target=cols,
     )
-    train, test = window_splits(df, protocol)
-    bind_frame(f, train[["item_id", "timestamp", *cols]], *f.roles)  # domain from training rows
-    f.roles = None  # keep it: the backtest frame below holds the scored future
-    t0 = time.perf_counter()
+    _, test = window_splits(df, protocol)
+    t0 = time.perf_counter()  # backtest takes each domain from the history before the windows
     bt = f.backtest(
         df[["item_id", "timestamp", *cols]], num_samples=N_PATHS, seed=seed,
         **backtest_kwargs(protocol),

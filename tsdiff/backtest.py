@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from tsdiff.data.frames import DataError
 from tsdiff.data.windows import collate, make_window
+from tsdiff.pretrained.zero_shot import bind_values
 
 
 def backtest(
@@ -32,7 +34,7 @@ def backtest(
     """
     f._check_fitted()
     H, Lc = f.config.prediction_length, f.config.context_length
-    ws, insample, items, starts = [], [], [], []
+    ws, insample, items, starts, before = [], [], [], [], []
     for s in f._series(df):
         if origins is None:
             ends = [len(s) - k * H for k in range(windows, 0, -1)]
@@ -48,6 +50,10 @@ def backtest(
             insample.append(s.target[:end])
             items.append(s.item_id)
             starts.append(s.index[end])
+        before.append(s.target[: min(ends, default=len(s))])
+    if f.roles is not None:  # zero-shot: each target's domain from the history before every
+        c = f.columns  # window, never from the values the backtest scores
+        bind_values(f, c.targets, np.concatenate(before), c.item_id, c.timestamp)
     samples, stats = f.sample(ws, num_samples, seed, **sampler)
     batch = collate(ws)
     return {

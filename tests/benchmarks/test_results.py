@@ -16,6 +16,7 @@ NOT_BENCHMARKS = {
     "common",
     "datasets",
     "peers",
+    "pretrain_split",
     "suite_metrics",
     "suite_models",
 }  # helpers, no result of their own

@@ -5,7 +5,7 @@ Real series: every ``.parquet`` / ``.csv`` file named (or found in a folder name
 ``real``, a long frame with ``item_id``, ``timestamp`` and numeric target columns; each (item,
 column) pair is one univariate series, in timestamp order, NaN where unobserved (its frequency
 does not matter: the base has no calendar inputs and every window is scaled by its own context).
-``python -m benchmarks.data.pretrain_split`` writes the suite's pretraining sets in this form.
+``python -m benchmarks.pretrain_split`` writes the suite's pretraining sets in this form.
 
 Synthetic series: :func:`tsdiff.pretrain.synthetic.generate` (Gaussian-process kernel
 compositions, structural and intermittent generators, mixtures of the real series), drawn once
@@ -77,7 +77,7 @@ def real_files(paths: list[str]) -> list[Path]:
         else:
             raise FileNotFoundError(
                 f"corpus.real: no file or folder {str(p)!r} (the suite's pretraining sets are "
-                "written by `python -m benchmarks.data.pretrain_split`)"
+                "written by `python -m benchmarks.pretrain_split`)"
             )
     return out
 

@@ -37,7 +37,7 @@ def test_real_files_become_univariate_series(real_dir):
 
 
 def test_bad_corpus_inputs_are_one_line_errors(real_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="benchmarks.data.pretrain_split"):
+    with pytest.raises(FileNotFoundError, match="benchmarks.pretrain_split"):
         real_files([str(tmp_path / "nowhere")])
     (tmp_path / "bad.csv").write_text("item_id,when,y\na,1,2\n")
     with pytest.raises(DataError, match="no 'timestamp' column"):

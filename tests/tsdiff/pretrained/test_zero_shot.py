@@ -43,6 +43,18 @@ def test_zero_shot_paths_respect_the_domain_of_the_frame(packaged_tiny_base):
     assert bt["samples"].shape == (4, 10, 12, 1) and bt["samples"].min() >= 0.0
 
 
+def test_a_zero_shot_backtest_never_reads_the_domain_from_what_it_scores(packaged_tiny_base):
+    """The history is non-negative; the scored windows are not: the domain (and so the paths)
+    follows the history, as a fit on it would."""
+    df = counts_frame()
+    df.loc[df.groupby("item_id").tail(24).index, "y"] = -5.0  # the last two 12-step windows
+    f = Forecaster.from_pretrained(prediction_length=12, freq="h", target="y")
+    bt = f.backtest(df, windows=2, num_samples=10)
+    assert f.model.cfg.domain[0]["lower"] == 0.0 and bt["samples"].min() >= 0.0
+    f.predict(df, num_samples=2)  # a forecast reads the whole frame: now it is real-valued
+    assert f.model.cfg.domain[0]["lower"] is None
+
+
 def test_zero_shot_refuses_what_the_base_cannot_serve(packaged_tiny_base):
     with pytest.raises(DataError, match="horizons of 1 to 16 steps"):
         Forecaster.from_pretrained(prediction_length=17, freq="h")

@@ -8,7 +8,7 @@ half-hourly). Pretraining reads only the *training part* of the other sets: for 
 rows before its first test origin (:func:`tsdiff.data.protocol.window_splits`), so that their own
 suite scores stay honest too.
 
-    python -m benchmarks.data.pretrain_split [--out .data/pretrain/real]
+    python -m benchmarks.pretrain_split [--out .data/pretrain/real]
 
 writes one long frame per pretraining set, ``OUT/<set>.parquet`` (item_id, timestamp and the
 set's target columns; covariates dropped: the base is univariate), atomically, and a
@@ -76,7 +76,7 @@ def export(out: Path = DEFAULT_OUT, sets=PRETRAIN, data_cache=None) -> list[Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.data.pretrain_split")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pretrain_split")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--data-cache", type=Path, default=None)
     args = p.parse_args(argv)
