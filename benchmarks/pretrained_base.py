@@ -9,8 +9,9 @@ from scratch at the same budgets, against seasonal naive and fracast.
 Sets: :data:`benchmarks.pretrain_split.HELD_OUT` (``--sets``). Models
 (:mod:`benchmarks.suite_models`): ``seasonal_naive``, ``fracast`` (zero-shot), ``tsdiff_zeroshot``
 (the base, no training), and at every budget B of ``--budgets`` (default 60, 300 s) and every
-seed of ``--seeds`` (default 0): ``tsdiff_ft`` (fine-tuned from the base, LoRA) and ``tsdiff``
-(from scratch), both ``max_time_s=B``. The base: ``--base DIR`` (default ``$TSDIFF_BASE``, else
+seed of ``--seeds`` (default 0): ``tsdiff_ft`` (fine-tuned from the base, its default: every weight) and
+``tsdiff`` (from scratch), both ``max_time_s=B``; ``--models ...,tsdiff_ft_lora`` adds the LoRA
+fine-tune. The base: ``--base DIR`` (default ``$TSDIFF_BASE``, else
 the one packaged in tsdiff); it reaches the pieces as ``TSDIFF_BASE``.
 
 The suite's machinery runs it (:mod:`benchmarks.suite`): data and protocol
@@ -66,8 +67,9 @@ from lm_core.outputs import one_line
 from tsdiff.pretrained import load_base
 
 MODELS = ("seasonal_naive", "fracast", "tsdiff_zeroshot", "tsdiff_ft", "tsdiff")
-BUDGETED = ("tsdiff_ft", "tsdiff")  # one piece per budget and seed
-ON_BASE = ("tsdiff_zeroshot", "tsdiff_ft")  # their pieces belong to one base
+OPTIONAL = ("tsdiff_ft_lora",)  # with --models: LoRA adapters beside the default full fine-tune
+BUDGETED = ("tsdiff_ft", "tsdiff_ft_lora", "tsdiff")  # one piece per budget and seed
+ON_BASE = ("tsdiff_zeroshot", "tsdiff_ft", "tsdiff_ft_lora")  # their pieces belong to one base
 BUDGETS, QUICK_BUDGETS = (60, 300), (10, 20)
 QUICK_SETS = ("gasoline", "aus_accommodation")
 PIECE_TIMEOUT_S = 1200.0  # plus 3 x the budget (sampling 100 paths of every window included)
@@ -179,7 +181,7 @@ def set_rows(records: list[dict]) -> list[dict]:
         failed = [r for r in recs if r.get("status") != "ok"]
         row["error"] = failed[0].get("error", "") if failed else ""
         rows.append(row)
-    order = {m: i for i, m in enumerate(MODELS)}
+    order = {m: i for i, m in enumerate(MODELS + OPTIONAL)}
     return sorted(rows, key=lambda r: (r["set"], r["budget_s"] > 0, r["budget_s"],
                                        order.get(r["model"], 99)))  # fmt: skip
 
@@ -366,8 +368,8 @@ def main(argv=None) -> int:
     sets = args.sets or list(QUICK_SETS if args.quick else HELD_OUT)
     models = args.models or list(MODELS)
     budgets = args.budgets or list(QUICK_BUDGETS if args.quick else BUDGETS)
-    if unknown := [m for m in models if m not in MODELS]:
-        ap.error(f"--models: unknown {unknown}; expected some of {list(MODELS)}")
+    if unknown := [m for m in models if m not in MODELS + OPTIONAL]:
+        ap.error(f"--models: unknown {unknown}; expected some of {list(MODELS + OPTIONAL)}")
     if unknown := [s for s in sets if s not in datasets.LOADERS]:
         ap.error(f"--sets: unknown {unknown}; expected some of {list(datasets.LOADERS)}")
     if bad := [b for b in budgets if b <= 0]:

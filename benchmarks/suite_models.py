@@ -12,7 +12,8 @@ item's first test origin, forecasts every window of ``window_splits`` (same orde
   ``backtest`` with 100 paths on the frame's target columns only (the base reads no covariate);
   each target's domain is read from the history before the test windows, as a fit would
   (``Forecaster.backtest`` does so for a zero-shot forecaster, never from the scored future).
-- ``tsdiff_ft``: as ``tsdiff`` but fine-tuned from the base: ``Forecaster(..., init=base)``
+- ``tsdiff_ft`` / ``tsdiff_ft_lora``: as ``tsdiff`` but fine-tuned from the base:
+  ``Forecaster(..., init=base)`` (its default, every weight; ``tsdiff_ft_lora``: LoRA adapters)
   (its default LoRA adapters), ``max_time_s=budget_s`` when a budget is given.
 
   The base of both: the folder in the environment variable ``TSDIFF_BASE`` (the suite's pieces
@@ -139,15 +140,20 @@ def tsdiff(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
     return _fit_backtest(f, df, protocol, seed)
 
 
-def tsdiff_ft(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
+def tsdiff_ft(df, protocol, seed=0, budget_s=None, quick=False, finetune="full") -> Forecast:
     """tsdiff fine-tuned from the pretrained base (see the module docstring)."""
     kw = {"max_time_s": float(budget_s)} if budget_s else {}
     f = Forecaster(
         prediction_length=protocol.prediction_length, freq=protocol.freq,
         init=base_folder() or "base", future_covariates=list(protocol.known_covariates),
-        seed=seed, progress=False, **kw,
+        seed=seed, progress=False, finetune=finetune, **kw,
     )  # fmt: skip
     return _fit_backtest(f, df, protocol, seed)
+
+
+def tsdiff_ft_lora(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
+    """:func:`tsdiff_ft` training LoRA adapters (``finetune="lora"``), the base frozen."""
+    return tsdiff_ft(df, protocol, seed, budget_s, quick, finetune="lora")
 
 
 def tsdiff_zeroshot(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
@@ -296,8 +302,14 @@ def fracast(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
 
 
 MODELS = ("tsdiff", "seasonal_naive", "auto_ets", "auto_arima", "auto_theta", "stat_ensemble",
-          "deepar", "patchtst", "fracast", "tsdiff_zeroshot", "tsdiff_ft")  # fmt: skip
-SEEDED = ("tsdiff", "deepar", "patchtst", "tsdiff_ft")  # trained deep models: several seeds
+          "deepar", "patchtst", "fracast", "tsdiff_zeroshot", "tsdiff_ft", "tsdiff_ft_lora")  # fmt: skip
+SEEDED = (
+    "tsdiff",
+    "deepar",
+    "patchtst",
+    "tsdiff_ft",
+    "tsdiff_ft_lora",
+)  # trained deep models: several seeds
 STAT_MEMBERS = ("auto_ets", "auto_arima", "auto_theta")
 
 
@@ -323,7 +335,8 @@ def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None)
     if name in ("deepar", "patchtst"):
         return gluonts_model(name, df, protocol, seed, budget_s, quick)
     runners = {"tsdiff": tsdiff, "seasonal_naive": seasonal_naive, "fracast": fracast,
-               "tsdiff_zeroshot": tsdiff_zeroshot, "tsdiff_ft": tsdiff_ft}  # fmt: skip
+               "tsdiff_zeroshot": tsdiff_zeroshot, "tsdiff_ft": tsdiff_ft,
+               "tsdiff_ft_lora": tsdiff_ft_lora}  # fmt: skip
     if name not in runners:
         raise ValueError(f"--models: unknown model {name!r}; expected some of {list(MODELS)}")
     return runners[name](df, protocol, seed, budget_s, quick)

@@ -301,7 +301,7 @@ def test_finetune_passes_init_base_to_fit(data_dir, packaged_tiny_base):
         warnings.simplefilter("ignore")
         fitted = make(task, past, ["target"])
     assert fitted.trained_on_this_dataset
-    assert fitted.forecaster.history["init"]["finetune"] == "lora"
+    assert fitted.forecaster.history["init"]["finetune"] == "full"  # the default
     assert np.isfinite(fitted.forecaster.predict(past, num_samples=4).samples).all()
 
 

@@ -22,7 +22,7 @@ def future(df, H=6):
 
 def test_lora_fine_tune_trains_adapters_and_saves_only_them(packaged_tiny_base, tmp_path):
     df = sine_frame()
-    f = Forecaster(prediction_length=6, freq="h", future_covariates=["x"], **TRAIN)
+    f = Forecaster(prediction_length=6, freq="h", future_covariates=["x"], finetune="lora", **TRAIN)
     f.fit(df, target="y", init="base")
     init = f.history["init"]
     assert init["finetune"] == "lora" and "step_proj.weight" in init["new_inputs"]
@@ -40,8 +40,8 @@ def test_lora_fine_tune_trains_adapters_and_saves_only_them(packaged_tiny_base, 
 
 
 def test_an_adapter_on_another_base_is_refused_in_one_line(packaged_tiny_base, tmp_path):
-    f = Forecaster(prediction_length=6, freq="h", **TRAIN).fit(sine_frame(), target="y",
-                                                               init="base")  # fmt: skip
+    f = Forecaster(prediction_length=6, freq="h", finetune="lora", **TRAIN)
+    f.fit(sine_frame(), target="y", init="base")
     f.save(tmp_path / "ft")
     other = tiny_base()
     torch.nn.init.normal_(other.model.head.weight)  # the packaged base changed since
@@ -50,8 +50,8 @@ def test_an_adapter_on_another_base_is_refused_in_one_line(packaged_tiny_base, t
         Forecaster.load(tmp_path / "ft")
 
 
-def test_full_fine_tune_saves_the_whole_model(packaged_tiny_base, tmp_path):
-    f = Forecaster(prediction_length=6, freq="h", finetune="full", **TRAIN)
+def test_the_default_full_fine_tune_trains_and_saves_the_whole_model(packaged_tiny_base, tmp_path):
+    f = Forecaster(prediction_length=6, freq="h", **TRAIN)
     f.fit(sine_frame(), target=["y", "x"], init="base")
     assert all(p.requires_grad for p in f.model.parameters())
     f.save(tmp_path / "full")
