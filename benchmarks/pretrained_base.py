@@ -56,6 +56,7 @@ from benchmarks.pretrain_split import HELD_OUT
 from benchmarks.suite import (
     EXIT_UNAVAILABLE,
     UNAVAILABLE,
+    piece_arguments,
     read_pieces,
     run_piece,
     run_pieces,
@@ -334,17 +335,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=_ints, default=[0], help="seeds of the trained models")
     ap.add_argument("--base", default=os.environ.get(BASE_ENV),
                     help=f"base folder (default ${BASE_ENV}, else the packaged base)")  # fmt: skip
-    ap.add_argument("--quick", action="store_true", help="smoke run in minutes")
-    ap.add_argument("--merge", action="store_true", help="only merge the finished pieces")
-    ap.add_argument("--retry-failed", action="store_true", help="rerun the failed pieces")
-    ap.add_argument("--work", type=Path, default=None, help=f"piece folder (default {WORK})")
-    ap.add_argument("--out", type=Path, default=None, help=f"CSV folder (default {RESULTS})")
-    ap.add_argument("--threads", type=int, default=2, help="torch / BLAS threads per piece")
-    ap.add_argument("--piece-timeout", type=float, default=None,
-                    help=f"seconds after which a piece is killed and failed (default "
-                    f"{PIECE_TIMEOUT_S:.0f} + 3 x its budget)")  # fmt: skip
-    ap.add_argument("--piece", default=None, help=argparse.SUPPRESS)  # worker: Piece.spec
-    return ap
+    timeout = f"default {PIECE_TIMEOUT_S:.0f} + 3 x its budget"
+    return piece_arguments(ap, WORK, threads=2, timeout_default=timeout)
 
 
 def _base_meta(folder, models) -> dict:

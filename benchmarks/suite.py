@@ -311,16 +311,27 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget-s", type=float, default=None,
                     help="training budget of every trained model (default: tsdiff's own "
                     "max_time_s, GluonTS 300 s; --quick 20 s)")  # fmt: skip
+    timeout = f"default none; --quick {QUICK_PIECE_TIMEOUT_S:.0f}"
+    return piece_arguments(ap, WORK, threads=1, timeout_default=timeout)
+
+
+def piece_arguments(ap, work: Path, threads: int, timeout_default: str):
+    """The options of a script that runs in resumable pieces (this one and
+    :mod:`benchmarks.pretrained_base`): --quick, --merge, --retry-failed, --work, --out,
+    --threads, --piece-timeout and the worker's hidden --piece. Returns ``ap``."""
     ap.add_argument("--quick", action="store_true", help="smoke run in minutes")
     ap.add_argument("--merge", action="store_true", help="only merge the finished pieces")
     ap.add_argument("--retry-failed", action="store_true", help="rerun the failed pieces")
-    ap.add_argument("--work", type=Path, default=None, help=f"piece folder (default {WORK})")
+    ap.add_argument("--work", type=Path, default=None, help=f"piece folder (default {work})")
     ap.add_argument("--out", type=Path, default=None, help=f"CSV folder (default {RESULTS})")
-    ap.add_argument("--threads", type=int, default=1, help="torch / BLAS threads per piece")
-    ap.add_argument("--piece-timeout", type=float, default=None,
-                    help="seconds after which a piece is killed and failed (default none; "
-                    f"--quick {QUICK_PIECE_TIMEOUT_S:.0f})")  # fmt: skip
-    ap.add_argument("--piece", default=None, help=argparse.SUPPRESS)  # SET:MODEL:SEED (worker)
+    ap.add_argument("--threads", type=int, default=threads, help="torch / BLAS threads per piece")
+    ap.add_argument(
+        "--piece-timeout",
+        type=float,
+        default=None,
+        help=f"seconds after which a piece is killed and failed ({timeout_default})",
+    )
+    ap.add_argument("--piece", default=None, help=argparse.SUPPRESS)  # the worker's piece
     return ap
 
 
