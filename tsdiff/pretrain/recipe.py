@@ -72,7 +72,8 @@ class PretrainConfig:
     seed: int = 0
     out: str = "runs/tsdiff-base"
     export: str | None = None
-    """A second place to write the base (the package's: tsdiff/pretrained/base)."""
+    """A second place to write the base (the package's: tsdiff/pretrained/base), its weights
+    stored as float16 (under 2 MB; ``out/base`` keeps them exact)."""
     model: BaseModelConfig = field(default_factory=BaseModelConfig)
     training: PretrainTraining = field(default_factory=PretrainTraining)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -138,8 +139,9 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, log=print) -> Base:
         "torch_threads": torch.get_num_threads(),
     }
     base = Base(config=mcfg, model=module.model.eval(), meta=record)
-    for place in [out / "base"] + ([Path(cfg.export)] if cfg.export else []):
-        save_base(place, base)
-        log(f"pretrain: base written to {place}")
+    save_base(out / "base", base)
+    if cfg.export:
+        save_base(cfg.export, base, half=True)
+    log(f"pretrain: base written to {out / 'base'}" + (f" and {cfg.export}" if cfg.export else ""))
     atomic_write_text(out / "pretrain.json", json.dumps(record, indent=1))
     return base

@@ -71,10 +71,14 @@ class Base:
                 "path": None if packaged else str(self.path)}  # fmt: skip
 
 
-def save_base(path: str | Path, base: Base) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into folder ``path``, all or nothing."""
+def save_base(path: str | Path, base: Base, half: bool = False) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into folder ``path``, all or nothing.
+    ``half``: store the weights as float16 (half the file; :func:`load_base` reads them into
+    the float32 model), as the packaged base is."""
     meta = {"format": FORMAT, "model": base.config.to_dict(), "meta": base.meta}
     state = {k: v.detach().contiguous().cpu() for k, v in base.model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
     def write(tmp: Path) -> None:
         save_file(state, str(tmp / WEIGHTS_FILE))
