@@ -148,8 +148,7 @@ def fit_phases(
     cards = [len(f.categories[col]) for col in f.columns.static_cat]
     mcfg = model_config(c, series, cards, calendar, lags, f.columns.targets)
     module = build_module(c, mcfg)
-    if base is not None:
-        f.history = {"init": start_from_base(module.model, base, c)}
+    init = {"init": start_from_base(module.model, base, c)} if base is not None else {}
     f.model = module.model.to(f.device).eval()
     f.temperature, f.spread = 1.0, 1.0
 
@@ -178,7 +177,7 @@ def fit_phases(
     ]
     t_first = clock.lap("first") - t_first
     f.model = module.model.to(f.device).eval()
-    f.history = f.history | history if base is not None else history
+    f.history = history | init
     f.history["defaults"] = decided
     if val:  # calibration leaves the final phase its share of the first phase's time
         deadline = budget.deadline(SHARES[final] * t_first + margin(budget.total))
