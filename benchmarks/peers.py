@@ -25,12 +25,15 @@ from tsdiff.data.protocol import Protocol, origin_positions
 
 @dataclass
 class PeerResult:
-    """samples: ``[N, S, H, C]``; seconds of wall-clock spent fitting and forecasting."""
+    """samples: ``[N, S, H, C]``, or None for a quantile model (TFT), whose quantiles are
+    ``[Q, N, H, C]`` at ``levels``; seconds of wall-clock spent fitting and forecasting."""
 
     name: str
-    samples: np.ndarray
+    samples: np.ndarray | None
     fit_seconds: float
     predict_seconds: float
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
 
 
 def seasonal_naive(df: pd.DataFrame, protocol: Protocol, n_samples: int = 100) -> PeerResult:
@@ -130,15 +133,24 @@ def _gluonts_peer(name, estimator_cls, df, protocol, n_samples, seed, use_covari
         )
     )
     n_windows, n_ch = len(test) // len(protocol.target_columns), len(protocol.target_columns)
-    samples = np.empty((n_windows, n_samples, protocol.prediction_length, n_ch))
     per_channel: dict[int, list] = {}
+    levels: tuple[float, ...] = ()
     for (_, _, c), fc in zip(test, fcs, strict=True):  # test is ordered item -> channel -> window
+        if hasattr(fc, "forecast_keys"):  # TFT: quantiles only -> [Q, H]
+            levels = tuple(sorted(float(k) for k in fc.forecast_keys if k != "mean"))
+            per_channel.setdefault(c, []).append(np.stack([fc.quantile(q) for q in levels]))
+            continue
         if not hasattr(fc, "samples"):  # PatchTST: per-step marginals, not coherent paths
             fc = fc.to_sample_forecast(n_samples)
         per_channel.setdefault(c, []).append(fc.samples)
+    seconds = (t1 - t0, time.perf_counter() - t1)
+    if levels:
+        q = np.stack([np.stack(per_channel[c], axis=1) for c in range(n_ch)], axis=-1)
+        return PeerResult(name, None, *seconds, quantiles=q, levels=levels)  # q [Q, N, H, C]
+    samples = np.empty((n_windows, n_samples, protocol.prediction_length, n_ch))
     for c in range(n_ch):
         samples[..., c] = np.stack(per_channel[c])
-    return PeerResult(name, samples, t1 - t0, time.perf_counter() - t1)
+    return PeerResult(name, samples, *seconds)
 
 
 def _trainer_kwargs(max_epochs: int) -> dict:

@@ -32,6 +32,10 @@ item's first test origin, forecasts every window of ``window_splits`` (same orde
   (100 epochs of 50 batches of 32) capped by Lightning's ``max_time`` = the budget (default
   ``GLUONTS_BUDGET_S``). DeepAR reads the known covariates; both see the channel index as a
   static category through the shared entries of :mod:`benchmarks.peers`.
+- ``tft``: GluonTS torch Temporal Fusion Transformer with its defaults (context = H, hidden 32,
+  4 heads, quantile loss at 0.1 ... 0.9: quantiles, no paths, scored as fracast's are), same
+  trainer and budget; the known covariates as dynamic reals, the channel index as a static
+  category.
 - ``fracast``: zero-shot, its bundled weights, context of its own length (NaN-masked), quantiles
   0.1 ... 0.9; only where ``H`` <= its native horizon (48) (any frequency: it is scale-free).
 
@@ -245,9 +249,10 @@ def _trainer(budget_s: float, tmp: str) -> dict:
 
 
 def gluonts_model(name, df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
-    """deepar or patchtst (see the module docstring)."""
+    """deepar, patchtst or tft (see the module docstring)."""
     from gluonts.torch.model.deepar import DeepAREstimator  # noqa: PLC0415 - optional or heavy third-party, loaded when used
     from gluonts.torch.model.patch_tst import PatchTSTEstimator  # noqa: PLC0415 - optional or heavy third-party, loaded when used
+    from gluonts.torch.model.tft import TemporalFusionTransformerEstimator  # noqa: PLC0415 - optional or heavy third-party, loaded when used
 
     budget = float(budget_s) if budget_s else GLUONTS_BUDGET_S
     h = protocol.prediction_length
@@ -262,12 +267,26 @@ def gluonts_model(name, df, protocol, seed=0, budget_s=None, quick=False) -> For
             r = peers._gluonts_peer(
                 name, DeepAREstimator, df, protocol, N_PATHS, seed, k > 0, kwargs
             )
+        elif name == "tft":
+            k = len(protocol.known_covariates)
+            kwargs = dict(
+                freq=peers._period_freq(protocol.freq), prediction_length=h,
+                static_cardinalities=[len(protocol.target_columns)],
+                dynamic_dims=[k] if k else None, trainer_kwargs=_trainer(budget, tmp),
+            )  # fmt: skip
+            r = peers._gluonts_peer(
+                name, TemporalFusionTransformerEstimator, df, protocol, N_PATHS, seed, k > 0,
+                kwargs,
+            )  # fmt: skip
         else:
             kwargs = dict(prediction_length=h, patch_len=16, trainer_kwargs=_trainer(budget, tmp))
             r = peers._gluonts_peer(
                 name, PatchTSTEstimator, df, protocol, N_PATHS, seed, False, kwargs
             )
-    return Forecast(samples=r.samples, fit_s=r.fit_seconds, predict_s=r.predict_seconds)
+    return Forecast(
+        samples=r.samples, quantiles=r.quantiles, levels=r.levels, fit_s=r.fit_seconds,
+        predict_s=r.predict_seconds,
+    )  # fmt: skip
 
 
 def fracast(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
@@ -302,11 +321,12 @@ def fracast(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
 
 
 MODELS = ("tsdiff", "seasonal_naive", "auto_ets", "auto_arima", "auto_theta", "stat_ensemble",
-          "deepar", "patchtst", "fracast", "tsdiff_zeroshot", "tsdiff_ft", "tsdiff_ft_lora")  # fmt: skip
+          "deepar", "patchtst", "tft", "fracast", "tsdiff_zeroshot", "tsdiff_ft", "tsdiff_ft_lora")  # fmt: skip
 SEEDED = (
     "tsdiff",
     "deepar",
     "patchtst",
+    "tft",
     "tsdiff_ft",
     "tsdiff_ft_lora",
 )  # trained deep models: several seeds
@@ -332,7 +352,7 @@ def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None)
                 fc if fc is not None else run(m, df, protocol, seed, budget_s, quick, cache)
             )
         return stat_ensemble(members)
-    if name in ("deepar", "patchtst"):
+    if name in ("deepar", "patchtst", "tft"):
         return gluonts_model(name, df, protocol, seed, budget_s, quick)
     runners = {"tsdiff": tsdiff, "seasonal_naive": seasonal_naive, "fracast": fracast,
                "tsdiff_zeroshot": tsdiff_zeroshot, "tsdiff_ft": tsdiff_ft,

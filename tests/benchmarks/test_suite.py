@@ -63,6 +63,17 @@ def test_a_seasonal_naive_piece_scores_every_window(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.slow
+def test_a_tft_piece_is_scored_from_its_quantiles(tmp_path, monkeypatch):
+    """GluonTS' TFT gives quantiles 0.1 ... 0.9, not paths: a piece is scored from them, and
+    the 90 % interval it cannot give is NaN, not a number made up."""
+    pytest.importorskip("gluonts")
+    monkeypatch.setattr(suite.datasets, "load", _toy)
+    rec = run_piece(Piece("toy", "tft", 0), tmp_path, 2, True)
+    assert rec["status"] == "ok" and rec["n_windows"] == 4
+    assert 0 <= rec["wql"] < 1 and math.isnan(rec["cov90"]) and 0 <= rec["cov50"] <= 1
+
+
 def test_a_failing_model_becomes_a_failed_row_with_its_first_error_line(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("singular matrix in fit\nlong traceback text")
