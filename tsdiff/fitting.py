@@ -131,7 +131,7 @@ def fit_phases(
     inputs and seasonal lags chosen for this data: :mod:`tsdiff.features`), ``f.temperature``,
     ``f.spread``, and returns the history. Checkpoints (``checkpoint_dir`` / ``resume``) are the first
     phase's; calibration and the final phase are deterministic given it."""
-    base = load_base(None if f.config.init == "base" else f.config.init) if f.config.init else None
+    base = load_base(f.config.init) if f.config.init else None
     if base is not None:  # the base's shape, channels independent (tsdiff.pretrained)
         f.config = finetune_config(f.config, base)
     f.config, decided = resolve(f.config, describe(series, f.config))

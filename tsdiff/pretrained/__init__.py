@@ -88,9 +88,10 @@ def save_base(path: str | Path, base: Base, half: bool = False) -> Path:
 
 
 def load_base(path: str | Path | None = None) -> Base:
-    """The base in folder ``path`` (default: the packaged one, :data:`BASE_DIR`), in eval mode on
-    the CPU. A missing, corrupt or mismatched file: :class:`CheckpointError` in one line."""
-    path = Path(path) if path is not None else BASE_DIR
+    """The base in folder ``path`` (default, or ``"base"``: the packaged one, :data:`BASE_DIR`), in
+    eval mode on the CPU. A missing, corrupt or mismatched file: :class:`CheckpointError` in one
+    line."""
+    path = Path(path) if path not in (None, "base") else BASE_DIR
     cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not cfg_file.is_file() or not weights.is_file():
         raise CheckpointError(

@@ -16,6 +16,7 @@ def test_the_packaged_base_loads_and_records_its_pretraining():
     held_out = {"m1_yearly", "gasoline", "bikesharing", "taylor", "elecdemand", "elecdaily"}
     assert not held_out & set(base.meta["corpus"])  # the zero-shot sets were never trained on
     assert sum(p.stat().st_size for p in BASE_DIR.iterdir()) < 20e6
+    assert load_base("base").path == BASE_DIR  # the name fit(init="base") gives it
 
 
 def test_the_packaged_base_forecasts_zero_shot_inside_the_domain():
