@@ -21,13 +21,14 @@ else 0.2). For each history and plan, rollouts with common random numbers
 across plans against 1000 simulator futures: 200 paths over 4x the horizon (``--paths``) and, for
 the goals, 1000 paths over the first horizon (``--effect-paths``: with 200 paths the Monte-Carlo
 error of the path mean adds about half a point to the effect error, so 200-path runs of one
-model scatter around the 10 % goal):
+model scatter by about half a point around the 5 % goal):
 
 - CRPS / oracle: mean CRPS of the rollout against simulator draws, over the oracle's own
-  (the simulator's distribution scored against itself), per horizon block;
+  (the simulator's distribution scored against itself), per horizon block; goal <= 1.2;
 - energy score of the whole path against simulator draws, and the oracle's;
 - effect error: sum |estimated - true| / sum |true| of the difference of means plan - off, per
-  step (the true means are exact for these linear dynamics); goal <= 10 %;
+  step (the true means are exact for these linear dynamics); goal <= 5 % (issue 22: constant
+  plans held 24-48 h; the 1x row also counts the evening schedule);
 - cov90: share of simulator futures inside the rollout's central 90 % interval; goal 0.85-0.95;
 - bias_PLAN: signed bias of the plan's mean path, sum (estimated - true mean) over the steps and
   histories, over the mean sum |true effect| of the plans against ``off``; goal within +-3 %;
@@ -133,7 +134,10 @@ def new_acc() -> dict:
     return {k: [] for k in [*keys, "ens_err", "ens_true", *(f"bias_{p}" for p in PLANS)]}
 
 
-GOALS = {"effect_err": (0.0, 0.10), "cov90": (0.85, 0.95), "effect_cov90_model": (0.85, 0.95)}
+GOALS = {
+    "effect_err": (0.0, 0.05), "cov90": (0.85, 0.95), "crps_ratio": (0.0, 1.2),
+    "effect_cov90_model": (0.85, 0.95),
+}  # fmt: skip
 """Goal ranges, judged at 1x (the effect rollout, the first row of a run; the model interval's
 coverage on the 1x row of the ensemble); bias_PLAN: within +-BIAS_GOAL."""
 
