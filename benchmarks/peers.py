@@ -137,7 +137,7 @@ def _gluonts_peer(name, estimator_cls, df, protocol, n_samples, seed, use_covari
     levels: tuple[float, ...] = ()
     for (_, _, c), fc in zip(test, fcs, strict=True):  # test is ordered item -> channel -> window
         if hasattr(fc, "forecast_keys"):  # TFT: quantiles only -> [Q, H]
-            levels = tuple(sorted(float(k) for k in fc.forecast_keys if k != "mean"))
+            levels = levels or tuple(sorted(float(k) for k in fc.forecast_keys if k != "mean"))
             per_channel.setdefault(c, []).append(np.stack([fc.quantile(q) for q in levels]))
             continue
         if not hasattr(fc, "samples"):  # PatchTST: per-step marginals, not coherent paths

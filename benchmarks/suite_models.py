@@ -256,33 +256,23 @@ def gluonts_model(name, df, protocol, seed=0, budget_s=None, quick=False) -> For
 
     budget = float(budget_s) if budget_s else GLUONTS_BUDGET_S
     h = protocol.prediction_length
+    k = len(protocol.known_covariates)
+    freq, channels = peers._period_freq(protocol.freq), len(protocol.target_columns)
     with tempfile.TemporaryDirectory(prefix="suite_") as tmp:
+        common = dict(prediction_length=h, trainer_kwargs=_trainer(budget, tmp))
         if name == "deepar":
-            k = len(protocol.known_covariates)
-            kwargs = dict(
-                freq=peers._period_freq(protocol.freq), prediction_length=h,
-                num_feat_dynamic_real=k, num_feat_static_cat=1,
-                cardinality=[len(protocol.target_columns)], trainer_kwargs=_trainer(budget, tmp),
-            )  # fmt: skip
-            r = peers._gluonts_peer(
-                name, DeepAREstimator, df, protocol, N_PATHS, seed, k > 0, kwargs
-            )
+            cls, use_covariates = DeepAREstimator, k > 0
+            kwargs = dict(freq=freq, num_feat_dynamic_real=k, num_feat_static_cat=1,
+                          cardinality=[channels])  # fmt: skip
         elif name == "tft":
-            k = len(protocol.known_covariates)
-            kwargs = dict(
-                freq=peers._period_freq(protocol.freq), prediction_length=h,
-                static_cardinalities=[len(protocol.target_columns)],
-                dynamic_dims=[k] if k else None, trainer_kwargs=_trainer(budget, tmp),
-            )  # fmt: skip
-            r = peers._gluonts_peer(
-                name, TemporalFusionTransformerEstimator, df, protocol, N_PATHS, seed, k > 0,
-                kwargs,
-            )  # fmt: skip
+            cls, use_covariates = TemporalFusionTransformerEstimator, k > 0
+            kwargs = dict(freq=freq, static_cardinalities=[channels],
+                          dynamic_dims=[k] if k else None)  # fmt: skip
         else:
-            kwargs = dict(prediction_length=h, patch_len=16, trainer_kwargs=_trainer(budget, tmp))
-            r = peers._gluonts_peer(
-                name, PatchTSTEstimator, df, protocol, N_PATHS, seed, False, kwargs
-            )
+            cls, use_covariates, kwargs = PatchTSTEstimator, False, dict(patch_len=16)
+        r = peers._gluonts_peer(
+            name, cls, df, protocol, N_PATHS, seed, use_covariates, {**common, **kwargs}
+        )
     return Forecast(
         samples=r.samples, quantiles=r.quantiles, levels=r.levels, fit_s=r.fit_seconds,
         predict_s=r.predict_seconds,

@@ -138,7 +138,7 @@ def zero_shot_forecaster(a: argparse.Namespace) -> Forecaster:
         )
     target = a.target.split(",") if a.target else None
     return Forecaster.from_pretrained(
-        a.prediction_length, a.freq, path=None if a.model == "base" else a.model, target=target,
+        a.prediction_length, a.freq, path=a.model, target=target,
         item_id=a.item_id, timestamp=a.timestamp,
     )  # fmt: skip
 
