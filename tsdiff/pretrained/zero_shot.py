@@ -31,8 +31,8 @@ COVARIATE_SETTINGS = (
 def zero_shot(cls, prediction_length: int, freq: str, path, roles: tuple, settings: dict):
     """A ``cls`` (:class:`tsdiff.Forecaster`) around the base in ``path`` (None or ``"base"``:
     the packaged one) for horizon ``prediction_length``, bound to frames by ``roles`` (target,
-    item_id, timestamp) at each predict. ``settings``: other ForecasterConfig fields (the sampler's);
-    covariates and the base's shape fields are refused in one line."""
+    item_id, timestamp) at each predict. ``settings``: other ForecasterConfig fields (the
+    sampler's); covariates and the base's shape fields are refused in one line."""
     if bad := [k for k in COVARIATE_SETTINGS if settings.get(k)]:
         raise ValueError(
             f"{bad[0]}: the tsdiff base forecasts zero-shot from the target alone; to use "
