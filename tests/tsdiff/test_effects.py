@@ -8,7 +8,13 @@ import pytest
 
 from tsdiff import ForecasterConfig
 from tsdiff.data.frames import DataError
-from tsdiff.effects import effect_intervals, fit_ensemble, resample_items, rollout_ensemble
+from tsdiff.effects import (
+    effect_intervals,
+    fit_ensemble,
+    member_frames,
+    resample_items,
+    rollout_ensemble,
+)
 from tsdiff.simulators import make_dataset, plan_frame
 
 CONFIG = ForecasterConfig(
@@ -21,7 +27,7 @@ CONFIG = ForecasterConfig(
 @pytest.fixture(scope="module")
 def ensemble():
     df, _ = make_dataset(n_buildings=2, n_hours=24 * 8, seed=2)
-    return fit_ensemble(CONFIG, df, k=3, target="indoor"), df
+    return fit_ensemble(CONFIG, df, k=3, bootstrap=False, target="indoor"), df
 
 
 def _plans(df, item="building_00", horizon=6):
@@ -119,3 +125,18 @@ def test_bootstrap_members_train_on_resampled_items():
         np.testing.assert_array_equal(g.indoor.to_numpy(), orig.indoor.to_numpy())
     with pytest.raises(DataError, match="at least 2 items"):
         resample_items(df[df.item_id == "building_00"], 0)
+
+
+def test_members_after_the_first_train_on_a_resample_of_the_series_by_default():
+    df, _ = make_dataset(n_buildings=4, n_hours=24, seed=0)
+    frames = member_frames(df, [5, 6, 7])
+    assert frames[0] is df  # member 0 sees every series once
+    for seed, frame in zip([6, 7], frames[1:], strict=True):
+        pd.testing.assert_frame_equal(frame, resample_items(df, seed))
+    assert all(f is df for f in member_frames(df, [5, 6, 7], bootstrap=False))
+    one = df[df.item_id == "building_00"]
+    assert all(f is one for f in member_frames(one, [5, 6]))  # "auto": one series, seeds only
+    with pytest.raises(DataError, match="at least 2 items"):
+        member_frames(one, [5, 6], bootstrap=True)
+    with pytest.raises(ValueError, match="bootstrap: expected True, False or 'auto'"):
+        member_frames(df, [5, 6], bootstrap="yes")
