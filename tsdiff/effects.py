@@ -72,8 +72,9 @@ def fit_ensemble(
     ]
 
 
-def member_frames(df: pd.DataFrame, seeds, bootstrap: bool | str = "auto",
-                  item_id: str = "item_id") -> list[pd.DataFrame]:
+def member_frames(
+    df: pd.DataFrame, seeds, bootstrap: bool | str = "auto", item_id: str = "item_id"
+) -> list[pd.DataFrame]:
     """The training frame of each member of :func:`fit_ensemble` (one per seed): ``df`` for
     member 0, and for the others a :func:`resample_items` draw with their seed when ``bootstrap``
     is True, or ``"auto"`` and ``df`` has at least 2 items in ``item_id``; else ``df``."""
