@@ -180,8 +180,6 @@ def default_factory(
     def make(task: fev.Task, past: pd.DataFrame, targets: list[str]) -> Fitted:
         H, freq = task.horizon, task.freq
         if model == "base":
-            if not hasattr(Forecaster, "from_pretrained"):
-                raise ValueError("model 'base': this tsdiff has no pretrained base yet")
             return Fitted(Forecaster.from_pretrained(prediction_length=H, freq=freq), False)
         if model not in MODELS:
             return Fitted(Forecaster.load(model), folder_trained_on_tasks)
