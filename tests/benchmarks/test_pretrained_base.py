@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import pretrained_base as PB
 from benchmarks import suite_models
+from benchmarks import zero_shot_speed as ZS
 from benchmarks.common import read_csv_rows
 from benchmarks.suite import read_pieces, write_piece
 from benchmarks.suite_metrics import N_PATHS
@@ -166,3 +167,15 @@ def test_the_zero_shot_runner_forecasts_every_window_inside_the_training_domain(
     fc = suite_models.run("tsdiff_zeroshot", df, TOY, seed=0)
     assert fc.samples.shape == (4, N_PATHS, 3, 1) and fc.fit_s == 0.0 and fc.predict_s > 0
     assert np.isfinite(fc.samples).all() and (fc.samples >= 0).all()
+
+
+def test_the_speed_benchmark_scores_one_row_per_branch(tiny_base, monkeypatch):
+    t = pd.date_range("2020-01-01", periods=30, freq="D")
+    df = pd.concat([pd.DataFrame({"item_id": f"i{k}", "timestamp": t,
+                                  "y": 5.0 + k + np.tile([0.0, 2.0], 15)}) for k in range(2)],
+                   ignore_index=True)  # fmt: skip
+    monkeypatch.setenv(suite_models.BASE_ENV, str(tiny_base))
+    rows = ZS.measure(df, TOY, [1, 4])
+    assert [r["branch"] for r in rows] == [1, 4]
+    assert all(r["n_windows"] == 4 and r["ms_per_series_window"] > 0 for r in rows)
+    assert all(math.isfinite(r[k]) for r in rows for k in ("wql", "crps", "crps_sum"))
