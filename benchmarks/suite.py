@@ -153,23 +153,44 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Truth:
+    """What a forecast of a set is scored against: the test windows (protocol order), their
+    values ``y`` [N, H, C], each window's history and the domain read from the training rows."""
+
+    windows: list
+    y: np.ndarray
+    histories: list
+    lower: np.ndarray
+
+    @classmethod
+    def of(cls, df, proto) -> Truth:
+        train, ws = window_splits(df, proto)
+        _, y = windows_to_arrays(ws, proto)
+        histories = [yy[:p] for yy, _, p in windows(df, proto)]
+        lower = domain_lower_bounds(train[list(proto.target_columns)].to_numpy(np.float64))
+        return cls(ws, y, histories, lower)
+
+    def score(self, fc, proto) -> dict:
+        """:func:`benchmarks.suite_metrics.score` of forecast ``fc`` on these windows."""
+        return SM.score(fc, self.y, self.histories, proto.season_length, self.lower)
+
+
 def run_piece(piece: Piece, work: Path, budget_s: float | None, quick: bool) -> dict:
     """Run one piece in this process and write its record; returns the record. A missing data
     set raises (the caller skips the set); any error of the model gives a ``failed`` record."""
     df, proto = datasets.load(piece.set)
     if quick:
         df, proto = quick_subset(df, proto)
-    train, ws = window_splits(df, proto)
-    _, y = windows_to_arrays(ws, proto)
-    histories = [yy[:p] for yy, _, p in windows(df, proto)]
-    lower = domain_lower_bounds(train[list(proto.target_columns)].to_numpy(np.float64))
+    truth = Truth.of(df, proto)
+    ws = truth.windows
     record: dict = {"n_windows": len(ws), "n_channels": len(proto.target_columns), "quick": quick,
                     "budget_s": budget_s}  # fmt: skip
     try:
         fc = run(
             piece.model, df, proto, piece.seed, budget_s, quick, ForecastCache(work, piece.set)
         )
-        record.update(SM.score(fc, y, histories, proto.season_length, lower))
+        record.update(truth.score(fc, proto))
         record.update(
             status="ok", train_s=fc.fit_s, predict_ms_per_window=1000 * fc.predict_s / len(ws)
         )

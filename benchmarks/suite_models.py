@@ -160,14 +160,16 @@ def tsdiff_ft_lora(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast
     return tsdiff_ft(df, protocol, seed, budget_s, quick, finetune="lora")
 
 
-def tsdiff_zeroshot(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
-    """The pretrained base zero-shot (see the module docstring): no fit, ``fit_s`` 0."""
+def tsdiff_zeroshot(df, protocol, seed=0, budget_s=None, quick=False, **sampler) -> Forecast:
+    """The pretrained base zero-shot (see the module docstring): no fit, ``fit_s`` 0.
+    ``sampler``: sampler settings for ``from_pretrained`` (``branch``...; default: none)."""
     cols = list(protocol.target_columns)
     f = Forecaster.from_pretrained(
         prediction_length=protocol.prediction_length,
         freq=protocol.freq,
         path=base_folder(),
         target=cols,
+        **sampler,
     )
     _, test = window_splits(df, protocol)
     t0 = time.perf_counter()  # backtest takes each domain from the history before the windows

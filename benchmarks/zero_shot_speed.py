@@ -17,46 +17,26 @@ cores. Writes ``results/zero_shot_speed.csv`` (rows keyed by set and branch).
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
 from benchmarks import datasets
-from benchmarks import suite_metrics as SM
 from benchmarks.common import base_parser, finish, machine, quiet
-from benchmarks.suite_models import backtest_kwargs, base_folder, protocol_order, windows
-from tsdiff.data.protocol import window_splits, windows_to_arrays
-from tsdiff.forecaster import Forecaster
-from tsdiff.metrics import domain_lower_bounds
+from benchmarks.suite import Truth
+from benchmarks.suite_models import base_folder, tsdiff_zeroshot
 
 SETS = ("taylor", "elecdemand", "bikesharing", "elecdaily")
 COLUMNS = ("set", "branch", "ms_per_series_window", "wql", "crps", "crps_sum", "n_windows")
 
 
-def measure(df, protocol, branches, seed: int = 0, name: str = "") -> list[dict]:
-    """One row per branch: the base zero-shot on every test window of ``protocol``."""
-    train, test = window_splits(df, protocol)
-    _, y = windows_to_arrays(test, protocol)
-    histories = [yy[:p] for yy, _, p in windows(df, protocol)]
-    cols = list(protocol.target_columns)
-    lower = domain_lower_bounds(train[cols].to_numpy(np.float64))
+def measure(df, protocol, branches, seed: int = 0) -> list[dict]:
+    """One row per branch: the suite's zero-shot runner (``suite_models.tsdiff_zeroshot``) on
+    every test window of ``protocol``, scored as a suite piece."""
+    truth, n_series = Truth.of(df, protocol), len(protocol.target_columns)
     rows = []
     for b in branches:
-        f = Forecaster.from_pretrained(
-            prediction_length=protocol.prediction_length, freq=protocol.freq, path=base_folder(),
-            target=cols, branch=b,
-        )  # fmt: skip
-        t0 = time.perf_counter()
-        bt = f.backtest(
-            df[["item_id", "timestamp", *cols]], num_samples=SM.N_PATHS, seed=seed,
-            **backtest_kwargs(protocol),
-        )  # fmt: skip
-        dt = time.perf_counter() - t0
-        samples = bt["samples"][protocol_order(bt["items"], bt["origins"], test)]
-        fc = SM.Forecast(samples=samples, fit_s=0.0, predict_s=dt)
-        s = SM.score(fc, y, histories, protocol.season_length, lower)
-        rows.append({"set": name or protocol.name, "branch": b, "n_windows": len(test),
-                     "ms_per_series_window": 1000 * dt / (len(test) * len(cols)),
+        fc = tsdiff_zeroshot(df, protocol, seed, branch=b)
+        s = truth.score(fc, protocol)
+        n = len(truth.windows)
+        rows.append({"set": protocol.name, "branch": b, "n_windows": n,
+                     "ms_per_series_window": 1000 * fc.predict_s / (n * n_series),
                      "wql": s["wql"], "crps": s["crps"], "crps_sum": s["crps_sum"]})  # fmt: skip
     return rows
 
@@ -78,7 +58,7 @@ def main(argv=None) -> int:
     rows = []
     for name in sets:
         df, proto = datasets.load(name)
-        rows += measure(df, proto, branches, name=name)
+        rows += measure(df, proto, branches)
         print("  " + "; ".join(f"branch {r['branch']}: {r['ms_per_series_window']:.1f} ms, wQL "
                                f"{r['wql']:.4f}" for r in rows[-len(branches):]), flush=True)  # fmt: skip
     meta = {**machine(), "threads": args.threads, "base": str(base_folder() or "packaged")}
