@@ -46,7 +46,7 @@ from benchmarks.common import (
     quiet,
     write_csv,
 )
-from benchmarks.suite_models import MODELS, SEEDED, run, windows
+from benchmarks.suite_models import MODELS, SEEDED, run, training_budget, windows
 from lm_core.outputs import one_line
 from tsdiff.data.protocol import window_splits, windows_to_arrays
 from tsdiff.metrics import domain_lower_bounds
@@ -252,8 +252,10 @@ STATS = (*SM.METRICS, "train_s", "predict_ms_per_window", "peak_rss_mib")
 
 
 def set_rows(records: list[dict]) -> list[dict]:
-    """Per (set, model): mean and sd over its ``ok`` seeds of every metric; ``failed`` with the
-    first error when no seed ran."""
+    """Per (set, model): mean and sd over its ``ok`` seeds of every metric, and the training
+    budget it ran under (``budget_s``: :func:`~benchmarks.suite_models.training_budget`, blank
+    for the untrained models); ``failed`` with the first error when no seed ran. Seeds run under
+    different budgets are not averaged: that is an error naming the set and model."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         groups.setdefault((r["set"], r["model"]), []).append(r)
@@ -261,8 +263,13 @@ def set_rows(records: list[dict]) -> list[dict]:
     rows = []
     for (s, m), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))):
         ok = [r for r in recs if r.get("status") == "ok"]
+        budgets = {training_budget(m, r.get("budget_s")) for r in recs}
+        if len(budgets) > 1:
+            raise SystemExit(f"--merge: {s} / {m}: seeds ran under budgets {sorted(budgets)} s; "
+                             "merge one budget at a time (--work)")  # fmt: skip
         row = {"level": "set", "set": s, "model": m, "status": "ok" if ok else "failed",
-               "seeds": len(ok), "n_windows": recs[0].get("n_windows", "")}  # fmt: skip
+               "seeds": len(ok), "n_windows": recs[0].get("n_windows", ""),
+               "budget_s": budgets.pop()}  # fmt: skip
         for k in STATS:
             vals = [float(r[k]) for r in ok if r.get(k) is not None]
             row[k] = float(np.mean(vals)) if vals else math.nan
@@ -308,7 +315,7 @@ def merge(work: Path, out: Path, sets=None, models=None) -> list[dict]:
     path = write_csv(out, "suite", rows + agg, {"quick": quick})
     print(f"wrote {path}")
     print("\nper set (mean over seeds; failed rows name their error):")
-    cols = ("set", "model", "status", "seeds", "wql", "mase", "crps", "cov90", "crps_sum",
+    cols = ("set", "model", "status", "seeds", "budget_s", "wql", "mase", "crps", "cov90", "crps_sum",
             "outside_domain", "train_s", "predict_ms_per_window", "peak_rss_mib")  # fmt: skip
     print(format_table([{c: r.get(c, "") for c in cols} for r in rows], cols))
     for r in rows:

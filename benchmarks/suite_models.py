@@ -55,6 +55,7 @@ import pandas as pd
 
 from benchmarks import peers
 from benchmarks.suite_metrics import LEVELS, N_PATHS, Forecast
+from tsdiff.config import TrainingSection
 from tsdiff.data.protocol import Protocol, origin_positions, window_splits
 from tsdiff.forecaster import Forecaster
 
@@ -323,6 +324,19 @@ SEEDED = (
     "tsdiff_ft_lora",
 )  # trained deep models: several seeds
 STAT_MEMBERS = ("auto_ets", "auto_arima", "auto_theta")
+TSDIFF_TRAINED = ("tsdiff", "tsdiff_ft", "tsdiff_ft_lora")
+GLUONTS = ("deepar", "patchtst", "tft")
+
+
+def training_budget(name: str, budget_s: float | None) -> float | None:
+    """Seconds of training model ``name`` ran under: ``budget_s`` when the run gave one, else its
+    own default (tsdiff's ``max_time_s``, :data:`GLUONTS_BUDGET_S`); None for a model that
+    does not train (seasonal naive, the statsforecast models, fracast, zero-shot tsdiff)."""
+    if name in TSDIFF_TRAINED:
+        return float(budget_s) if budget_s else TrainingSection().max_time_s
+    if name in GLUONTS:
+        return float(budget_s) if budget_s else GLUONTS_BUDGET_S
+    return None
 
 
 def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None) -> Forecast:
@@ -344,7 +358,7 @@ def run(name: str, df, protocol, seed=0, budget_s=None, quick=False, cache=None)
                 fc if fc is not None else run(m, df, protocol, seed, budget_s, quick, cache)
             )
         return stat_ensemble(members)
-    if name in ("deepar", "patchtst", "tft"):
+    if name in GLUONTS:
         return gluonts_model(name, df, protocol, seed, budget_s, quick)
     runners = {"tsdiff": tsdiff, "seasonal_naive": seasonal_naive, "fracast": fracast,
                "tsdiff_zeroshot": tsdiff_zeroshot, "tsdiff_ft": tsdiff_ft,

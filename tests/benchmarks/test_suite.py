@@ -93,6 +93,20 @@ def test_a_failing_model_becomes_a_failed_row_with_its_first_error_line(tmp_path
     assert (tmp_path / "suite.csv").is_file()
 
 
+def test_each_merged_row_states_the_training_budget_it_ran_under(tmp_path):
+    ok = {"status": "ok", "wql": 0.1}
+    write_piece(tmp_path, Piece("toy", "tsdiff", 0), {**ok, "budget_s": None})  # its default
+    write_piece(tmp_path, Piece("toy", "deepar", 0), {**ok, "budget_s": 60.0})
+    write_piece(tmp_path, Piece("toy", "auto_ets", 0), {**ok, "budget_s": 60.0})  # trains none
+    rows = {r["model"]: r for r in merge(tmp_path, tmp_path) if r["level"] == "set"}
+    assert rows["tsdiff"]["budget_s"] == 300.0  # Forecaster's max_time_s
+    assert rows["deepar"]["budget_s"] == 60.0
+    assert rows["auto_ets"]["budget_s"] is None
+    write_piece(tmp_path, Piece("toy", "tsdiff", 1), {**ok, "budget_s": 60.0})
+    with pytest.raises(SystemExit, match="toy / tsdiff: seeds ran under budgets"):
+        merge(tmp_path, tmp_path)
+
+
 def test_finished_pieces_are_skipped_on_rerun_and_a_dead_worker_is_a_failed_piece(
     tmp_path, monkeypatch, capsys
 ):
