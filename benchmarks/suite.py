@@ -241,6 +241,7 @@ def run_pieces(pieces: list, args, child=None) -> None:
         if not path.is_file():  # the worker died (killed, out of memory, segfault...)
             last = (proc.stderr.strip().splitlines() or [""])[-1][:300]
             write_piece(args.work, piece, {"status": "failed", "quick": args.quick,
+                                           "budget_s": getattr(piece, "budget_s", getattr(args, "budget_s", None)),
                                            "error": f"worker exit code {proc.returncode}: {last}"})  # fmt: skip
         rec = json.loads(path.read_text())
         extra = rec.get("error", "") if rec["status"] != "ok" else f"wql {rec['wql']:.4f}"

@@ -121,10 +121,11 @@ def test_finished_pieces_are_skipped_on_rerun_and_a_dead_worker_is_a_failed_piec
 
     monkeypatch.setattr(suite, "_child", fake_child)
     pieces = plan(["toy"], ["seasonal_naive", "deepar"], [0])
-    run_pieces(pieces, _args(tmp_path))
+    run_pieces(pieces, _args(tmp_path, budget_s=60.0))
     assert calls == ["toy__seasonal_naive__s0.json", "toy__deepar__s0.json"]
     dead = json.loads((tmp_path / "toy__deepar__s0.json").read_text())
     assert dead["status"] == "failed" and dead["error"] == "worker exit code -9: Killed"
+    assert dead["budget_s"] == 60.0  # the run's budget: the merge groups it with its seeds
     calls.clear()
     run_pieces(pieces, _args(tmp_path))  # a rerun: everything is finished
     assert calls == []
