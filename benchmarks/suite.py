@@ -89,9 +89,10 @@ def plan(sets, models, seeds) -> list[Piece]:
 
 
 def write_piece(work: Path, piece: Piece, record: dict) -> Path:
-    """Write a piece's record as JSON, whole (temporary file in ``work``, then rename)."""
+    """Write a piece's record as JSON, whole (temporary file in ``work``, then rename); the
+    piece's own fields (set, model, seed, ...) win over the record's."""
     Path(work).mkdir(parents=True, exist_ok=True)
-    text = json.dumps({**dataclasses.asdict(piece), **record}, indent=1, default=float)
+    text = json.dumps({**record, **dataclasses.asdict(piece)}, indent=1, default=float)
     return _atomic_file(Path(work), piece.filename, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -241,7 +242,7 @@ def run_pieces(pieces: list, args, child=None) -> None:
         if not path.is_file():  # the worker died (killed, out of memory, segfault...)
             last = (proc.stderr.strip().splitlines() or [""])[-1][:300]
             write_piece(args.work, piece, {"status": "failed", "quick": args.quick,
-                                           "budget_s": getattr(piece, "budget_s", getattr(args, "budget_s", None)),
+                                           "budget_s": getattr(args, "budget_s", None),
                                            "error": f"worker exit code {proc.returncode}: {last}"})  # fmt: skip
         rec = json.loads(path.read_text())
         extra = rec.get("error", "") if rec["status"] != "ok" else f"wql {rec['wql']:.4f}"

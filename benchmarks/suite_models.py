@@ -315,17 +315,10 @@ def fracast(df, protocol, seed=0, budget_s=None, quick=False) -> Forecast:
 
 MODELS = ("tsdiff", "seasonal_naive", "auto_ets", "auto_arima", "auto_theta", "stat_ensemble",
           "deepar", "patchtst", "tft", "fracast", "tsdiff_zeroshot", "tsdiff_ft", "tsdiff_ft_lora")  # fmt: skip
-SEEDED = (
-    "tsdiff",
-    "deepar",
-    "patchtst",
-    "tft",
-    "tsdiff_ft",
-    "tsdiff_ft_lora",
-)  # trained deep models: several seeds
 STAT_MEMBERS = ("auto_ets", "auto_arima", "auto_theta")
 TSDIFF_TRAINED = ("tsdiff", "tsdiff_ft", "tsdiff_ft_lora")
 GLUONTS = ("deepar", "patchtst", "tft")
+SEEDED = (*TSDIFF_TRAINED, *GLUONTS)  # trained deep models: several seeds
 
 
 def training_budget(name: str, budget_s: float | None) -> float | None:

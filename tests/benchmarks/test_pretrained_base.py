@@ -145,6 +145,19 @@ def test_a_missing_base_is_one_line():
 TOY = Protocol("toy", "D", 3, 6, 2, ("y",), n_test_windows=2)
 
 
+def _two_items(future_value=None):
+    """Two daily items of 30 values alternating with period 2 (TOY's season); ``future_value``:
+    the second-to-last value of each (inside its last test window)."""
+    t = pd.date_range("2020-01-01", periods=30, freq="D")
+    parts = []
+    for k in range(2):
+        y = 5.0 + k + np.tile([0.0, 2.0], 15)
+        if future_value is not None:
+            y[-2] = future_value
+        parts.append(pd.DataFrame({"item_id": f"i{k}", "timestamp": t, "y": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
 @pytest.fixture
 def tiny_base(tmp_path):
     cfg = TSModelConfig(context_length=64, prediction_length=64, patch_size=16, n_bins=64,
@@ -156,13 +169,9 @@ def tiny_base(tmp_path):
 def test_the_zero_shot_runner_forecasts_every_window_inside_the_training_domain(
     tiny_base, monkeypatch
 ):
-    t = pd.date_range("2020-01-01", periods=30, freq="D")
-    parts = []
-    for k in range(2):
-        y = 5.0 + k + np.tile([0.0, 2.0], 15)
-        y[-2] = -50.0  # only the scored future is negative: the domain is read before it
-        parts.append(pd.DataFrame({"item_id": f"i{k}", "timestamp": t, "y": y}))
-    df = pd.concat(parts, ignore_index=True)
+    df = _two_items(
+        future_value=-50.0
+    )  # only the scored future is negative: the domain is read before it
     monkeypatch.setenv(suite_models.BASE_ENV, str(tiny_base))
     fc = suite_models.run("tsdiff_zeroshot", df, TOY, seed=0)
     assert fc.samples.shape == (4, N_PATHS, 3, 1) and fc.fit_s == 0.0 and fc.predict_s > 0
@@ -170,10 +179,7 @@ def test_the_zero_shot_runner_forecasts_every_window_inside_the_training_domain(
 
 
 def test_the_speed_benchmark_scores_one_row_per_branch(tiny_base, monkeypatch):
-    t = pd.date_range("2020-01-01", periods=30, freq="D")
-    df = pd.concat([pd.DataFrame({"item_id": f"i{k}", "timestamp": t,
-                                  "y": 5.0 + k + np.tile([0.0, 2.0], 15)}) for k in range(2)],
-                   ignore_index=True)  # fmt: skip
+    df = _two_items()
     monkeypatch.setenv(suite_models.BASE_ENV, str(tiny_base))
     rows = ZS.measure(df, TOY, [1, 4])
     assert [r["branch"] for r in rows] == [1, 4]
