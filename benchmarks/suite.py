@@ -283,22 +283,48 @@ def set_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def aggregate_rows(rows: list[dict], model: str = "tsdiff") -> list[dict]:
+def aggregate_rows(rows: list[dict], records: list[dict] = (), model: str = "tsdiff") -> list[dict]:
     """Per model: geometric means over sets of wQL and MASE relative to seasonal naive, average
-    rank by wQL, and ``model``'s wins against it by wQL (``wins/sets``)."""
+    rank by wQL, and ``model``'s wins against it by wQL (``wins/sets``). For a seeded model with
+    two or more seeds among ``records`` (the pieces), also the geometric mean of each seed alone
+    (``wql_gmean_rel_by_seed``, seeds in order) and their sd (``wql_gmean_rel_sd``,
+    ``mase_gmean_rel_sd``): the spread a reader needs before ranking two close models."""
     ok = [r for r in rows if r["status"] == "ok"]
     g_wql, g_mase = SM.geometric_mean_relative(ok, "wql"), SM.geometric_mean_relative(ok, "mase")
     ranks, won = SM.average_ranks(ok, "wql"), SM.wins(ok, model, "wql")
+    by_seed = {k: per_seed_gmeans(records, k, {m: n for m, (_, n) in g.items()})
+               for k, g in (("wql", g_wql), ("mase", g_mase))}  # fmt: skip
     out = []
     for m in dict.fromkeys(r["model"] for r in rows):
         w = won.get(m)
-        out.append({
+        row = {
             "level": "aggregate", "set": "ALL", "model": m,
             "wql_gmean_rel": g_wql.get(m, (math.nan, 0))[0],
             "mase_gmean_rel": g_mase.get(m, (math.nan, 0))[0],
             "n_sets": g_wql.get(m, (math.nan, 0))[1], "avg_rank_wql": ranks.get(m, math.nan),
             f"{model}_wins": f"{w[0]}/{w[1]}" if w else "",
-        })  # fmt: skip
+        }  # fmt: skip
+        if len(by_seed["wql"].get(m, [])) > 1:
+            row["wql_gmean_rel_by_seed"] = " ".join(f"{v:.4f}" for v in by_seed["wql"][m])
+            for k in ("wql", "mase"):
+                row[f"{k}_gmean_rel_sd"] = float(np.std(by_seed[k].get(m, [math.nan]), ddof=1))
+        out.append(row)
+    return out
+
+
+def per_seed_gmeans(records: list[dict], metric: str, n_sets: dict[str, int]) -> dict[str, list]:
+    """Per seeded model: the geometric mean over sets of ``metric`` relative to seasonal naive
+    for each of its seeds alone (in seed order), against the same untrained rows. A seed counts
+    only where it covers the ``n_sets[model]`` sets of the model's mean row, so that every value
+    is taken over the same sets."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    fixed = [r for r in ok if r["model"] not in SEEDED]
+    out: dict[str, list] = {}
+    for seed in sorted({r["seed"] for r in ok if r["model"] in SEEDED}):
+        seeded = [r for r in ok if r["model"] in SEEDED and r["seed"] == seed]
+        for m, (g, n) in SM.geometric_mean_relative(fixed + seeded, metric).items():
+            if m in SEEDED and n == n_sets.get(m):
+                out.setdefault(m, []).append(g)
     return out
 
 
@@ -312,7 +338,7 @@ def merge(work: Path, out: Path, sets=None, models=None) -> list[dict]:
     if not records:
         raise SystemExit(f"--merge: no finished pieces under {work}")
     rows = set_rows(records)
-    agg = aggregate_rows(rows)
+    agg = aggregate_rows(rows, records)
     quick = any(r.get("quick") for r in records)
     path = write_csv(out, "suite", rows + agg, {"quick": quick})
     print(f"wrote {path}")
@@ -324,7 +350,7 @@ def merge(work: Path, out: Path, sets=None, models=None) -> list[dict]:
         if r["status"] != "ok":
             print(f"  failed: {r['set']} / {r['model']}: {r['error']}")
     print("\nheadline (geometric mean over sets relative to seasonal naive; rank by wQL):")
-    print(format_table(agg), flush=True)
+    print(format_table(agg, list(dict.fromkeys(k for r in agg for k in r))), flush=True)
     return rows + agg
 
 

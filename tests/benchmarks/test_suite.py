@@ -107,6 +107,25 @@ def test_each_merged_row_states_the_training_budget_it_ran_under(tmp_path):
         merge(tmp_path, tmp_path)
 
 
+def test_the_headline_gives_each_seeds_geometric_mean_and_their_sd(tmp_path):
+    def piece(s, m, seed, wql):
+        write_piece(tmp_path, Piece(s, m, seed), {"status": "ok", "wql": wql, "mase": wql})
+
+    for s in ("a", "b"):
+        piece(s, "seasonal_naive", 0, 1.0)
+        piece(s, "auto_ets", 0, 0.5)
+    piece("a", "deepar", 0, 0.25), piece("b", "deepar", 0, 1.0)  # seed 0: sqrt(0.25) = 0.5
+    piece("a", "deepar", 1, 1.0), piece("b", "deepar", 1, 1.0)  # seed 1: 1.0
+    piece("a", "tsdiff", 0, 0.5), piece("b", "tsdiff", 0, 0.5)
+    piece("a", "tsdiff", 1, 0.5)  # seed 1 on one set only: not comparable, left out
+    agg = {r["model"]: r for r in merge(tmp_path, tmp_path) if r["level"] == "aggregate"}
+    assert agg["deepar"]["wql_gmean_rel_by_seed"] == "0.5000 1.0000"
+    assert agg["deepar"]["wql_gmean_rel_sd"] == pytest.approx(np.std([0.5, 1.0], ddof=1))
+    assert agg["deepar"]["mase_gmean_rel_sd"] == pytest.approx(np.std([0.5, 1.0], ddof=1))
+    assert "wql_gmean_rel_sd" not in agg["tsdiff"]  # one comparable seed
+    assert "wql_gmean_rel_sd" not in agg["auto_ets"]  # untrained: one run
+
+
 def test_finished_pieces_are_skipped_on_rerun_and_a_dead_worker_is_a_failed_piece(
     tmp_path, monkeypatch, capsys
 ):
