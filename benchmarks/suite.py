@@ -31,6 +31,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +284,9 @@ def set_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def aggregate_rows(rows: list[dict], records: list[dict] = (), model: str = "tsdiff") -> list[dict]:
+def aggregate_rows(
+    rows: list[dict], records: Sequence[dict] = (), model: str = "tsdiff"
+) -> list[dict]:
     """Per model: geometric means over sets of wQL and MASE relative to seasonal naive, average
     rank by wQL, and ``model``'s wins against it by wQL (``wins/sets``). For a seeded model with
     two or more seeds among ``records`` (the pieces), also the geometric mean of each seed alone
@@ -312,7 +315,9 @@ def aggregate_rows(rows: list[dict], records: list[dict] = (), model: str = "tsd
     return out
 
 
-def per_seed_gmeans(records: list[dict], metric: str, n_sets: dict[str, int]) -> dict[str, list]:
+def per_seed_gmeans(
+    records: Sequence[dict], metric: str, n_sets: dict[str, int]
+) -> dict[str, list]:
     """Per seeded model: the geometric mean over sets of ``metric`` relative to seasonal naive
     for each of its seeds alone (in seed order), against the same untrained rows. A seed counts
     only where it covers the ``n_sets[model]`` sets of the model's mean row, so that every value

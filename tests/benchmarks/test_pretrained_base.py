@@ -169,9 +169,8 @@ def tiny_base(tmp_path):
 def test_the_zero_shot_runner_forecasts_every_window_inside_the_training_domain(
     tiny_base, monkeypatch
 ):
-    df = _two_items(
-        future_value=-50.0
-    )  # only the scored future is negative: the domain is read before it
+    # only the scored future is negative: the domain is read before it
+    df = _two_items(future_value=-50.0)
     monkeypatch.setenv(suite_models.BASE_ENV, str(tiny_base))
     fc = suite_models.run("tsdiff_zeroshot", df, TOY, seed=0)
     assert fc.samples.shape == (4, N_PATHS, 3, 1) and fc.fit_s == 0.0 and fc.predict_s > 0
