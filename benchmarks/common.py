@@ -134,10 +134,11 @@ def _fmt(v) -> str:
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
-    """A Markdown table of ``rows`` (dicts), columns in the given order (default: first row's keys)."""
+    """A Markdown table of ``rows`` (dicts), columns in the given order (default: every key of any
+    row, in order of first appearance; a row without a column shows an empty cell)."""
     if not rows:
         return "(no rows)"
-    columns = list(columns or rows[0].keys())
+    columns = list(columns or dict.fromkeys(k for r in rows for k in r))
     cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
     width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
 

@@ -295,8 +295,7 @@ def aggregate_rows(
     ok = [r for r in rows if r["status"] == "ok"]
     g_wql, g_mase = SM.geometric_mean_relative(ok, "wql"), SM.geometric_mean_relative(ok, "mase")
     ranks, won = SM.average_ranks(ok, "wql"), SM.wins(ok, model, "wql")
-    by_seed = {k: per_seed_gmeans(records, k, {m: n for m, (_, n) in g.items()})
-               for k, g in (("wql", g_wql), ("mase", g_mase))}  # fmt: skip
+    by_seed = {k: per_seed_gmeans(records, k, g) for k, g in (("wql", g_wql), ("mase", g_mase))}
     out = []
     for m in dict.fromkeys(r["model"] for r in rows):
         w = won.get(m)
@@ -316,19 +315,19 @@ def aggregate_rows(
 
 
 def per_seed_gmeans(
-    records: Sequence[dict], metric: str, n_sets: dict[str, int]
+    records: Sequence[dict], metric: str, overall: dict[str, tuple[float, int]]
 ) -> dict[str, list]:
     """Per seeded model: the geometric mean over sets of ``metric`` relative to seasonal naive
-    for each of its seeds alone (in seed order), against the same untrained rows. A seed counts
-    only where it covers the ``n_sets[model]`` sets of the model's mean row, so that every value
-    is taken over the same sets."""
+    for each of its seeds alone (in seed order), against the same untrained rows. ``overall`` is
+    the mean rows' ``SM.geometric_mean_relative`` (model -> (value, n_sets)); a seed counts only
+    where it covers the same number of sets, so that every value is taken over the same sets."""
     ok = [r for r in records if r.get("status") == "ok"]
     fixed = [r for r in ok if r["model"] not in SEEDED]
     out: dict[str, list] = {}
     for seed in sorted({r["seed"] for r in ok if r["model"] in SEEDED}):
         seeded = [r for r in ok if r["model"] in SEEDED and r["seed"] == seed]
         for m, (g, n) in SM.geometric_mean_relative(fixed + seeded, metric).items():
-            if m in SEEDED and n == n_sets.get(m):
+            if m in SEEDED and n == overall.get(m, (math.nan, 0))[1]:
                 out.setdefault(m, []).append(g)
     return out
 
@@ -355,7 +354,7 @@ def merge(work: Path, out: Path, sets=None, models=None) -> list[dict]:
         if r["status"] != "ok":
             print(f"  failed: {r['set']} / {r['model']}: {r['error']}")
     print("\nheadline (geometric mean over sets relative to seasonal naive; rank by wQL):")
-    print(format_table(agg, list(dict.fromkeys(k for r in agg for k in r))), flush=True)
+    print(format_table(agg), flush=True)
     return rows + agg
 
 
